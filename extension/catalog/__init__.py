@@ -1,0 +1,1 @@
+"""The catalog database: SQLModel tables, sessions, migrations and the access rules."""
