@@ -1,0 +1,87 @@
+"""The catalog's tables. Each inherits its fields from the shared API type in `kernels.schemas`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field
+
+from headstart.kernels.schemas import (
+    DatasetBase,
+    EpochBase,
+    EvaluationBase,
+    ModelBase,
+    ModelVersionBase,
+    TrainingBase,
+    UserBase,
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=now)
+
+
+class CatalogModel(ModelBase, table=True):
+    """A model in the catalog; `version` is its current version."""
+
+    __tablename__ = "models"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ModelVersion(ModelVersionBase, table=True):
+    """One stored version of a model: a full `.keras` file, or a head plus a shared body."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE", index=True)
+    artifact: str  # store key of model.keras, or of head.keras when body_ref is set
+    body_ref: str | None = None  # sha256 of a shared body under bodies/, for frozen-body results
+    created_at: datetime = Field(default_factory=now)
+
+
+class Dataset(DatasetBase, table=True):
+    __tablename__ = "datasets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=now)
+
+
+class Training(TrainingBase, table=True):
+    __tablename__ = "trainings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    candidate: str | None = None  # store key of the candidate's folder while it awaits a decision
+    created_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+
+
+class Epoch(EpochBase, table=True):
+    __tablename__ = "epochs"
+    __table_args__ = (UniqueConstraint("training_id", "epoch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    training_id: int = Field(foreign_key="trainings.id", ondelete="CASCADE", index=True)
+
+
+class Evaluation(EvaluationBase, table=True):
+    __tablename__ = "evaluations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requested_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=now)

@@ -1,0 +1,1 @@
+"""Jobs: the task functions that call the engine, and the runner that executes them."""

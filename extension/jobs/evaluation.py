@@ -1,0 +1,96 @@
+"""The evaluation task: score a model version on a dataset split or on a list of image files.
+
+A classifier runs its body through the feature cache, so a body that was ever trained or scored on
+a split is not run again: only the head runs on the cached features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from headstart.extension.jobs.artifacts import VersionRef, load_version
+from headstart.extension.jobs.training import _features, _old_head
+from headstart.extension.store import ArtifactStore, dataset_key
+from headstart.kernels.engine.limits import IngestLimits
+
+BATCH = 32
+
+
+def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str, *, top_k: int = 3) -> dict:
+    """Score a version on one split of a dataset; the result is `EvaluationResult.to_dict()`."""
+    from headstart.kernels.engine.inference import predict_batches
+    from headstart.kernels.engine.scoring import score
+    from headstart.kernels.engine.shards import DatasetReader
+
+    store = ArtifactStore(store_root)
+    dataset = DatasetReader(store.path(dataset_key(dataset_id)))
+    images = dataset.split(split)
+    labels = list(dataset.labels)
+    body_sha = ref.body_ref or ref.body_sha
+    if ref.kind != "classifier" or body_sha is None:
+        result = score(np.zeros((0, 0), np.float32), None, model_labels=None, dataset_labels=labels)
+        return result.to_dict()
+    loaded: dict = {}
+    features, _ = _features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
+    head = _old_head(store, ref, loaded)
+    probabilities = predict_batches(_head_model(head, features[split].shape[-1]), [features[split]], batch_size=256)
+    names = [f"{split}[{i}]" for i in range(len(images))]
+    result = score(
+        probabilities,
+        np.asarray(images.labels),
+        model_labels=list(ref.labels or []),
+        dataset_labels=labels,
+        top_k=top_k,
+        names=names,
+    )
+    return result.to_dict()
+
+
+def _head_model(head: object, feature_dim: int) -> object:
+    import keras
+
+    return keras.Sequential([keras.Input((int(feature_dim),)), head])
+
+
+def evaluate_files(
+    store_root: str,
+    ref: VersionRef,
+    files: list[Path],
+    limits: IngestLimits,
+    *,
+    top_k: int = 3,
+    resize_policy: str = "center_crop",
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Predict a version's top-k labels for each image file; there is no truth, so no accuracy."""
+    from headstart.kernels.engine.images import decode_image
+    from headstart.kernels.engine.inference import predict_batches
+    from headstart.kernels.engine.scoring import score
+
+    store = ArtifactStore(store_root)
+    model = load_version(store, ref)
+
+    def batches() -> object:
+        for start in range(0, len(files), BATCH):
+            chunk = files[start : start + BATCH]
+            yield np.stack(
+                [
+                    decode_image(Path(f).read_bytes(), max_pixels=limits.max_image_pixels, policy=resize_policy)
+                    for f in chunk
+                ]
+            )
+
+    probabilities = predict_batches(model, batches(), batch_size=BATCH, progress=progress)
+    model_labels = list(ref.labels) if ref.kind == "classifier" and ref.labels else None
+    result = score(
+        probabilities,
+        None,
+        model_labels=model_labels,
+        dataset_labels=model_labels or [],
+        top_k=top_k,
+        names=[Path(f).name for f in files],
+    )
+    return result.to_dict()

@@ -1,0 +1,156 @@
+"""The training task: one transfer-learning run of a model version on a dataset (rules 2 and 3).
+
+A frozen body trains only its head, on features from the cache (computed once per body and
+dataset), and the candidate is stored as a head plus a reference to the shared body. Unfrozen
+layers train the whole model on the image shards, and the candidate is a full model file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from headstart.extension.jobs.artifacts import (
+    BODY_REF_FILE,
+    HEAD_FILE,
+    ModelFacts,
+    TrainingFacts,
+    VersionRef,
+    load_version,
+    stage_model,
+)
+from headstart.extension.store import ArtifactStore, body_key, dataset_key
+from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.schemas import TrainingConfig
+
+EpochSink = Callable[[dict], None]
+
+
+def _ensure_body_stored(store: ArtifactStore, body: object, body_sha: str) -> None:
+    """Store a body once under its fingerprint, so every frozen-body candidate can share it."""
+    from headstart.kernels.engine.keras_file import save_model
+
+    if store.exists(body_key(body_sha)):
+        return
+    with store.staging() as folder:
+        save_model(body, folder / "body.keras", kind="feature_vector", labels=None)
+        store.commit_if_absent(folder / "body.keras", body_key(body_sha))
+
+
+def _features(
+    store: ArtifactStore,
+    ref: VersionRef,
+    body_sha: str,
+    dataset_id: int,
+    splits: dict,
+    batch_size: int,
+    loaded: dict,
+) -> tuple[dict, str]:
+    """Cached features for each split, computing (and caching) the missing ones with the body."""
+    from headstart.kernels.engine.features import FeatureCache
+    from headstart.kernels.engine.surgery import split_model
+
+    cache = FeatureCache(store.path("features"), store.path("tmp"))
+    found = {name: cache.load(body_sha, dataset_id, name) for name in splits}
+    missing = [name for name, array in found.items() if array is None]
+    if missing or not store.exists(body_key(body_sha)):
+        if "model" not in loaded:
+            loaded["model"] = load_version(store, ref)
+        body, _ = split_model(loaded["model"])
+        _ensure_body_stored(store, body, body_sha)
+        for name in missing:
+            found[name] = cache.compute(body, splits[name], body_sha, dataset_id, name, batch_size=batch_size)
+    return found, "miss" if missing else "hit"
+
+
+def _old_head(store: ArtifactStore, ref: VersionRef, loaded: dict) -> object:
+    """The version's current head layer, reading only the small head file when it has one."""
+    import keras
+
+    if ref.body_ref is not None:
+        head_model = keras.saving.load_model(store.path(ref.folder) / HEAD_FILE, compile=False)
+        return head_model.layers[-1]
+    if "model" not in loaded:
+        loaded["model"] = load_version(store, ref)
+    return loaded["model"].layers[-1]
+
+
+def train_version(
+    store_root: str,
+    ref: VersionRef,
+    dataset_id: int,
+    config: TrainingConfig,
+    folder: Path,
+    limits: ModelLimits,
+    *,
+    on_epoch: EpochSink | None = None,
+) -> TrainingFacts:
+    """Train a copy of `ref` on a dataset; the candidate is staged in `folder`."""
+    from headstart.kernels.engine.keras_file import save_model
+    from headstart.kernels.engine.shards import DatasetReader
+    from headstart.kernels.engine.surgery import (
+        attach_head,
+        count_params,
+        head_from_features,
+        set_trainable,
+        split_model,
+    )
+    from headstart.kernels.engine.training import fit_head, fit_model, plan_head, reorder_head
+    from headstart.kernels.engine.validation import check_model_limits, inspect_keras_file
+
+    store = ArtifactStore(store_root)
+    dataset = DatasetReader(store.path(dataset_key(dataset_id)))
+    labels = list(dataset.labels)
+    plan = plan_head(ref.kind, ref.labels, labels)
+    splits = {"train": dataset.split("train"), "val": dataset.split("val")}
+    report = (lambda epoch: on_epoch(epoch.to_dict())) if on_epoch else None
+    loaded: dict = {}
+
+    if config.frozen_body and ref.body_sha is not None:
+        body_sha = ref.body_ref or ref.body_sha
+        features, cache_state = _features(store, ref, body_sha, dataset_id, splits, config.batch_size, loaded)
+        head = _old_head(store, ref, loaded) if plan.keep else None
+        if head is not None and plan.order is not None:
+            reorder_head(head, plan.order)
+        head_model = head_from_features(int(features["train"].shape[-1]), len(labels), head)
+        epochs = fit_head(
+            head_model,
+            (features["train"], splits["train"].labels),
+            (features["val"], splits["val"].labels),
+            config,
+            on_epoch=report,
+        )
+        size = save_model(head_model, folder / HEAD_FILE, kind="classifier", labels=labels)
+        (folder / BODY_REF_FILE).write_text(body_sha + "\n")
+        body_facts = inspect_keras_file(store.path(body_key(body_sha)), limits)
+        params = body_facts.params + count_params(head_model)
+        size += body_facts.size_bytes
+        check_model_limits(params, size, limits)
+        candidate = ModelFacts("classifier", labels, params, size, body_sha, body_ref=body_sha)
+        return TrainingFacts(
+            [e.to_dict() for e in epochs],
+            "kept" if plan.keep else "replaced",
+            cache_state,
+            candidate,
+            stopped_early=len(epochs) < config.epochs,
+        )
+
+    model = load_version(store, ref)
+    body, head = split_model(model)
+    if plan.keep and head is not None:
+        if plan.order is not None:
+            reorder_head(head, plan.order)
+    else:
+        head = None
+    trainable = attach_head(body, len(labels), head=head)
+    set_trainable(body, config.fine_tune_layers)
+    epochs = fit_model(trainable, splits["train"], splits["val"], config, on_epoch=report)
+    trainable.trainable = True  # the downloaded file should not carry this run's freezing
+    candidate = stage_model(trainable, labels, folder, limits)
+    return TrainingFacts(
+        [e.to_dict() for e in epochs],
+        "kept" if plan.keep else "replaced",
+        None,
+        candidate,
+        stopped_early=len(epochs) < config.epochs,
+    )

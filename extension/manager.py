@@ -1,0 +1,147 @@
+"""`Catalog`: the catalog service's configuration and its managers, one per resource.
+
+The CLI opens one on a local folder; the `CatalogApp` extension opens one per service. Every trait
+carries help text, because an operator reads it as the manual.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from traitlets import Bool, Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from headstart.extension.catalog.database import connect, transaction
+from headstart.extension.catalog.tables import User
+from headstart.extension.managers.datasets import DatasetManager
+from headstart.extension.managers.evaluations import EvaluationManager
+from headstart.extension.managers.models import ModelManager
+from headstart.extension.managers.trainings import TrainingManager
+from headstart.extension.store import ArtifactStore
+from headstart.kernels.engine.limits import IngestLimits, ModelLimits
+from headstart.kernels.errors import Invalid
+
+
+class Catalog(LoggingConfigurable):
+    """The catalog: its database, its artifact store, its limits and its managers."""
+
+    home = Unicode(
+        "var",
+        config=True,
+        help="Folder of a local catalog: the default database file and artifact store live here.",
+    )
+    db_url = Unicode(
+        config=True,
+        help="SQLAlchemy URL of the catalog database: a SQLite file (the default, under `home`) "
+        "or any PostgreSQL URL such as postgresql://user:password@host/headstart.",
+    )
+    store_url = Unicode(
+        config=True,
+        help="Where models, bodies, dataset shards and the feature cache are stored (an fsspec URL "
+        "or a local folder; defaults to `home`/store).",
+    )
+    max_archive_bytes = Int(
+        IngestLimits.max_archive_bytes, config=True, help="Largest dataset upload accepted, in bytes."
+    )
+    max_files = Int(IngestLimits.max_files, config=True, help="Most files one dataset upload may hold.")
+    max_image_pixels = Int(
+        IngestLimits.max_image_pixels,
+        config=True,
+        help="Most pixels (width x height) one image may declare; larger ones are refused as pixel bombs.",
+    )
+    max_compression_ratio = Float(
+        IngestLimits.max_compression_ratio,
+        config=True,
+        help="Largest ratio of uncompressed to compressed size in a zip upload (zip bombs).",
+    )
+    max_model_bytes = Int(
+        ModelLimits.max_model_bytes,
+        config=True,
+        help="Largest model file, in bytes, checked on upload and on every model the platform creates.",
+    )
+    max_model_params = Int(
+        ModelLimits.max_model_params,
+        config=True,
+        help="Most parameters a model may have, checked on upload and on every created model.",
+    )
+    default_resize_policy = Unicode(
+        "center_crop", config=True, help="How images become 224x224: center_crop, stretch or pad."
+    )
+    allow_imagenet_download = Bool(
+        True,
+        config=True,
+        help="Let Keras fetch ImageNet weights it does not have cached; false on offline clusters.",
+    )
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return f"sqlite:///{Path(self.home).resolve() / 'catalog.sqlite'}"
+
+    @default("store_url")
+    def _default_store_url(self) -> str:
+        return str(Path(self.home).resolve() / "store")
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.db_url.startswith("sqlite:///"):
+            Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return connect(self.db_url)
+
+    @cached_property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.store_url)
+
+    @property
+    def ingest_limits(self) -> IngestLimits:
+        return IngestLimits(
+            max_archive_bytes=self.max_archive_bytes,
+            max_files=self.max_files,
+            max_image_pixels=self.max_image_pixels,
+            max_compression_ratio=self.max_compression_ratio,
+        )
+
+    @property
+    def model_limits(self) -> ModelLimits:
+        return ModelLimits(max_model_bytes=self.max_model_bytes, max_model_params=self.max_model_params)
+
+    def user(self, name: str) -> User:
+        """The user of that name, created on first sight (the hub vouches for names later)."""
+        name = name.strip()
+        if not name or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
+            raise Invalid(f"invalid user name {name!r}")
+        with transaction(self.engine) as session:
+            user = session.exec(select(User).where(User.name == name)).first()
+            if user is None:
+                user = User(name=name)
+                session.add(user)
+                session.flush()
+            return user
+
+    @cached_property
+    def datasets(self) -> DatasetManager:
+        return DatasetManager(self)
+
+    @cached_property
+    def models(self) -> ModelManager:
+        return ModelManager(self)
+
+    @cached_property
+    def trainings(self) -> TrainingManager:
+        return TrainingManager(self)
+
+    @cached_property
+    def evaluations(self) -> EvaluationManager:
+        return EvaluationManager(self)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def local_user() -> str:
+    """The name a local catalog uses when none is given: the operating-system user."""
+    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"

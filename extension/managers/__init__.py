@@ -1,0 +1,1 @@
+"""One manager per catalog resource: each parses nothing, checks access, runs jobs and commits."""

@@ -1,0 +1,145 @@
+"""Evaluations and leaderboards: every score is computed by the platform and cached per version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from headstart.extension.catalog import access
+from headstart.extension.catalog.database import transaction
+from headstart.extension.catalog.tables import CatalogModel, Evaluation, User
+from headstart.extension.jobs.evaluation import evaluate_files, evaluate_split
+from headstart.extension.managers.datasets import DatasetManager
+from headstart.extension.managers.models import current_version, version_ref
+from headstart.kernels.errors import Invalid
+from headstart.kernels.schemas import EvaluationPublic, LeaderboardRow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from headstart.extension.manager import Catalog
+
+SPLITS = ("train", "val", "test")
+
+
+class EvaluationManager:
+    """Scores model versions on dataset splits or image files, and ranks them per dataset."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def on_split(
+        self,
+        viewer: User,
+        model_id: int,
+        dataset: int | str,
+        split: str = "test",
+        *,
+        version: int | None = None,
+        top_k: int = 3,
+    ) -> EvaluationPublic:
+        """Score a visible model version on a split; a cached score is returned as it is."""
+        if split not in SPLITS:
+            raise Invalid(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        with transaction(self.catalog.engine) as session:
+            model = access.get_visible_model(session, model_id, viewer)
+            row = current_version(session, model, version)
+            ref = version_ref(model, row)
+            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
+            cached = session.exec(
+                select(Evaluation).where(
+                    Evaluation.model_id == model_id,
+                    Evaluation.model_version == ref.version,
+                    Evaluation.dataset_id == dataset_id,
+                    Evaluation.split == split,
+                )
+            ).first()
+            if cached is not None:
+                return EvaluationPublic(**cached.model_dump())
+        result = evaluate_split(self.catalog.store.url, ref, dataset_id, split, top_k=top_k)
+        with transaction(self.catalog.engine) as session:
+            evaluation = Evaluation(
+                model_id=model_id,
+                model_version=ref.version,
+                dataset_id=dataset_id,
+                split=split,
+                comparable=result["comparable"],
+                accuracy=result["accuracy"],
+                loss=result["loss"],
+                count=result["count"],
+                result=result,
+                requested_by_id=viewer.id,  # type: ignore[arg-type]
+            )
+            session.add(evaluation)
+            session.flush()
+            return EvaluationPublic(**evaluation.model_dump())
+
+    def on_files(
+        self,
+        viewer: User,
+        model_id: int,
+        files: list[Path],
+        *,
+        version: int | None = None,
+        top_k: int = 3,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict:
+        """Top-k predictions of a visible model version for each image file."""
+        if not files:
+            raise Invalid("give at least one image file")
+        missing = [str(f) for f in files if not Path(f).is_file()]
+        if missing:
+            raise Invalid(f"no such image file: {', '.join(missing)}")
+        ref = self.catalog.models.ref(viewer, model_id, version)
+        return evaluate_files(
+            self.catalog.store.url,
+            ref,
+            [Path(f) for f in files],
+            self.catalog.ingest_limits,
+            top_k=top_k,
+            resize_policy=self.catalog.default_resize_policy,
+            progress=progress,
+        )
+
+    def leaderboard(
+        self, viewer: User, dataset: int | str, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[LeaderboardRow]:
+        """Every model visible to `viewer`, scored on the dataset's test split and ranked."""
+        with transaction(self.catalog.engine) as session:
+            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
+            models = session.exec(access.visible_models(viewer).order_by(col(CatalogModel.id))).all()
+            owners = {u.id: u.name for u in session.exec(select(User)).all()}
+        rows: list[LeaderboardRow] = []
+        for done, model in enumerate(models):
+            evaluation = self.on_split(viewer, model.id, dataset_id, "test", version=model.version)  # type: ignore[arg-type]
+            rows.append(
+                LeaderboardRow(
+                    rank=None,
+                    model_id=model.id,  # type: ignore[arg-type]
+                    model_name=model.name,
+                    owner=owners.get(model.owner_id, "?"),
+                    version=model.version,
+                    public=model.public,
+                    comparable=evaluation.comparable,
+                    accuracy=evaluation.accuracy,
+                    loss=evaluation.loss,
+                    count=evaluation.count,
+                    note=(evaluation.result or {}).get("note", ""),
+                )
+            )
+            if progress is not None:
+                progress(done + 1, len(models))
+        ranked = sorted(
+            rows,
+            key=lambda r: (
+                not r.comparable,
+                -(r.accuracy if r.accuracy is not None else -1.0),
+                r.loss if r.loss is not None else float("inf"),
+                r.model_id,
+            ),
+        )
+        for position, row in enumerate(ranked, start=1):
+            row.rank = position if row.comparable else None
+        return ranked

@@ -1,0 +1,73 @@
+"""The feature cache: a frozen body's outputs for every image of a dataset split, computed once.
+
+Features are float16 arrays at `features/<body sha256>/<dataset id>/<split>.npy`, written under a
+temporary name and renamed, and read back by memory mapping. Every later epoch, and every later
+training of a head on the same body and dataset, reads them instead of running the body.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FEATURE_DTYPE = np.float16
+# Images per call into the body: enough to keep the device busy, small enough to bound memory.
+CHUNK = 512
+
+
+class FeatureCache:
+    """Cached body outputs, keyed by (body fingerprint, dataset id, split)."""
+
+    def __init__(self, root: Path, staging: Path) -> None:
+        self.root = Path(root)
+        self.staging = Path(staging)
+
+    def path(self, body_sha: str, dataset_id: int | str, split: str) -> Path:
+        return self.root / body_sha / str(dataset_id) / f"{split}.npy"
+
+    def load(self, body_sha: str, dataset_id: int | str, split: str) -> np.ndarray | None:
+        """The cached features, memory-mapped, or None when they were never computed."""
+        path = self.path(body_sha, dataset_id, split)
+        if not path.exists():
+            return None
+        return np.load(path, mmap_mode="r")
+
+    def compute(
+        self,
+        body: object,
+        images: object,
+        body_sha: str,
+        dataset_id: int | str,
+        split: str,
+        *,
+        batch_size: int = 32,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Run `body` once over a split (a shards SplitReader) and store its outputs."""
+        from headstart.kernels.engine.inference import predict_batches
+
+        count = len(images)  # type: ignore[arg-type]
+        dim = int(body.output_shape[-1])  # type: ignore[attr-defined]
+        self.staging.mkdir(parents=True, exist_ok=True)
+        partial = self.staging / f"features-{uuid.uuid4().hex}.npy"
+        try:
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=FEATURE_DTYPE, shape=(count, dim))
+            start = 0
+            for chunk, _labels in images.iter_batches(CHUNK):  # type: ignore[attr-defined]
+                outputs = predict_batches(body, [chunk], batch_size=batch_size)
+                out[start : start + len(chunk)] = outputs.astype(FEATURE_DTYPE)
+                start += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            out.flush()
+            del out
+            target = self.path(body_sha, dataset_id, split)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return np.load(target, mmap_mode="r")

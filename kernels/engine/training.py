@@ -1,0 +1,200 @@
+"""Transfer training (DESIGN.md rule 2): which head to train, and the two ways to train it.
+
+With a frozen body, only the head trains, on cached features (`fit_head`). With unfrozen body
+layers, the whole Sequential trains on the uint8 shards, batch by batch (`fit_model`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+
+from headstart.kernels.errors import Invalid
+from headstart.kernels.schemas import TrainingConfig
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One finished epoch's figures, as they are stored and served."""
+
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """Whether the model's head is kept (labels equal as sets) and how its columns are reordered."""
+
+    keep: bool
+    order: tuple[int, ...] | None  # for each dataset label, the matching column of the old head
+
+
+def plan_head(kind: str, model_labels: Sequence[str] | None, dataset_labels: Sequence[str]) -> HeadPlan:
+    """Keep a classifier's head when it knows exactly the dataset's labels, otherwise replace it."""
+    if kind != "classifier" or model_labels is None or set(model_labels) != set(dataset_labels):
+        return HeadPlan(keep=False, order=None)
+    if len(model_labels) != len(dataset_labels):
+        raise Invalid("the model's labels contain duplicates")
+    position = {label: i for i, label in enumerate(model_labels)}
+    return HeadPlan(keep=True, order=tuple(position[label] for label in dataset_labels))
+
+
+def reorder_head(head: keras.layers.Dense, order: Sequence[int]) -> None:
+    """Permute a Dense head's output columns in place, so they follow the dataset's label order."""
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel[:, list(order)], bias[list(order)]])
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Passes each finished epoch's figures to `on_epoch` as it ends."""
+
+    def __init__(self, on_epoch: Callable[[EpochReport], None] | None) -> None:
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.reports: list[EpochReport] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+
+        def figure(key: str) -> float | None:
+            value = logs.get(key)
+            return None if value is None else float(value)
+
+        report = EpochReport(
+            epoch=epoch + 1,
+            loss=float(logs["loss"]),
+            accuracy=float(logs.get("accuracy", logs.get("sparse_categorical_accuracy", math.nan))),
+            val_loss=figure("val_loss"),
+            val_accuracy=figure("val_accuracy"),
+            seconds=time.perf_counter() - self._started,
+        )
+        self.reports.append(report)
+        if self.on_epoch is not None:
+            self.on_epoch(report)
+
+
+def _compile(model: keras.Model, config: TrainingConfig) -> None:
+    optimizer = keras.optimizers.get(
+        {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
+    )
+    model.compile(optimizer=optimizer, loss=config.loss, metrics=["accuracy"])
+
+
+def _targets(labels: np.ndarray, n_labels: int, config: TrainingConfig) -> np.ndarray:
+    labels = np.asarray(labels, dtype=np.int32)
+    if config.loss == "categorical_crossentropy":
+        return np.eye(n_labels, dtype=np.float32)[labels]
+    return labels
+
+
+def _callbacks(config: TrainingConfig, reporter: EpochReporter, has_val: bool) -> list:
+    callbacks: list = [reporter]
+    if config.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss" if has_val else "loss",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return callbacks
+
+
+def fit_head(
+    head_model: keras.Sequential,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    config: TrainingConfig,
+    *,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> list[EpochReport]:
+    """Train a head-only model (features in, probabilities out) on cached features."""
+    keras.utils.set_random_seed(config.seed)
+    n_labels = int(head_model.output_shape[-1])
+    _compile(head_model, config)
+    x, y = np.asarray(train[0], dtype=np.float32), _targets(train[1], n_labels, config)
+    validation = None
+    if val is not None and len(val[1]):
+        validation = (np.asarray(val[0], dtype=np.float32), _targets(val[1], n_labels, config))
+    reporter = EpochReporter(on_epoch)
+    head_model.fit(
+        x,
+        y,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation,
+        shuffle=True,
+        verbose=0,
+        callbacks=_callbacks(config, reporter, validation is not None),
+    )
+    return reporter.reports
+
+
+class ShardBatches(keras.utils.PyDataset):
+    """Batches of uint8 images read from a split's memory-mapped shards, reshuffled every epoch."""
+
+    def __init__(self, split: object, batch_size: int, n_labels: int, config: TrainingConfig, shuffle: bool):
+        super().__init__()
+        self.split = split
+        self.batch_size = batch_size
+        self.n_labels = n_labels
+        self.config = config
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(config.seed)
+        self.order = np.arange(len(split))  # type: ignore[arg-type]
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        picked = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        images, labels = self.split.read(picked)  # type: ignore[attr-defined]
+        return images, _targets(labels, self.n_labels, self.config)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.rng.shuffle(self.order)
+
+
+def fit_model(
+    model: keras.Sequential,
+    train: object,
+    val: object | None,
+    config: TrainingConfig,
+    *,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> list[EpochReport]:
+    """Train a whole Sequential (some body layers unfrozen) on a dataset's image shards."""
+    keras.utils.set_random_seed(config.seed)
+    n_labels = int(model.output_shape[-1])
+    _compile(model, config)
+    batches = ShardBatches(train, config.batch_size, n_labels, config, shuffle=True)
+    validation = None
+    if val is not None and len(val):  # type: ignore[arg-type]
+        validation = ShardBatches(val, config.batch_size, n_labels, config, shuffle=False)
+    reporter = EpochReporter(on_epoch)
+    model.fit(
+        batches,
+        epochs=config.epochs,
+        validation_data=validation,
+        verbose=0,
+        callbacks=_callbacks(config, reporter, validation is not None),
+    )
+    return reporter.reports

@@ -1,0 +1,201 @@
+"""API types shared by the catalog service and its clients, following sqlmodel's tutorial shape.
+
+Each `*Base` holds the fields of one fact; the service's table inherits it (`table=True`), and the
+`*Public` type is what goes out. So the table and the API type cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import JSON, Column
+from sqlmodel import SQLModel
+from sqlmodel import Field as SQLField
+
+Kind = Literal["classifier", "feature_vector"]
+Visibility = Literal["public", "private"]
+Decision = Literal["update", "keep_both", "discard"]
+TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discarded", "failed"]
+Split = Literal["train", "val", "test"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def json_column() -> object:
+    """A JSON column for lists and dicts; portable between SQLite and PostgreSQL."""
+    return SQLField(default=None, sa_column=Column(JSON))
+
+
+class TrainingConfig(BaseModel):
+    """How one transfer-learning run trains; stored with the training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: str = Field("adam", description=f"one of {', '.join(OPTIMIZERS)}")
+    learning_rate: float = Field(1e-3, gt=0, le=10)
+    loss: str = Field("sparse_categorical_crossentropy", description=f"one of {', '.join(LOSSES)}")
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    fine_tune_layers: int | Literal["all"] = Field(
+        0, description="body layers to unfreeze, counted from the end; 0 trains the head only"
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better val loss"
+    )
+    seed: int = 0
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, value: str) -> str:
+        if value.lower() not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {value!r}; choose one of {', '.join(OPTIMIZERS)}")
+        return value.lower()
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        if value not in LOSSES:
+            raise ValueError(f"unknown loss {value!r}; choose one of {', '.join(LOSSES)}")
+        return value
+
+    @field_validator("fine_tune_layers")
+    @classmethod
+    def _non_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("fine_tune_layers must be 0 or more, or 'all'")
+        return value
+
+    @property
+    def frozen_body(self) -> bool:
+        return self.fine_tune_layers == 0
+
+
+class UserBase(SQLModel):
+    name: str = SQLField(index=True, unique=True, max_length=255)
+
+
+class UserPublic(UserBase):
+    id: int
+
+
+class ModelBase(SQLModel):
+    name: str = SQLField(max_length=255)
+    description: str = ""
+    kind: str = "classifier"
+    labels: list[str] | None = json_column()  # type: ignore[assignment]
+    public: bool = False
+    version: int = 1
+    parent_id: int | None = SQLField(default=None, foreign_key="models.id", ondelete="SET NULL")
+    parent_version: int | None = None
+    architecture: str | None = None
+
+
+class ModelPublic(ModelBase):
+    id: int
+    owner: str
+    params: int
+    size_bytes: int
+    input_contract: dict = {"shape": [224, 224, 3], "range": [0, 255], "dtype": "float32"}
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelVersionBase(SQLModel):
+    version: int
+    params: int
+    size_bytes: int
+    kind: str
+    labels: list[str] | None = json_column()  # type: ignore[assignment]
+    body_sha: str | None = None
+    training_id: int | None = None
+
+
+class ModelVersionPublic(ModelVersionBase):
+    model_id: int
+    created_at: datetime
+
+
+class DatasetBase(SQLModel):
+    name: str = SQLField(index=True, unique=True, max_length=255)
+    description: str = ""
+    labels: list[str] = json_column()  # type: ignore[assignment]
+    counts: dict[str, int] = json_column()  # type: ignore[assignment]
+    resize_policy: str = "center_crop"
+    split_policy: str = "content-hash"
+    skipped: list[dict] = json_column()  # type: ignore[assignment]
+
+
+class DatasetPublic(DatasetBase):
+    id: int
+    created_by: str
+    created_at: datetime
+
+
+class EpochBase(SQLModel):
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float = 0.0
+
+
+class EpochPublic(EpochBase):
+    pass
+
+
+class TrainingBase(SQLModel):
+    model_id: int = SQLField(foreign_key="models.id", ondelete="CASCADE", index=True)
+    model_version: int
+    dataset_id: int = SQLField(foreign_key="datasets.id", index=True)
+    config: dict = json_column()  # type: ignore[assignment]
+    status: str = "running"
+    head: str = "kept"  # "kept" when the labels match, "replaced" when a fresh head was added
+    feature_cache: str | None = None  # "hit", "miss" or None when the body trains
+    result_model_id: int | None = None
+    result_version: int | None = None
+    error: str | None = None
+
+
+class TrainingPublic(TrainingBase):
+    id: int
+    owner: str
+    created_at: datetime
+    finished_at: datetime | None
+    epochs: list[EpochPublic] = []
+
+
+class EvaluationBase(SQLModel):
+    model_id: int = SQLField(foreign_key="models.id", ondelete="CASCADE", index=True)
+    model_version: int
+    dataset_id: int | None = SQLField(default=None, foreign_key="datasets.id", index=True)
+    split: str | None = None
+    comparable: bool = True
+    accuracy: float | None = None
+    loss: float | None = None
+    count: int = 0
+    result: dict = json_column()  # type: ignore[assignment]
+
+
+class EvaluationPublic(EvaluationBase):
+    id: int
+    created_at: datetime
+
+
+class LeaderboardRow(BaseModel):
+    """One model version's platform-scored result on a dataset's test split."""
+
+    rank: int | None
+    model_id: int
+    model_name: str
+    owner: str
+    version: int
+    public: bool
+    comparable: bool
+    accuracy: float | None
+    loss: float | None
+    count: int
+    note: str = ""

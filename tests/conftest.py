@@ -1,0 +1,80 @@
+"""Shared fixtures: real catalogs on SQLite and PostgreSQL, and tiny real datasets and models."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ENV = "HEADSTART_TEST_POSTGRES_URL"
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get(POSTGRES_ENV)
+    if url is None and os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set: .ci/run must start PostgreSQL for the catalog tests")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the real server, dropped afterwards."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set (CI sets it; see .ci/postgres.sh)")
+    import psycopg
+
+    name = f"headstart_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, db_url: str) -> Iterator[object]:
+    """A real catalog: the given database and a local artifact store under tmp_path."""
+    from headstart.extension.manager import Catalog
+
+    instance = Catalog(home=str(tmp_path / "home"), db_url=db_url)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def sqlite_catalog(tmp_path: Path) -> Iterator[object]:
+    from headstart.extension.manager import Catalog
+
+    instance = Catalog(home=str(tmp_path / "home"))
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="session")
+def shapes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated shapes dataset (3 labels) as a folder of PNGs."""
+    from headstart.kernels.engine.demo_data import write_shapes
+
+    return write_shapes(tmp_path_factory.mktemp("shapes") / "shapes", per_class=14, seed=1)
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A slice of scikit-learn's digits, scaled to 224x224."""
+    from headstart.kernels.engine.demo_data import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits") / "digits", limit=120)

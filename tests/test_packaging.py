@@ -1,0 +1,52 @@
+"""The distribution's metadata: environment.yml agrees with pyproject, imports stay light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _environment_pip_list() -> list[str]:
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    entries = []
+    for line in lines[start + 1 :]:
+        stripped = line.strip()
+        if not stripped.startswith("- "):
+            break
+        entries.append(stripped[2:].strip())
+    return entries
+
+
+def test_environment_yml_lists_pyprojects_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_entries = _environment_pip_list()
+    assert "-e ." in pip_entries, "environment.yml must pip-install the project itself"
+    assert sorted(e for e in pip_entries if e != "-e .") == sorted(project["dependencies"])
+
+
+def test_environment_yml_pins_python_and_node() -> None:
+    text = (ROOT / "environment.yml").read_text()
+    assert "python=3.11" in text
+    assert "nodejs" in text
+
+
+def test_importing_headstart_and_the_cli_does_not_import_keras() -> None:
+    code = (
+        "import sys, headstart, headstart.cli, headstart.kernels.schemas, headstart.extension.manager;"
+        "heavy = [m for m in ('keras', 'tensorflow') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_public_names_are_declared() -> None:
+    import headstart
+
+    assert set(headstart.__all__) <= set(dir(headstart))
+    assert "__version__" in headstart.__all__
