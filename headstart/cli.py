@@ -630,11 +630,19 @@ def leaderboard(ctx: Context, dataset: str) -> None:
 @command(main, "demo")
 @click.option("--shapes-per-class", type=int, default=60, show_default=True, help="Generated images per shape.")
 @click.option("--epochs", type=int, default=8, show_default=True)
-def demo(ctx: Context, shapes_per_class: int, epochs: int) -> None:
+@click.option("--digits-limit", type=int, default=None, help="Use only this many digits (default: all 1,797).")
+def demo(ctx: Context, shapes_per_class: int, epochs: int, digits_limit: int | None) -> None:
     """Ingest the demo datasets, train a small CNN on shapes, transfer it to digits, rank both."""
     from headstart.demo import run_demo
 
-    run_demo(ctx.catalog, ctx.user, shapes_per_class=shapes_per_class, epochs=epochs, as_json=ctx.json)
+    run_demo(
+        ctx.catalog,
+        ctx.user,
+        shapes_per_class=shapes_per_class,
+        epochs=epochs,
+        digits_limit=digits_limit,
+        as_json=ctx.json,
+    )
 
 
 if __name__ == "__main__":

@@ -47,14 +47,22 @@ def _train(catalog: Any, user: Any, model_id: int, dataset: str, config: Any, de
     return catalog.trainings.get(user, training.id), model
 
 
-def run_demo(catalog: Any, user: Any, *, shapes_per_class: int = 60, epochs: int = 8, as_json: bool = False) -> dict:
+def run_demo(
+    catalog: Any,
+    user: Any,
+    *,
+    shapes_per_class: int = 60,
+    epochs: int = 8,
+    digits_limit: int | None = None,
+    as_json: bool = False,
+) -> dict:
     """Run the whole demo on `catalog` and print its leaderboards; safe to run twice."""
     from headstart.kernels.engine.demo_data import write_digits, write_shapes
     from headstart.kernels.schemas import TrainingConfig
 
     data = Path(catalog.home) / "demo-data"
     shapes = _dataset(catalog, user, SHAPES, data / SHAPES, lambda d: write_shapes(d, per_class=shapes_per_class))
-    digits = _dataset(catalog, user, DIGITS, data / DIGITS, write_digits)
+    digits = _dataset(catalog, user, DIGITS, data / DIGITS, lambda d: write_digits(d, limit=digits_limit))
     _say(as_json, f"datasets: {shapes.name} {shapes.counts}, {digits.name} {digits.counts}")
 
     existing = [m for m in catalog.models.list(user, mine=True) if m.name == BASE_MODEL]

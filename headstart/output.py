@@ -57,9 +57,15 @@ def progress_bar(description: str, total: int | None = None, unit: str = "it") -
     """A tqdm bar on stderr; yields `update(done, total=None)` taking a running count."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+    # Bars are for people: a pipe or a log gets only the one-line results and errors.
+    quiet = not sys.stderr.isatty()
+    bar = tqdm(
+        total=total, desc=description, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True, disable=quiet
+    )
 
     def update(done: int, total: int | None = None, **postfix: Any) -> None:
+        if bar.disable:
+            return
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)

@@ -78,3 +78,27 @@ def digits_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from headstart.kernels.engine.demo_data import write_digits
 
     return write_digits(tmp_path_factory.mktemp("digits") / "digits", limit=120)
+
+
+@pytest.fixture
+def alice(catalog: object) -> object:
+    return catalog.user("alice")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def bob(catalog: object) -> object:
+    return catalog.user("bob")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def shapes(catalog: object, alice: object, shapes_folder: Path) -> object:
+    """The shapes dataset ingested into the test's catalog."""
+    return catalog.datasets.add(alice, shapes_folder, name="shapes")  # type: ignore[attr-defined]
+
+
+def tiny_model(catalog: object, owner: object, *, labels: list[str] | None = None, **changes: object) -> object:
+    """A small CNN with a few filters at 224x224: the cheapest real model."""
+    return catalog.models.create(  # type: ignore[attr-defined]
+        owner, name=str(changes.pop("name", "tiny")), architecture="small_cnn", labels=labels, weights=None,
+        options={"filters": 2}, **changes,
+    )

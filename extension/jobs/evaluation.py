@@ -6,7 +6,7 @@ a split is not run again: only the head runs on the cached features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from headstart.extension.jobs.artifacts import VersionRef, load_version
 from headstart.extension.jobs.training import _features, _old_head
 from headstart.extension.store import ArtifactStore, dataset_key
 from headstart.kernels.engine.limits import IngestLimits
+from headstart.kernels.errors import Invalid
 
 BATCH = 32
 
@@ -31,8 +32,9 @@ def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str
     labels = list(dataset.labels)
     body_sha = ref.body_ref or ref.body_sha
     if ref.kind != "classifier" or body_sha is None:
-        result = score(np.zeros((0, 0), np.float32), None, model_labels=None, dataset_labels=labels)
-        return result.to_dict()
+        # A feature vector has no labels to score: the result says so and carries no accuracy.
+        nothing = np.zeros((0, 0), np.float32)
+        return score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels).to_dict()
     loaded: dict = {}
     features, _ = _features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
     head = _old_head(store, ref, loaded)
@@ -73,15 +75,15 @@ def evaluate_files(
     store = ArtifactStore(store_root)
     model = load_version(store, ref)
 
-    def batches() -> object:
+    def decode(path: Path) -> np.ndarray:
+        try:
+            return decode_image(path.read_bytes(), max_pixels=limits.max_image_pixels, policy=resize_policy)
+        except Invalid as error:
+            raise Invalid(f"{path.name}: {error}") from None
+
+    def batches() -> Iterator[np.ndarray]:
         for start in range(0, len(files), BATCH):
-            chunk = files[start : start + BATCH]
-            yield np.stack(
-                [
-                    decode_image(Path(f).read_bytes(), max_pixels=limits.max_image_pixels, policy=resize_policy)
-                    for f in chunk
-                ]
-            )
+            yield np.stack([decode(Path(f)) for f in files[start : start + BATCH]])
 
     probabilities = predict_batches(model, batches(), batch_size=BATCH, progress=progress)
     model_labels = list(ref.labels) if ref.kind == "classifier" and ref.labels else None

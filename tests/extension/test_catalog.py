@@ -1,0 +1,140 @@
+"""The catalog on SQLite and PostgreSQL: schema, datasets, models and the access rules (rule 5)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from headstart.kernels.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from tests.conftest import tiny_model
+
+
+def test_migrations_create_every_table_at_head(catalog) -> None:
+    tables = set(inspect(catalog.engine).get_table_names())
+    assert {"users", "models", "model_versions", "datasets", "trainings", "epochs", "evaluations"} <= tables
+    with catalog.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_users_are_created_once(catalog) -> None:
+    first = catalog.user("alice")
+    again = catalog.user(" alice ")
+    assert first.id == again.id
+    assert catalog.user("bob").id != first.id
+    with pytest.raises(Invalid):
+        catalog.user("a/b")
+
+
+def test_dataset_add_list_show(catalog, alice, shapes) -> None:
+    assert shapes.labels == ["circle", "square", "triangle"]
+    assert sum(shapes.counts.values()) == 42
+    assert shapes.created_by == "alice"
+    assert catalog.datasets.get("shapes").id == shapes.id
+    assert catalog.datasets.get(shapes.id).name == "shapes"
+    assert [d.name for d in catalog.datasets.list()] == ["shapes"]
+    assert catalog.store.path(f"datasets/{shapes.id}/manifest.json").is_file()
+
+
+def test_dataset_names_are_unique_and_datasets_permanent(catalog, alice, shapes, shapes_folder) -> None:
+    with pytest.raises(Conflict):
+        catalog.datasets.add(alice, shapes_folder, name="shapes")
+    with pytest.raises(Conflict, match="cannot be deleted"):
+        catalog.datasets.delete(alice, "shapes")
+    assert catalog.datasets.get("shapes").id == shapes.id
+    with pytest.raises(NotFound):
+        catalog.datasets.get("nope")
+
+
+def test_failed_ingest_stores_nothing(catalog, alice, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("cat/1.png", b"")
+        archive.writestr("dog/2.jpg", b"not an image at all")
+    with pytest.raises(Invalid) as raised:
+        catalog.datasets.add(alice, bad, name="broken")
+    assert len(raised.value.detail) == 2
+    assert catalog.datasets.list() == []
+    assert list(catalog.store.path("datasets").iterdir()) == []
+    assert list(catalog.store.path("tmp").iterdir()) == []
+
+
+def test_model_records_its_facts(catalog, alice) -> None:
+    model = tiny_model(catalog, alice, labels=["a", "b"])
+    assert model.kind == "classifier" and model.labels == ["a", "b"]
+    assert model.owner == "alice" and model.public is False and model.version == 1
+    assert model.params > 0 and model.size_bytes > 0
+    assert model.input_contract["shape"] == [224, 224, 3]
+    feature = tiny_model(catalog, alice, name="fv")
+    assert feature.kind == "feature_vector" and feature.labels is None
+    assert feature.parent_id is None
+
+
+def test_private_models_do_not_exist_for_others(catalog, alice, bob, shapes, tmp_path: Path) -> None:
+    private = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    assert [m.id for m in catalog.models.list(alice)] == [private.id]
+    assert catalog.models.list(bob) == []
+    for attempt in (
+        lambda: catalog.models.get(bob, private.id),
+        lambda: catalog.models.versions(bob, private.id),
+        lambda: catalog.models.download(bob, private.id, tmp_path),
+        lambda: catalog.evaluations.on_split(bob, private.id, "shapes"),
+        lambda: catalog.trainings.start(bob, private.id, "shapes"),
+        lambda: catalog.models.update(bob, private.id, name="mine now"),
+        lambda: catalog.models.delete(bob, private.id),
+    ):
+        with pytest.raises(NotFound):
+            attempt()
+    assert catalog.evaluations.leaderboard(bob, "shapes") == []
+    assert [row.model_id for row in catalog.evaluations.leaderboard(alice, "shapes")] == [private.id]
+
+
+def test_public_models_are_shared_but_owned(catalog, alice, bob, tmp_path: Path) -> None:
+    model = tiny_model(catalog, alice)
+    catalog.models.update(alice, model.id, public=True)
+    assert [m.id for m in catalog.models.list(bob)] == [model.id]
+    assert catalog.models.get(bob, model.id).public
+    assert catalog.models.download(bob, model.id, tmp_path).is_file()
+    with pytest.raises(Forbidden):
+        catalog.models.update(bob, model.id, name="taken")
+    with pytest.raises(Forbidden):
+        catalog.models.delete(bob, model.id)
+    catalog.models.update(alice, model.id, public=False)
+    with pytest.raises(NotFound):
+        catalog.models.get(bob, model.id)
+
+
+def test_model_list_filters(catalog, alice, bob) -> None:
+    a = tiny_model(catalog, alice, labels=["x", "y"], public=True)
+    b = tiny_model(catalog, bob, name="fv", public=True)
+    c = tiny_model(catalog, bob, name="private")
+    ids = lambda rows: [m.id for m in rows]  # noqa: E731
+    assert ids(catalog.models.list(bob)) == [a.id, b.id, c.id]
+    assert ids(catalog.models.list(bob, mine=True)) == [b.id, c.id]
+    assert ids(catalog.models.list(bob, owner="alice")) == [a.id]
+    assert ids(catalog.models.list(bob, kind="feature_vector")) == [b.id, c.id]
+    assert ids(catalog.models.list(bob, labels=["y", "x"])) == [a.id]
+    assert ids(catalog.models.list(bob, public=False)) == [c.id]
+
+
+def test_rename_and_describe(catalog, alice) -> None:
+    model = tiny_model(catalog, alice)
+    changed = catalog.models.update(alice, model.id, name="renamed", description="for tests")
+    assert (changed.name, changed.description) == ("renamed", "for tests")
+    with pytest.raises(Invalid):
+        catalog.models.update(alice, model.id, name="  ")
+    assert catalog.models.get(alice, model.id).name == "renamed"
+
+
+def test_model_limits_refuse_creation_and_store_nothing(tmp_path: Path, db_url: str) -> None:
+    from headstart.extension.manager import Catalog
+
+    small = Catalog(home=str(tmp_path / "limited"), db_url=db_url, max_model_params=100)
+    owner = small.user("alice")
+    with pytest.raises(TooLarge, match="100"):
+        tiny_model(small, owner)
+    assert small.models.list(owner) == []
+    assert list(small.store.path("models").iterdir()) == []
+    small.close()

@@ -1,0 +1,98 @@
+"""Evaluations and leaderboards: platform scores, cached per version, mapped by label name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from headstart.extension.catalog.database import transaction
+from headstart.extension.catalog.tables import Evaluation
+from headstart.kernels.errors import Invalid
+from headstart.kernels.schemas import TrainingConfig
+from tests.conftest import tiny_model
+
+
+@pytest.fixture
+def catalog(sqlite_catalog):
+    return sqlite_catalog
+
+
+def evaluation_rows(catalog) -> list[Evaluation]:
+    with transaction(catalog.engine) as session:
+        return list(session.exec(select(Evaluation)).all())
+
+
+def test_split_evaluation_matches_a_plain_keras_prediction(catalog, alice, shapes, tmp_path: Path) -> None:
+    import keras
+
+    from headstart.kernels.engine.shards import DatasetReader
+
+    model = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    evaluation = catalog.evaluations.on_split(alice, model.id, "shapes", "test")
+    result = evaluation.result
+    test = DatasetReader(catalog.store.path(f"datasets/{shapes.id}")).split("test")
+    images, truth = test.read(np.arange(len(test)))
+    loaded = keras.saving.load_model(catalog.models.download(alice, model.id, tmp_path))
+    predicted = loaded.predict(images, verbose=0).argmax(axis=1)
+    assert evaluation.count == len(test) == sum(row["support"] for row in result["per_class"])
+    assert evaluation.accuracy == pytest.approx(float(np.mean(predicted == truth)))
+    confusion = np.array(result["confusion"])
+    assert confusion.sum() == len(test) and np.trace(confusion) == int(np.sum(predicted == truth))
+    assert len(result["predictions"]) == len(test)
+    assert all(len(p["top"]) == 3 for p in result["predictions"])
+
+
+def test_scores_are_cached_per_version(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    first = catalog.evaluations.on_split(alice, model.id, "shapes")
+    again = catalog.evaluations.on_split(alice, model.id, "shapes")
+    assert again.id == first.id and len(evaluation_rows(catalog)) == 1
+    catalog.evaluations.leaderboard(alice, "shapes")
+    assert len(evaluation_rows(catalog)) == 1
+    training = catalog.trainings.start(alice, model.id, "shapes", TrainingConfig(epochs=1))
+    catalog.trainings.decide(alice, training.id, "update")
+    catalog.evaluations.leaderboard(alice, "shapes")
+    assert sorted(e.model_version for e in evaluation_rows(catalog)) == [1, 2]
+
+
+def test_leaderboard_ranks_comparable_models_first(catalog, alice, bob, shapes) -> None:
+    trained = tiny_model(catalog, alice, name="trained", public=True)
+    training = catalog.trainings.start(alice, trained.id, "shapes", TrainingConfig(epochs=15, learning_rate=0.05))
+    catalog.trainings.decide(alice, training.id, "update")
+    superset = tiny_model(catalog, bob, name="superset", labels=["star", "triangle", "square", "circle"], public=True)
+    partial = tiny_model(catalog, bob, name="partial", labels=["circle", "square"], public=True)
+    feature = tiny_model(catalog, bob, name="features", public=True)
+    private = tiny_model(catalog, bob, name="hidden")
+    board = catalog.evaluations.leaderboard(alice, "shapes")
+    by_id = {row.model_id: row for row in board}
+    assert private.id not in by_id
+    assert by_id[superset.id].comparable and by_id[trained.id].comparable
+    assert not by_id[partial.id].comparable and "triangle" in by_id[partial.id].note
+    assert not by_id[feature.id].comparable and by_id[feature.id].accuracy is None
+    comparable = [row for row in board if row.comparable]
+    assert [row.rank for row in comparable] == [1, 2]
+    assert comparable[0].accuracy >= comparable[1].accuracy
+    assert [row.rank for row in board if not row.comparable] == [None, None]
+    assert private.id in {row.model_id for row in catalog.evaluations.leaderboard(bob, "shapes")}
+
+
+def test_predictions_on_image_files(catalog, alice, shapes_folder: Path, tmp_path: Path) -> None:
+    model = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    files = sorted((shapes_folder / "circle").glob("*.png"))[:3]
+    result = catalog.evaluations.on_files(alice, model.id, files, top_k=2)
+    assert [p["file"] for p in result["predictions"]] == [f.name for f in files]
+    for prediction in result["predictions"]:
+        probabilities = [t["probability"] for t in prediction["top"]]
+        assert len(probabilities) == 2 and probabilities == sorted(probabilities, reverse=True)
+    assert result["accuracy"] is None
+    text = tmp_path / "fake.jpg"
+    text.write_text("hello")
+    with pytest.raises(Invalid, match="fake.jpg"):
+        catalog.evaluations.on_files(alice, model.id, [files[0], text])
+    with pytest.raises(Invalid):
+        catalog.evaluations.on_files(alice, model.id, [tmp_path / "missing.png"])
+    with pytest.raises(Invalid):
+        catalog.evaluations.on_split(alice, model.id, "shapes", "holdout")

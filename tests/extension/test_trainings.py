@@ -1,0 +1,165 @@
+"""Transfer training, the feature cache and decisions (rules 2 and 3), on a real catalog."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headstart.kernels.errors import Conflict, Forbidden, Invalid
+from headstart.kernels.schemas import TrainingConfig
+from tests.conftest import tiny_model
+
+SHAPE_LABELS = ["circle", "square", "triangle"]
+QUICK = TrainingConfig(epochs=2, batch_size=16)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def catalog(sqlite_catalog):
+    return sqlite_catalog
+
+
+def test_frozen_training_uses_the_feature_cache_and_leaves_the_original(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    original = catalog.store.path(f"models/{model.id}/v1/model.keras")
+    before = digest(original)
+    seen: list[dict] = []
+    first = catalog.trainings.start(alice, model.id, "shapes", QUICK, on_epoch=seen.append)
+    assert first.status == "candidate"
+    assert first.head == "replaced" and first.feature_cache == "miss"
+    assert [e.epoch for e in first.epochs] == [1, 2] == [e["epoch"] for e in seen]
+    assert all(e.val_loss is not None and 0 <= e.accuracy <= 1 for e in first.epochs)
+    for split in ("train", "val"):
+        assert any(catalog.store.path("features").rglob(f"{split}.npy"))
+    second = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    assert second.feature_cache == "hit"
+    # Rule 3: the original model is untouched by both trainings.
+    assert digest(original) == before
+    assert catalog.models.get(alice, model.id).version == 1
+
+
+def test_frozen_candidate_is_a_head_and_a_shared_body(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    folder = catalog.store.path(f"models/{model.id}/candidates/t{training.id}")
+    body_sha = (folder / "body.ref").read_text().strip()
+    assert (folder / "head.keras").is_file() and not (folder / "model.keras").exists()
+    assert catalog.store.path(f"bodies/{body_sha}.keras").is_file()
+
+
+def test_update_makes_the_next_version(catalog, alice, shapes, tmp_path: Path) -> None:
+    import keras
+
+    model = tiny_model(catalog, alice)
+    training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    updated = catalog.trainings.decide(alice, training.id, "update")
+    assert updated.id == model.id and updated.version == 2
+    assert updated.kind == "classifier" and updated.labels == SHAPE_LABELS
+    assert catalog.trainings.get(alice, training.id).status == "updated"
+    assert [v.version for v in catalog.models.versions(alice, model.id)] == [1, 2]
+    assert [t.id for t in catalog.trainings.history(alice, model.id)] == [training.id]
+    # The assembled download is a normal Keras file that agrees with the catalog's own scoring.
+    path = catalog.models.download(alice, model.id, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(path)
+    assert loaded.output_shape == (None, 3)
+    assert catalog.models.download(alice, model.id, tmp_path / "v1.keras", version=1).is_file()
+    with pytest.raises(Conflict):
+        catalog.trainings.decide(alice, training.id, "discard")
+
+
+def test_keep_both_creates_a_child_model(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    child = catalog.trainings.decide(alice, training.id, "keep_both", name="child")
+    assert child.id != model.id and child.name == "child"
+    assert (child.parent_id, child.parent_version) == (model.id, 1)
+    assert catalog.models.get(alice, model.id).version == 1
+    assert catalog.trainings.get(alice, training.id).result_model_id == child.id
+
+
+def test_discard_deletes_the_weights_and_keeps_the_run(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    folder = catalog.store.path(f"models/{model.id}/candidates/t{training.id}")
+    assert catalog.trainings.decide(alice, training.id, "discard") is None
+    kept = catalog.trainings.get(alice, training.id)
+    assert kept.status == "discarded" and len(kept.epochs) == 2
+    assert not folder.exists()
+    with pytest.raises(Invalid):
+        catalog.trainings.decide(alice, training.id, "maybe")
+
+
+def test_others_retrain_public_models_but_cannot_update_them(catalog, alice, bob, shapes) -> None:
+    model = tiny_model(catalog, alice, public=True)
+    training = catalog.trainings.start(bob, model.id, "shapes", QUICK)
+    with pytest.raises(Forbidden):
+        catalog.trainings.decide(bob, training.id, "update")
+    mine = catalog.trainings.decide(bob, training.id, "keep_both")
+    assert mine.owner == "bob" and mine.parent_id == model.id and not mine.public
+    assert catalog.models.get(alice, model.id).version == 1
+
+
+def test_head_is_kept_and_reordered_when_labels_match(catalog, alice, shapes) -> None:
+    import keras
+
+    model = tiny_model(catalog, alice, labels=["triangle", "circle", "square"])
+    old = keras.saving.load_model(catalog.store.path(f"models/{model.id}/v1/model.keras"))
+    kernel = old.layers[-1].get_weights()[0]
+    config = TrainingConfig(epochs=1, learning_rate=1e-9, optimizer="sgd")
+    training = catalog.trainings.start(alice, model.id, "shapes", config)
+    assert training.head == "kept"
+    folder = catalog.store.path(f"models/{model.id}/candidates/t{training.id}")
+    new_kernel = keras.saving.load_model(folder / "head.keras").layers[-1].get_weights()[0]
+    # Columns now follow the dataset's order (circle, square, triangle); lr 1e-9 keeps the values.
+    np.testing.assert_allclose(new_kernel, kernel[:, [1, 2, 0]], atol=1e-6)
+
+
+def test_head_is_replaced_when_labels_differ(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice, labels=["cat", "dog"])
+    training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
+    assert training.head == "replaced"
+    assert catalog.trainings.decide(alice, training.id, "update").labels == SHAPE_LABELS
+
+
+def test_fine_tuning_trains_the_body_and_stores_a_full_model(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    config = TrainingConfig(epochs=1, batch_size=8, fine_tune_layers="all")
+    training = catalog.trainings.start(alice, model.id, "shapes", config)
+    assert training.feature_cache is None and len(training.epochs) == 1
+    folder = catalog.store.path(f"models/{model.id}/candidates/t{training.id}")
+    assert (folder / "model.keras").is_file() and not (folder / "body.ref").exists()
+    updated = catalog.trainings.decide(alice, training.id, "update")
+    versions = catalog.models.versions(alice, model.id)
+    assert versions[0].body_sha != versions[1].body_sha
+    assert updated.version == 2
+
+
+def test_a_failed_training_is_recorded_and_leaves_nothing(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    with pytest.raises(Invalid):
+        catalog.trainings.start(alice, model.id, "shapes", TrainingConfig(epochs=1, fine_tune_layers=999))
+    (failed,) = catalog.trainings.list(alice)
+    assert failed.status == "failed" and "999" in failed.error
+    assert not catalog.store.path(f"models/{model.id}/candidates").exists()
+    assert list(catalog.store.path("tmp").iterdir()) == []
+
+
+def test_bad_training_configs_are_refused() -> None:
+    from pydantic import ValidationError
+
+    for bad in ({"epochs": 0}, {"optimizer": "magic"}, {"learning_rate": -1}, {"fine_tune_layers": -2}, {"loss": "mse"}):
+        with pytest.raises(ValidationError):
+            TrainingConfig(**bad)
+
+
+def test_early_stopping_ends_a_diverging_run(catalog, alice, shapes) -> None:
+    model = tiny_model(catalog, alice)
+    config = TrainingConfig(epochs=30, learning_rate=10.0, optimizer="sgd", early_stopping_patience=1)
+    training = catalog.trainings.start(alice, model.id, "shapes", config)
+    assert 2 <= len(training.epochs) < 30
