@@ -94,7 +94,12 @@ def run_reporting_errors(action: Callable[[], None]) -> None:
         click.echo(f"error: {error}", err=True)
         if isinstance(error.detail, list):
             for item in error.detail[:20]:
-                click.echo(f"  {item.get('file', '')}: {item.get('reason', item)}" if isinstance(item, dict) else f"  {item}", err=True)
+                click.echo(
+                    f"  {item.get('file', '')}: {item.get('reason', item)}"
+                    if isinstance(item, dict)
+                    else f"  {item}",
+                    err=True,
+                )
         sys.exit(EXIT_BAD_INPUT)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
@@ -133,7 +138,9 @@ def split_labels(value: str | None) -> list[str] | None:
     show_default="$HEADSTART_USER or $USER",
     help="Who you are in the local catalog; owns what you create.",
 )
-@click.option("--config", "config_file", default=None, help="A traitlets config file (.py or .json) for the Catalog.")
+@click.option(
+    "--config", "config_file", default=None, help="A traitlets config file (.py or .json) for the Catalog."
+)
 @click.version_option(package_name="headstart")
 @click.pass_context
 def main(context: click.Context, home: str, user: str, config_file: str | None) -> None:
@@ -165,7 +172,9 @@ DATASET_KEYS = ["id", "name", "labels", "counts", "resize_policy", "split_policy
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="A unique name for the dataset.")
 @click.option("--description", default="", help="What the images are.")
-@click.option("--skip-invalid", is_flag=True, help="Skip unreadable images (they are recorded) instead of failing.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip unreadable images (they are recorded) instead of failing."
+)
 @click.option(
     "--resize-policy",
     type=click.Choice(["center_crop", "stretch", "pad"]),
@@ -239,8 +248,12 @@ def models() -> None:
 
 @command(models, "create")
 @click.option("--name", required=True, help="A name for the model.")
-@click.option("--architecture", type=click.Choice(ARCHITECTURE_NAMES), required=True, help="Zoo architecture.")
-@click.option("--labels", default=None, help="Comma-separated labels: a classifier. Without: a feature vector.")
+@click.option(
+    "--architecture", type=click.Choice(ARCHITECTURE_NAMES), required=True, help="Zoo architecture."
+)
+@click.option(
+    "--labels", default=None, help="Comma-separated labels: a classifier. Without: a feature vector."
+)
 @click.option(
     "--weights",
     type=click.Choice(["imagenet", "none"]),
@@ -283,7 +296,9 @@ def models_create(
 @command(models, "upload")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="A name for the model.")
-@click.option("--labels", default=None, help="Comma-separated output labels, if the file does not carry them.")
+@click.option(
+    "--labels", default=None, help="Comma-separated output labels, if the file does not carry them."
+)
 @click.option("--description", default="", help="What the model is for.")
 @click.option("--public", is_flag=True, help="Visible to every user (default: private).")
 def models_upload(
@@ -447,7 +462,9 @@ def fine_tune_value(value: str) -> int | str:
     show_default=True,
     help="Body layers to unfreeze from the end, or 'all'. 0 trains only the head, on cached features.",
 )
-@click.option("--early-stopping", type=int, default=None, help="Stop after this many epochs without a better val loss.")
+@click.option(
+    "--early-stopping", type=int, default=None, help="Stop after this many epochs without a better val loss."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--decision",
@@ -592,7 +609,11 @@ def evaluate(
             emit_json(evaluation)
             return
         result = evaluation.result
-        show(ctx, evaluation, ["model_id", "model_version", "dataset_id", "split", "comparable", "accuracy", "loss", "count"])
+        show(
+            ctx,
+            evaluation,
+            ["model_id", "model_version", "dataset_id", "split", "comparable", "accuracy", "loss", "count"],
+        )
         if result.get("note"):
             click.echo(f"note: {result['note']}")
         if result.get("per_class"):
@@ -600,11 +621,15 @@ def evaluate(
             click.echo(table(result["per_class"], ["label", "precision", "recall", "support"]))
         if result.get("confusion"):
             click.echo("\nconfusion (rows: true, columns: predicted):")
-            for label, row in zip([c["label"] for c in result["per_class"]], result["confusion"], strict=False):
+            for label, row in zip(
+                [c["label"] for c in result["per_class"]], result["confusion"], strict=False
+            ):
                 click.echo(f"  {label:>12}  " + " ".join(f"{v:>5}" for v in row))
         return
     with progress_bar(f"predict with model {model_id}", total=len(images), unit="img") as update:
-        result = ctx.catalog.evaluations.on_files(ctx.user, model_id, list(images), version=version, top_k=top_k, progress=update)
+        result = ctx.catalog.evaluations.on_files(
+            ctx.user, model_id, list(images), version=version, top_k=top_k, progress=update
+        )
     if ctx.json:
         emit_json(result)
         return
@@ -624,13 +649,31 @@ def leaderboard(ctx: Context, dataset: str) -> None:
     """Rank every model you can see on a dataset's test split (scores are cached per version)."""
     with progress_bar(f"leaderboard {dataset}", unit="model") as update:
         rows = ctx.catalog.evaluations.leaderboard(ctx.user, dataset, progress=update)
-    show(ctx, rows, columns=["rank", "model_id", "model_name", "owner", "version", "accuracy", "loss", "count", "comparable"])
+    show(
+        ctx,
+        rows,
+        columns=[
+            "rank",
+            "model_id",
+            "model_name",
+            "owner",
+            "version",
+            "accuracy",
+            "loss",
+            "count",
+            "comparable",
+        ],
+    )
 
 
 @command(main, "demo")
-@click.option("--shapes-per-class", type=int, default=60, show_default=True, help="Generated images per shape.")
+@click.option(
+    "--shapes-per-class", type=int, default=60, show_default=True, help="Generated images per shape."
+)
 @click.option("--epochs", type=int, default=8, show_default=True)
-@click.option("--digits-limit", type=int, default=None, help="Use only this many digits (default: all 1,797).")
+@click.option(
+    "--digits-limit", type=int, default=None, help="Use only this many digits (default: all 1,797)."
+)
 def demo(ctx: Context, shapes_per_class: int, epochs: int, digits_limit: int | None) -> None:
     """Ingest the demo datasets, train a small CNN on shapes, transfer it to digits, rank both."""
     from headstart.demo import run_demo

@@ -34,7 +34,9 @@ def _say(as_json: bool, message: str) -> None:
         click.echo(message)
 
 
-def _train(catalog: Any, user: Any, model_id: int, dataset: str, config: Any, decision: str, name: str | None) -> Any:
+def _train(
+    catalog: Any, user: Any, model_id: int, dataset: str, config: Any, decision: str, name: str | None
+) -> Any:
     with progress_bar(f"train on {dataset}", total=config.epochs, unit="epoch") as update:
         training = catalog.trainings.start(
             user,
@@ -61,7 +63,9 @@ def run_demo(
     from headstart.kernels.schemas import TrainingConfig
 
     data = Path(catalog.home) / "demo-data"
-    shapes = _dataset(catalog, user, SHAPES, data / SHAPES, lambda d: write_shapes(d, per_class=shapes_per_class))
+    shapes = _dataset(
+        catalog, user, SHAPES, data / SHAPES, lambda d: write_shapes(d, per_class=shapes_per_class)
+    )
     digits = _dataset(catalog, user, DIGITS, data / DIGITS, lambda d: write_digits(d, limit=digits_limit))
     _say(as_json, f"datasets: {shapes.name} {shapes.counts}, {digits.name} {digits.counts}")
 
@@ -86,7 +90,9 @@ def run_demo(
         trainings.append(training)
         _say(as_json, f"trained on shapes (all layers): val accuracy {training.epochs[-1].val_accuracy}")
         head_only = TrainingConfig(epochs=epochs * 2, learning_rate=1e-2)
-        training, transferred = _train(catalog, user, base.id, DIGITS, head_only, "keep_both", f"{BASE_MODEL} on digits")
+        training, transferred = _train(
+            catalog, user, base.id, DIGITS, head_only, "keep_both", f"{BASE_MODEL} on digits"
+        )
         trainings.append(training)
         _say(
             as_json,

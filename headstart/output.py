@@ -53,14 +53,22 @@ def fields(record: dict, keys: Sequence[str]) -> str:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None = None, unit: str = "it") -> Iterator[Callable[..., None]]:
+def progress_bar(
+    description: str, total: int | None = None, unit: str = "it"
+) -> Iterator[Callable[..., None]]:
     """A tqdm bar on stderr; yields `update(done, total=None)` taking a running count."""
     from tqdm import tqdm
 
     # Bars are for people: a pipe or a log gets only the one-line results and errors.
     quiet = not sys.stderr.isatty()
     bar = tqdm(
-        total=total, desc=description, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True, disable=quiet
+        total=total,
+        desc=description,
+        unit=unit,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        disable=quiet,
     )
 
     def update(done: int, total: int | None = None, **postfix: Any) -> None:

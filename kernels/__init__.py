@@ -1,1 +1,4 @@
-"""headstart's bottom layer: the engine, the REST schemas and the client. Imports neither extension nor widgets."""
+"""headstart's bottom layer: the engine, the API schemas and the client.
+
+It imports neither extension nor widgets.
+"""

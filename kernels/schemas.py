@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import JSON, Column
-from sqlmodel import SQLModel
 from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
 
 Kind = Literal["classifier", "feature_vector"]
 Visibility = Literal["public", "private"]

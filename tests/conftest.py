@@ -96,9 +96,16 @@ def shapes(catalog: object, alice: object, shapes_folder: Path) -> object:
     return catalog.datasets.add(alice, shapes_folder, name="shapes")  # type: ignore[attr-defined]
 
 
-def tiny_model(catalog: object, owner: object, *, labels: list[str] | None = None, **changes: object) -> object:
+def tiny_model(
+    catalog: object, owner: object, *, labels: list[str] | None = None, **changes: object
+) -> object:
     """A small CNN with a few filters at 224x224: the cheapest real model."""
     return catalog.models.create(  # type: ignore[attr-defined]
-        owner, name=str(changes.pop("name", "tiny")), architecture="small_cnn", labels=labels, weights=None,
-        options={"filters": 2}, **changes,
+        owner,
+        name=str(changes.pop("name", "tiny")),
+        architecture="small_cnn",
+        labels=labels,
+        weights=None,
+        options={"filters": 2},
+        **changes,
     )

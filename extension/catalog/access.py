@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from headstart.extension.catalog.tables import CatalogModel, Training, User
 from headstart.kernels.errors import Forbidden, NotFound
@@ -18,7 +18,7 @@ from headstart.kernels.errors import Forbidden, NotFound
 
 def visible_to(viewer: User) -> Any:
     """A WHERE clause selecting the models that `viewer` may see."""
-    return or_(CatalogModel.public == True, CatalogModel.owner_id == viewer.id)  # noqa: E712
+    return or_(col(CatalogModel.public).is_(True), col(CatalogModel.owner_id) == viewer.id)
 
 
 def visible_models(viewer: User) -> Any:

@@ -14,7 +14,6 @@ from pathlib import Path
 from headstart.extension.store import ArtifactStore, body_key
 from headstart.kernels.engine.limits import IngestLimits, ModelLimits
 from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import TrainingConfig
 
 MODEL_FILE = "model.keras"
 HEAD_FILE = "head.keras"

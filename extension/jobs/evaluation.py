@@ -38,7 +38,9 @@ def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str
     loaded: dict = {}
     features, _ = _features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
     head = _old_head(store, ref, loaded)
-    probabilities = predict_batches(_head_model(head, features[split].shape[-1]), [features[split]], batch_size=256)
+    probabilities = predict_batches(
+        _head_model(head, features[split].shape[-1]), [features[split]], batch_size=256
+    )
     names = [f"{split}[{i}]" for i in range(len(images))]
     result = score(
         probabilities,

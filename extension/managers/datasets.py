@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import Dataset, User
@@ -90,7 +90,7 @@ class DatasetManager:
 
     def list(self) -> list[DatasetPublic]:
         with transaction(self.catalog.engine) as session:
-            rows = session.exec(select(Dataset, User.name).join(User).order_by(Dataset.id)).all()
+            rows = session.exec(select(Dataset, User.name).join(User).order_by(col(Dataset.id))).all()
             return [_public(dataset, creator) for dataset, creator in rows]
 
     def get(self, ref: int | str) -> DatasetPublic:

@@ -113,11 +113,11 @@ class EvaluationManager:
             owners = {u.id: u.name for u in session.exec(select(User)).all()}
         rows: list[LeaderboardRow] = []
         for done, model in enumerate(models):
-            evaluation = self.on_split(viewer, model.id, dataset_id, "test", version=model.version)  # type: ignore[arg-type]
+            evaluation = self.on_split(viewer, model.id, dataset_id, "test", version=model.version)
             rows.append(
                 LeaderboardRow(
                     rank=None,
-                    model_id=model.id,  # type: ignore[arg-type]
+                    model_id=model.id,
                     model_name=model.name,
                     owner=owners.get(model.owner_id, "?"),
                     version=model.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import zipfile
 from pathlib import Path
@@ -87,9 +88,17 @@ class ModelManager:
         name = check_name(name, "model")
         store = self.catalog.store
         with store.staging() as folder:
-            facts = create_model(architecture, labels, weights, options or {}, folder, self.catalog.model_limits)
+            facts = create_model(
+                architecture, labels, weights, options or {}, folder, self.catalog.model_limits
+            )
             return self.record(
-                user, facts, folder, name=name, description=description, public=public, architecture=architecture
+                user,
+                facts,
+                folder,
+                name=name,
+                description=description,
+                public=public,
+                architecture=architecture,
             )
 
     def upload(
@@ -195,7 +204,7 @@ class ModelManager:
         labels: list[str] | None = None,
         mine: bool = False,
         public: bool | None = None,
-    ) -> list[ModelPublic]:
+    ) -> builtins.list[ModelPublic]:
         """Every model `viewer` may see, filtered; private models of others never appear."""
         with transaction(self.catalog.engine) as session:
             query = access.visible_models(viewer).order_by(col(CatalogModel.id))
@@ -217,11 +226,13 @@ class ModelManager:
         with transaction(self.catalog.engine) as session:
             return model_public(session, access.get_visible_model(session, model_id, viewer))
 
-    def versions(self, viewer: User, model_id: int) -> list[ModelVersionPublic]:
+    def versions(self, viewer: User, model_id: int) -> builtins.list[ModelVersionPublic]:
         with transaction(self.catalog.engine) as session:
             access.get_visible_model(session, model_id, viewer)
             rows = session.exec(
-                select(ModelVersion).where(ModelVersion.model_id == model_id).order_by(col(ModelVersion.version))
+                select(ModelVersion)
+                .where(ModelVersion.model_id == model_id)
+                .order_by(col(ModelVersion.version))
             ).all()
             return [ModelVersionPublic(**row.model_dump()) for row in rows]
 

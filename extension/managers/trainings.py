@@ -7,6 +7,7 @@ model whose parent is the original, and `discard` deletes its weights but keeps 
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,13 @@ class TrainingManager:
         try:
             with store.staging() as folder:
                 facts = train_version(
-                    store.url, ref, dataset_id, config, folder, self.catalog.model_limits, on_epoch=record_epoch
+                    store.url,
+                    ref,
+                    dataset_id,
+                    config,
+                    folder,
+                    self.catalog.model_limits,
+                    on_epoch=record_epoch,
                 )
                 (folder / "facts.json").write_text(json.dumps(_facts_json(facts.candidate)))
                 key = candidate_key(model_id, training_id)
@@ -117,20 +124,20 @@ class TrainingManager:
         with transaction(self.catalog.engine) as session:
             return training_public(session, access.get_visible_training(session, training_id, user))
 
-    def list(self, user: User, *, model_id: int | None = None) -> list[TrainingPublic]:
+    def list(self, user: User, *, model_id: int | None = None) -> builtins.list[TrainingPublic]:
         with transaction(self.catalog.engine) as session:
             query = select(Training).where(Training.owner_id == user.id).order_by(col(Training.id))
             if model_id is not None:
                 query = query.where(Training.model_id == model_id)
             return [training_public(session, t) for t in session.exec(query).all()]
 
-    def history(self, viewer: User, model_id: int) -> list[TrainingPublic]:
+    def history(self, viewer: User, model_id: int) -> builtins.list[TrainingPublic]:
         """The trainings that made the versions of a visible model: its lineage."""
         with transaction(self.catalog.engine) as session:
             access.get_visible_model(session, model_id, viewer)
             query = select(Training).where(
-                (Training.result_model_id == model_id)
-                & col(Training.status).in_(["updated", "kept_both"])
+                col(Training.result_model_id) == model_id,
+                col(Training.status).in_(["updated", "kept_both"]),
             )
             return [training_public(session, t) for t in session.exec(query.order_by(col(Training.id))).all()]
 
@@ -171,7 +178,9 @@ class TrainingManager:
             elif decision == "keep_both":
                 dataset = session.get(Dataset, training.dataset_id)
                 new = CatalogModel(
-                    name=check_name(name or f"{model.name} on {dataset.name if dataset else 'dataset'}", "model"),
+                    name=check_name(
+                        name or f"{model.name} on {dataset.name if dataset else 'dataset'}", "model"
+                    ),
                     description=f"Re-trained from model {model.id} v{training.model_version}.",
                     kind=facts.kind,
                     labels=facts.labels,

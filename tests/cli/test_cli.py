@@ -64,15 +64,40 @@ def test_bad_input_exits_2_with_one_line(run, tmp_path: Path) -> None:
 def test_models_train_evaluate_leaderboard(run, shapes_folder: Path, tmp_path: Path) -> None:
     run("datasets", "add", str(shapes_folder), "--name", "shapes")
     created = as_json(
-        run("models", "create", "--name", "cnn", "--architecture", "small_cnn", "--weights", "none",
-            "--filters", "2", "--json")
+        run(
+            "models",
+            "create",
+            "--name",
+            "cnn",
+            "--architecture",
+            "small_cnn",
+            "--weights",
+            "none",
+            "--filters",
+            "2",
+            "--json",
+        )
     )
     model_id = str(created["id"])
     assert created["kind"] == "feature_vector"
-    error = run("models", "create", "--name", "m", "--architecture", "small_cnn", "--weights", "imagenet", code=2)
+    error = run(
+        "models", "create", "--name", "m", "--architecture", "small_cnn", "--weights", "imagenet", code=2
+    )
     assert "weights" in error
-    trained = as_json(run("train", model_id, "shapes", "--epochs", "2", "--decision", "keep_both",
-                          "--name", "cnn-shapes", "--json"))
+    trained = as_json(
+        run(
+            "train",
+            model_id,
+            "shapes",
+            "--epochs",
+            "2",
+            "--decision",
+            "keep_both",
+            "--name",
+            "cnn-shapes",
+            "--json",
+        )
+    )
     assert trained["training"]["status"] == "kept_both" and len(trained["training"]["epochs"]) == 2
     child = str(trained["model"]["id"])
     evaluation = as_json(run("evaluate", child, "--dataset", "shapes", "--json"))
@@ -92,8 +117,21 @@ def test_models_train_evaluate_leaderboard(run, shapes_folder: Path, tmp_path: P
 
 
 def test_sharing_through_the_cli(run) -> None:
-    created = as_json(run("models", "create", "--name", "cnn", "--architecture", "small_cnn",
-                          "--weights", "none", "--filters", "2", "--json"))
+    created = as_json(
+        run(
+            "models",
+            "create",
+            "--name",
+            "cnn",
+            "--architecture",
+            "small_cnn",
+            "--weights",
+            "none",
+            "--filters",
+            "2",
+            "--json",
+        )
+    )
     model_id = str(created["id"])
     assert as_json(run("models", "list", "--json", user="bob")) == []
     assert run("models", "show", model_id, user="bob", code=2) == f"error: model {model_id} not found\n"
@@ -110,7 +148,11 @@ def test_upload_refuses_a_lambda_layer(run, tmp_path: Path) -> None:
     import keras
 
     model = keras.Sequential(
-        [keras.Input((224, 224, 3)), keras.layers.Lambda(lambda x: x * 2.0), keras.layers.GlobalAveragePooling2D()]
+        [
+            keras.Input((224, 224, 3)),
+            keras.layers.Lambda(lambda x: x * 2.0),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
     )
     path = tmp_path / "lambda.keras"
     model.save(path)

@@ -60,9 +60,13 @@ def test_scores_are_cached_per_version(catalog, alice, shapes) -> None:
 
 def test_leaderboard_ranks_comparable_models_first(catalog, alice, bob, shapes) -> None:
     trained = tiny_model(catalog, alice, name="trained", public=True)
-    training = catalog.trainings.start(alice, trained.id, "shapes", TrainingConfig(epochs=15, learning_rate=0.05))
+    training = catalog.trainings.start(
+        alice, trained.id, "shapes", TrainingConfig(epochs=15, learning_rate=0.05)
+    )
     catalog.trainings.decide(alice, training.id, "update")
-    superset = tiny_model(catalog, bob, name="superset", labels=["star", "triangle", "square", "circle"], public=True)
+    superset = tiny_model(
+        catalog, bob, name="superset", labels=["star", "triangle", "square", "circle"], public=True
+    )
     partial = tiny_model(catalog, bob, name="partial", labels=["circle", "square"], public=True)
     feature = tiny_model(catalog, bob, name="features", public=True)
     private = tiny_model(catalog, bob, name="hidden")
@@ -90,7 +94,7 @@ def test_predictions_on_image_files(catalog, alice, shapes_folder: Path, tmp_pat
     assert result["accuracy"] is None
     text = tmp_path / "fake.jpg"
     text.write_text("hello")
-    with pytest.raises(Invalid, match="fake.jpg"):
+    with pytest.raises(Invalid, match=r"fake\.jpg"):
         catalog.evaluations.on_files(alice, model.id, [files[0], text])
     with pytest.raises(Invalid):
         catalog.evaluations.on_files(alice, model.id, [tmp_path / "missing.png"])

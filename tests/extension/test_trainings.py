@@ -153,7 +153,13 @@ def test_a_failed_training_is_recorded_and_leaves_nothing(catalog, alice, shapes
 def test_bad_training_configs_are_refused() -> None:
     from pydantic import ValidationError
 
-    for bad in ({"epochs": 0}, {"optimizer": "magic"}, {"learning_rate": -1}, {"fine_tune_layers": -2}, {"loss": "mse"}):
+    for bad in (
+        {"epochs": 0},
+        {"optimizer": "magic"},
+        {"learning_rate": -1},
+        {"fine_tune_layers": -2},
+        {"loss": "mse"},
+    ):
         with pytest.raises(ValidationError):
             TrainingConfig(**bad)
 
