@@ -7,6 +7,7 @@ Every command takes `--json` for scripts. Bad input exits with status 2 and one 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -154,6 +155,9 @@ def main(context: click.Context, home: str, user: str, config_file: str | None) 
       headstart train 1 pets --epochs 5 --decision keep_both
       headstart leaderboard pets
     """
+    # TensorFlow's start-up chatter and retracing notes are for its developers, not for our users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     context.obj = Context(home, user, config_file)
 
 
@@ -668,9 +672,9 @@ def leaderboard(ctx: Context, dataset: str) -> None:
 
 @command(main, "demo")
 @click.option(
-    "--shapes-per-class", type=int, default=60, show_default=True, help="Generated images per shape."
+    "--shapes-per-class", type=int, default=120, show_default=True, help="Generated images per shape."
 )
-@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--epochs", type=int, default=12, show_default=True, help="Epochs on shapes; twice as many on digits.")
 @click.option(
     "--digits-limit", type=int, default=None, help="Use only this many digits (default: all 1,797)."
 )

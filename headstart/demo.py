@@ -53,8 +53,8 @@ def run_demo(
     catalog: Any,
     user: Any,
     *,
-    shapes_per_class: int = 60,
-    epochs: int = 8,
+    shapes_per_class: int = 120,
+    epochs: int = 12,
     digits_limit: int | None = None,
     as_json: bool = False,
 ) -> dict:
@@ -85,11 +85,11 @@ def run_demo(
             public=True,
         )
         _say(as_json, f"created model {base.id} ({BASE_MODEL}, {base.params} parameters)")
-        full = TrainingConfig(epochs=epochs, fine_tune_layers="all", learning_rate=3e-3, batch_size=16)
+        full = TrainingConfig(epochs=epochs, fine_tune_layers="all", learning_rate=2e-3, batch_size=16)
         training, base = _train(catalog, user, base.id, SHAPES, full, "update", None)
         trainings.append(training)
         _say(as_json, f"trained on shapes (all layers): val accuracy {training.epochs[-1].val_accuracy}")
-        head_only = TrainingConfig(epochs=epochs * 2, learning_rate=1e-2)
+        head_only = TrainingConfig(epochs=epochs * 2, learning_rate=1e-2, batch_size=64)
         training, transferred = _train(
             catalog, user, base.id, DIGITS, head_only, "keep_both", f"{BASE_MODEL} on digits"
         )

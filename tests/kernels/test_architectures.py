@@ -1,0 +1,165 @@
+"""The zoo: every architecture builds with the input contract, and its preprocessing matches Keras'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from headstart.kernels.engine.architectures import ARCHITECTURES, build_model
+from headstart.kernels.engine.keras_file import save_model
+from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.engine.surgery import (
+    INPUT_SHAPE,
+    body_fingerprint,
+    model_kind,
+    set_trainable,
+    split_model,
+)
+from headstart.kernels.engine.validation import check_config, load_keras_file
+from headstart.kernels.errors import Invalid, WeightsUnavailable
+
+LABELS = ["cat", "dog"]
+# Small variants keep the suite fast; ResNet50 and EfficientNetB0 have no size knob and build once.
+OPTIONS = {
+    "mobilenet_v2": {"alpha": 0.35},
+    "mobilenet_v3_small": {"alpha": 0.35},
+    "mobilenet_v3_large": {"alpha": 0.35},
+    "small_cnn": {"filters": 4},
+}
+IMAGES = np.random.default_rng(3).uniform(0, 255, (2, *INPUT_SHAPE)).astype("float32")
+_BUILT: dict[str, keras.Sequential] = {}
+
+
+def built(name: str) -> keras.Sequential:
+    if name not in _BUILT:
+        _BUILT[name] = build_model(name, labels=LABELS, weights=None, **OPTIONS.get(name, {}))
+    return _BUILT[name]
+
+
+def output(layer: keras.layers.Layer, x: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(layer(x))
+
+
+def test_the_zoo_lists_the_promised_architectures() -> None:
+    expected = {
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "resnet50",
+        "small_cnn",
+    }
+    assert expected <= set(ARCHITECTURES)
+    for name, arch in ARCHITECTURES.items():
+        assert arch.name == name
+        assert arch.description and arch.family
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_each_architecture_builds_a_classifier_with_the_contract(name: str) -> None:
+    model = built(name)
+    assert isinstance(model, keras.Sequential)
+    assert tuple(model.inputs[0].shape) == (None, *INPUT_SHAPE)
+    assert tuple(model.outputs[0].shape) == (None, len(LABELS))
+    assert model_kind(model) == "classifier"
+    assert model.layers[-1].name == "head"
+    body, head = split_model(model)
+    assert head is model.layers[-1]
+    assert len(body.outputs[0].shape) == 2
+    # Everything the zoo builds must pass the upload allow-list (config.json is this serialization).
+    check_config(keras.saving.serialize_keras_object(model))
+
+
+def test_zoo_model_round_trips_through_a_checked_file(tmp_path: Path) -> None:
+    # MobileNetV3 is the zoo's hardest case for the allow-list: its functional graph holds keras ops.
+    model = built("mobilenet_v3_small")
+    path = tmp_path / "m.keras"
+    save_model(model, path, kind="classifier", labels=LABELS)
+    loaded = load_keras_file(path, ModelLimits())
+    np.testing.assert_allclose(output(loaded, IMAGES), output(model, IMAGES), atol=1e-6)
+    assert body_fingerprint(split_model(loaded)[0]) == body_fingerprint(split_model(model)[0])
+
+
+def test_feature_vector_without_labels() -> None:
+    model = build_model("small_cnn", labels=None, weights=None, filters=2)
+    assert model_kind(model) == "feature_vector"
+    assert tuple(model.outputs[0].shape) == (None, 8)
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)] == [2, 4, 8, 8]
+
+
+def test_resnet50_preprocessing_equals_keras_caffe_preprocessing() -> None:
+    preprocessing = built("resnet50").layers[0]
+    expected = keras.applications.resnet50.preprocess_input(IMAGES.copy())
+    np.testing.assert_allclose(output(preprocessing, IMAGES), expected, atol=1e-4)
+
+
+def test_mobilenet_v2_preprocessing_equals_keras_preprocessing() -> None:
+    preprocessing = built("mobilenet_v2").layers[0]
+    expected = keras.applications.mobilenet_v2.preprocess_input(IMAGES.copy())
+    np.testing.assert_allclose(output(preprocessing, IMAGES), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "family_preprocess"),
+    [
+        ("mobilenet_v3_small", keras.applications.mobilenet_v3.preprocess_input),
+        ("efficientnet_b0", keras.applications.efficientnet.preprocess_input),
+    ],
+)
+def test_families_that_take_0_255_get_raw_pixels(name: str, family_preprocess: object) -> None:
+    # Their preprocess_input is the identity because the backbone rescales inside itself.
+    np.testing.assert_array_equal(family_preprocess(IMAGES.copy()), IMAGES)  # type: ignore[operator]
+    model = built(name)
+    backbone = model.layers[0]
+    assert isinstance(backbone, keras.Model)
+    assert any(isinstance(layer, keras.layers.Rescaling) for layer in backbone.layers[:4])
+
+
+def test_preprocessing_stays_frozen_when_fine_tuning_everything() -> None:
+    model = build_model("small_cnn", labels=None, weights=None)
+    set_trainable(model, "all")
+    assert not model.layers[0].trainable
+    resnet_body, _ = split_model(built("resnet50"))
+    set_trainable(resnet_body, "all")
+    assert resnet_body.layers[0].name == "caffe_preprocessing"
+    assert not resnet_body.layers[0].trainable
+    assert all(v.path.split("/")[0] != "caffe_preprocessing" for v in resnet_body.trainable_weights)
+    set_trainable(resnet_body, 0)
+
+
+def test_imagenet_weights_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keras reads KERAS_HOME once, at import; point its cache at an empty folder, and any download
+    # at a closed port, so the test means the same on a machine that has the weights.
+    monkeypatch.setattr(keras.src.backend.config, "_KERAS_DIR", str(tmp_path))
+    for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    with pytest.raises(WeightsUnavailable, match="weights=None") as caught:
+        build_model("mobilenet_v2", labels=LABELS, alpha=0.35)
+    assert isinstance(caught.value, Invalid)
+
+
+def test_alpha_without_imagenet_weights_is_invalid_not_unavailable() -> None:
+    with pytest.raises(Invalid, match="mobilenet_v3_small") as caught:
+        build_model("mobilenet_v3_small", labels=None, weights="imagenet", alpha=0.35)
+    assert not isinstance(caught.value, WeightsUnavailable)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"architecture": "vgg16", "labels": None, "weights": None}, "unknown architecture 'vgg16'"),
+        ({"architecture": "small_cnn", "labels": None}, "no pretrained weights"),
+        ({"architecture": "small_cnn", "labels": [], "weights": None}, "must not be empty"),
+        ({"architecture": "small_cnn", "labels": ["a", "b", "a"], "weights": None}, "repeated: a"),
+        ({"architecture": "small_cnn", "labels": ["a", ""], "weights": None}, "non-empty string"),
+        ({"architecture": "small_cnn", "labels": None, "weights": None, "alpha": 0.5}, "does not take"),
+        ({"architecture": "small_cnn", "labels": None, "weights": None, "filters": 0}, "filters must be"),
+        ({"architecture": "resnet50", "labels": None, "weights": "/tmp/w.h5"}, "weights must be"),
+    ],
+)
+def test_bad_requests_are_invalid(kwargs: dict, message: str) -> None:
+    with pytest.raises(Invalid, match=message):
+        build_model(**kwargs)
