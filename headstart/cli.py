@@ -674,7 +674,9 @@ def leaderboard(ctx: Context, dataset: str) -> None:
 @click.option(
     "--shapes-per-class", type=int, default=120, show_default=True, help="Generated images per shape."
 )
-@click.option("--epochs", type=int, default=12, show_default=True, help="Epochs on shapes; twice as many on digits.")
+@click.option(
+    "--epochs", type=int, default=12, show_default=True, help="Epochs on shapes; twice as many on digits."
+)
 @click.option(
     "--digits-limit", type=int, default=None, help="Use only this many digits (default: all 1,797)."
 )

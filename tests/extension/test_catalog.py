@@ -138,3 +138,76 @@ def test_model_limits_refuse_creation_and_store_nothing(tmp_path: Path, db_url: 
     assert small.models.list(owner) == []
     assert list(small.store.path("models").iterdir()) == []
     small.close()
+
+
+def _save(model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def test_upload_checks_labels_and_wraps_functional_models(catalog, alice, tmp_path: Path) -> None:
+    import keras
+
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.Conv2D(2, 3, strides=8)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    path = _save(keras.Model(inputs, outputs), tmp_path / "functional.keras")
+    with pytest.raises(Invalid, match="labels"):
+        catalog.models.upload(alice, path, name="no labels")
+    with pytest.raises(Invalid, match="2 outputs"):
+        catalog.models.upload(alice, path, name="wrong", labels=["a", "b", "c"])
+    model = catalog.models.upload(alice, path, name="ok", labels=["a", "b"])
+    assert model.kind == "classifier" and model.labels == ["a", "b"]
+    stored = keras.saving.load_model(catalog.store.path(f"models/{model.id}/v1/model.keras"))
+    assert isinstance(stored, keras.Sequential)
+    assert [m.name for m in catalog.models.list(alice)] == ["ok"]
+
+
+def test_upload_over_the_size_limit_is_refused(tmp_path: Path, db_url: str) -> None:
+    import keras
+
+    from headstart.extension.manager import Catalog
+
+    model = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.GlobalAveragePooling2D()])
+    path = _save(model, tmp_path / "small.keras")
+    size = path.stat().st_size
+    limited = Catalog(home=str(tmp_path / "limited"), db_url=db_url, max_model_bytes=size - 1)
+    owner = limited.user("alice")
+    with pytest.raises(TooLarge) as raised:
+        limited.models.upload(owner, path, name="big")
+    assert str(size) in str(raised.value) and str(size - 1) in str(raised.value)
+    assert limited.models.list(owner) == []
+    limited.close()
+
+
+def test_upload_refuses_other_files(catalog, alice, tmp_path: Path) -> None:
+    text = tmp_path / "model.keras"
+    text.write_text("not a zip")
+    with pytest.raises(Invalid):
+        catalog.models.upload(alice, text, name="x")
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF")
+    with pytest.raises(Invalid, match=r"\.keras"):
+        catalog.models.upload(alice, h5, name="x")
+
+
+def test_deleting_a_model_deletes_its_trainings_and_evaluations(catalog, alice, shapes) -> None:
+    from sqlmodel import select
+
+    from headstart.extension.catalog.database import transaction
+    from headstart.extension.catalog.tables import Epoch, Evaluation, ModelVersion, Training
+    from headstart.kernels.schemas import TrainingConfig
+
+    model = tiny_model(catalog, alice)
+    training = catalog.trainings.start(alice, model.id, "shapes", TrainingConfig(epochs=1))
+    catalog.trainings.decide(alice, training.id, "update")
+    catalog.trainings.start(alice, model.id, "shapes", TrainingConfig(epochs=1))  # a pending candidate
+    catalog.evaluations.on_split(alice, model.id, "shapes")
+    catalog.models.delete(alice, model.id)
+    with transaction(catalog.engine) as session:
+        for table in (Training, Epoch, Evaluation, ModelVersion):
+            assert session.exec(select(table)).all() == []
+    assert not catalog.store.path(f"models/{model.id}").exists()
+    with pytest.raises(NotFound):
+        catalog.models.get(alice, model.id)
