@@ -16,17 +16,10 @@ from typing import Any
 
 import click
 
+from headstart.kernels.schemas import ARCHITECTURE_NAMES
 from headstart.output import emit_json, fields, progress_bar, table
 
 EXIT_BAD_INPUT = 2
-ARCHITECTURE_NAMES = (
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_b0",
-    "resnet50",
-    "small_cnn",
-)
 
 
 class Context:

@@ -20,6 +20,15 @@ Decision = Literal["update", "keep_both", "discard"]
 TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discarded", "failed"]
 Split = Literal["train", "val", "test"]
 
+# The zoo's names, here so that clients can offer them without importing Keras.
+ARCHITECTURE_NAMES = (
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "resnet50",
+    "small_cnn",
+)
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from headstart.extension.jobs.artifacts import VersionRef, load_version
-from headstart.extension.jobs.training import _features, _old_head
+from headstart.extension.jobs.training import cached_features, current_head
 from headstart.extension.store import ArtifactStore, dataset_key
 from headstart.kernels.engine.limits import IngestLimits
 from headstart.kernels.errors import Invalid
@@ -36,8 +36,8 @@ def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str
         nothing = np.zeros((0, 0), np.float32)
         return score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels).to_dict()
     loaded: dict = {}
-    features, _ = _features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
-    head = _old_head(store, ref, loaded)
+    features, _ = cached_features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
+    head = current_head(store, ref, loaded)
     probabilities = predict_batches(
         _head_model(head, features[split].shape[-1]), [features[split]], batch_size=256
     )

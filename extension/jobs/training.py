@@ -37,7 +37,7 @@ def _ensure_body_stored(store: ArtifactStore, body: object, body_sha: str) -> No
         store.commit_if_absent(folder / "body.keras", body_key(body_sha))
 
 
-def _features(
+def cached_features(
     store: ArtifactStore,
     ref: VersionRef,
     body_sha: str,
@@ -63,7 +63,7 @@ def _features(
     return found, "miss" if missing else "hit"
 
 
-def _old_head(store: ArtifactStore, ref: VersionRef, loaded: dict) -> object:
+def current_head(store: ArtifactStore, ref: VersionRef, loaded: dict) -> object:
     """The version's current head layer, reading only the small head file when it has one."""
     import keras
 
@@ -108,8 +108,10 @@ def train_version(
 
     if config.frozen_body and ref.body_sha is not None:
         body_sha = ref.body_ref or ref.body_sha
-        features, cache_state = _features(store, ref, body_sha, dataset_id, splits, config.batch_size, loaded)
-        head = _old_head(store, ref, loaded) if plan.keep else None
+        features, cache_state = cached_features(
+            store, ref, body_sha, dataset_id, splits, config.batch_size, loaded
+        )
+        head = current_head(store, ref, loaded) if plan.keep else None
         if head is not None and plan.order is not None:
             reorder_head(head, plan.order)
         head_model = head_from_features(int(features["train"].shape[-1]), len(labels), head)
@@ -127,30 +129,20 @@ def train_version(
         size += body_facts.size_bytes
         check_model_limits(params, size, limits)
         candidate = ModelFacts("classifier", labels, params, size, body_sha, body_ref=body_sha)
-        return TrainingFacts(
-            [e.to_dict() for e in epochs],
-            "kept" if plan.keep else "replaced",
-            cache_state,
-            candidate,
-            stopped_early=len(epochs) < config.epochs,
-        )
-
-    model = load_version(store, ref)
-    body, head = split_model(model)
-    if plan.keep and head is not None:
-        if plan.order is not None:
-            reorder_head(head, plan.order)
     else:
-        head = None
-    trainable = attach_head(body, len(labels), head=head)
-    set_trainable(body, config.fine_tune_layers)
-    epochs = fit_model(trainable, splits["train"], splits["val"], config, on_epoch=report)
-    trainable.trainable = True  # the downloaded file should not carry this run's freezing
-    candidate = stage_model(trainable, labels, folder, limits)
+        cache_state = None
+        body, head = split_model(load_version(store, ref))
+        if plan.keep and head is not None and plan.order is not None:
+            reorder_head(head, plan.order)
+        trainable = attach_head(body, len(labels), head=head if plan.keep else None)
+        set_trainable(body, config.fine_tune_layers)
+        epochs = fit_model(trainable, splits["train"], splits["val"], config, on_epoch=report)
+        trainable.trainable = True  # the downloaded file should not carry this run's freezing
+        candidate = stage_model(trainable, labels, folder, limits)
     return TrainingFacts(
         [e.to_dict() for e in epochs],
         "kept" if plan.keep else "replaced",
-        None,
+        cache_state,
         candidate,
         stopped_early=len(epochs) < config.epochs,
     )

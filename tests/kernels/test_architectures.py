@@ -163,3 +163,10 @@ def test_alpha_without_imagenet_weights_is_invalid_not_unavailable() -> None:
 def test_bad_requests_are_invalid(kwargs: dict, message: str) -> None:
     with pytest.raises(Invalid, match=message):
         build_model(**kwargs)
+
+
+def test_schemas_name_every_architecture_of_the_zoo() -> None:
+    from headstart.kernels.engine.architectures import ARCHITECTURES
+    from headstart.kernels.schemas import ARCHITECTURE_NAMES
+
+    assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
