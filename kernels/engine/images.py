@@ -29,10 +29,6 @@ _ORIENTATION = {
 }
 _EXIF_ORIENTATION_TAG = 0x0112
 
-# Shrink by whole factors with a box filter first when the source is over 3x the target: visually
-# the same as a full bilinear pass, and much cheaper for big non-JPEG sources.
-_REDUCING_GAP = 3.0
-
 
 def _reuse_pillow_buffers() -> None:
     """Let Pillow keep a few freed image buffers instead of handing each back to the OS at once.
@@ -74,16 +70,19 @@ def decode_image(data: bytes, *, max_pixels: int, policy: str = "center_crop") -
         # The orientation flips are symmetric for a square output, so they are applied to the small
         # result rather than the full-size decode.
         orientation = _orientation(image)
-        if image.format in ("JPEG", "MPO"):
-            image.draft("RGB", _draft_size(image.size, policy))
-        image.load()
-        image = _to_rgb_or_gray(image)
-        image = _resize(image, policy)
+        if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            image = _decode_jpeg(data, image, _draft_size(image.size, policy))
+        else:
+            if image.format in ("JPEG", "MPO"):
+                image.draft("RGB", _draft_size(image.size, policy))
+            image.load()
+        pixels = _resize(np.asarray(_to_rgb_or_gray(image)), policy)
         if orientation in _ORIENTATION:
-            image = image.transpose(_ORIENTATION[orientation])
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return np.asarray(image)
+            pixels = np.asarray(Image.fromarray(pixels).transpose(_ORIENTATION[orientation]))
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[:, :, np.newaxis], 3, axis=2)
+        pixels.flags.writeable = False
+        return pixels
     except HeadstartError:
         raise
     except Image.DecompressionBombError as error:
@@ -108,6 +107,26 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if width < 1 or height < 1:
         raise Invalid(f"image has no pixels ({width}x{height})")
     return image
+
+
+def _decode_jpeg(data: bytes, header: Image.Image, least: tuple[int, int]) -> Image.Image:
+    """Decode a JPEG with libjpeg-turbo's DCT scaling straight to the smallest size that serves.
+
+    simplejpeg calls libjpeg-turbo with its fast integer DCT and upsampling, which decodes a photo
+    in about half the time Pillow's draft mode takes; Pillow still parsed the header (size, EXIF).
+    """
+    import simplejpeg
+
+    colorspace = "GRAY" if header.mode == "L" else "RGB"
+    pixels = simplejpeg.decode_jpeg(
+        data,
+        colorspace=colorspace,
+        fastdct=True,
+        fastupsample=True,
+        min_width=min(least[0], header.size[0]),
+        min_height=min(least[1], header.size[1]),
+    )
+    return Image.fromarray(pixels[:, :, 0] if colorspace == "GRAY" else pixels)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -150,24 +169,37 @@ def _to_rgb_or_gray(image: Image.Image) -> Image.Image:
         raise Invalid(f"unsupported colour mode {mode!r}") from None
 
 
-def _resize(image: Image.Image, policy: str) -> Image.Image:
-    width, height = image.size
-    target = (IMAGE_SIZE, IMAGE_SIZE)
-    bilinear = Image.Resampling.BILINEAR
-    if policy == "stretch":
-        return image.resize(target, bilinear, reducing_gap=_REDUCING_GAP)
+def _resize(pixels: np.ndarray, policy: str) -> np.ndarray:
+    """Crop, stretch or letterbox an (h, w) or (h, w, 3) uint8 array to 224x224."""
+    height, width = pixels.shape[:2]
     if policy == "center_crop":
-        # Resizing from a centred square box crops and scales in one pass over the source.
         side = min(width, height)
-        left, top = (width - side) / 2, (height - side) / 2
-        box = (left, top, left + side, top + side)
-        return image.resize(target, bilinear, box=box, reducing_gap=_REDUCING_GAP)
-    scale = IMAGE_SIZE / max(width, height)
-    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
-    canvas = Image.new(image.mode, target, 0)
-    fitted = image.resize(inner, bilinear, reducing_gap=_REDUCING_GAP)
-    canvas.paste(fitted, ((IMAGE_SIZE - inner[0]) // 2, (IMAGE_SIZE - inner[1]) // 2))
+        top, left = (height - side) // 2, (width - side) // 2
+        return _scale(pixels[top : top + side, left : left + side], (IMAGE_SIZE, IMAGE_SIZE))
+    if policy == "stretch":
+        return _scale(pixels, (IMAGE_SIZE, IMAGE_SIZE))
+    ratio = IMAGE_SIZE / max(width, height)
+    inner_w, inner_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE, *pixels.shape[2:]), dtype=np.uint8)
+    top, left = (IMAGE_SIZE - inner_h) // 2, (IMAGE_SIZE - inner_w) // 2
+    canvas[top : top + inner_h, left : left + inner_w] = _scale(pixels, (inner_w, inner_h))
     return canvas
+
+
+def _scale(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (width, height) with OpenCV: about 8x faster than Pillow's bilinear filter here.
+
+    Up to a 2x reduction, bilinear sampling loses nothing worth keeping (the JPEG path has already
+    shrunk by DCT scaling). Beyond that, area averaging avoids the aliasing bilinear would bring.
+    """
+    import cv2
+
+    height, width = pixels.shape[:2]
+    if (width, height) == size:
+        return pixels
+    shrink = max(width / size[0], height / size[1])
+    interpolation = cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(pixels), size, interpolation=interpolation)
 
 
 def _describe(error: Exception) -> str:
