@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from headstart.extension.catalog.database import connect, transaction
@@ -58,6 +58,9 @@ class Catalog(LoggingConfigurable):
         config=True,
         help="Largest ratio of uncompressed to compressed size in a zip upload (zip bombs).",
     )
+    max_image_bytes = Int(
+        IngestLimits.max_image_bytes, config=True, help="Largest single image file in an upload, in bytes."
+    )
     max_model_bytes = Int(
         ModelLimits.max_model_bytes,
         config=True,
@@ -70,11 +73,6 @@ class Catalog(LoggingConfigurable):
     )
     default_resize_policy = Unicode(
         "center_crop", config=True, help="How images become 224x224: center_crop, stretch or pad."
-    )
-    allow_imagenet_download = Bool(
-        True,
-        config=True,
-        help="Let Keras fetch ImageNet weights it does not have cached; false on offline clusters.",
     )
 
     @default("db_url")
@@ -102,6 +100,7 @@ class Catalog(LoggingConfigurable):
             max_files=self.max_files,
             max_image_pixels=self.max_image_pixels,
             max_compression_ratio=self.max_compression_ratio,
+            max_image_bytes=self.max_image_bytes,
         )
 
     @property

@@ -167,3 +167,15 @@ def test_demo_runs_to_its_leaderboards(run) -> None:
     assert "shapes-cnn on digits" in text
     again = run("demo", "--shapes-per-class", "12", "--epochs", "2", "--digits-limit", "150")
     assert "exists already" in again
+
+
+def test_a_config_file_sets_the_catalogs_limits(tmp_path: Path) -> None:
+    config = tmp_path / "headstart_config.json"
+    config.write_text(json.dumps({"Catalog": {"max_model_params": 10}}))
+    args = ["--home", str(tmp_path / "home"), "--config", str(config), "models", "create", "--name", "m"]
+    args += ["--architecture", "small_cnn", "--weights", "none"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and result.stderr.rstrip().endswith("over the limit of 10")
+    missing = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.json"), "datasets", "list"])
+    assert missing.exit_code == 2
