@@ -17,6 +17,10 @@ import numpy as np
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import TrainingConfig
 
+# Cached features up to this size (as float32) train from memory; larger ones stream by batch.
+IN_MEMORY_FEATURES_BYTES = 512 * 1024**2
+Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 
 @dataclass(frozen=True)
 class EpochReport:
@@ -124,49 +128,77 @@ def fit_head(
     *,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> list[EpochReport]:
-    """Train a head-only model (features in, probabilities out) on cached features."""
+    """Train a head-only model (features in, probabilities out) on cached features.
+
+    Features that fit in IN_MEMORY_FEATURES_BYTES train from memory, the fastest way; larger ones
+    stream from their memory-mapped cache batch by batch, so memory stays bounded by a batch.
+    """
     keras.utils.set_random_seed(config.seed)
     n_labels = int(head_model.output_shape[-1])
     _compile(head_model, config)
-    x, y = np.asarray(train[0], dtype=np.float32), _targets(train[1], n_labels, config)
-    validation = None
-    if val is not None and len(val[1]):
-        validation = (np.asarray(val[0], dtype=np.float32), _targets(val[1], n_labels, config))
     reporter = EpochReporter(on_epoch)
+    has_val = val is not None and len(val[1]) > 0
+    callbacks = _callbacks(config, reporter, has_val)
+    features, labels = train
+    if features.shape[0] * features.shape[-1] * 4 > IN_MEMORY_FEATURES_BYTES:
+        batches = Batches(_array_reader(features, labels), len(labels), n_labels, config, shuffle=True)
+        validation = None
+        if has_val:
+            assert val is not None
+            validation = Batches(_array_reader(*val), len(val[1]), n_labels, config, shuffle=False)
+        head_model.fit(
+            batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=callbacks
+        )
+        return reporter.reports
+    x, y = np.asarray(features, dtype=np.float32), _targets(labels, n_labels, config)
+    validation_arrays = None
+    if has_val:
+        assert val is not None
+        validation_arrays = (np.asarray(val[0], dtype=np.float32), _targets(val[1], n_labels, config))
     head_model.fit(
         x,
         y,
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=validation,
+        validation_data=validation_arrays,
         shuffle=True,
         verbose=0,
-        callbacks=_callbacks(config, reporter, validation is not None),
+        callbacks=callbacks,
     )
     return reporter.reports
 
 
-class ShardBatches(keras.utils.PyDataset):
-    """Batches of uint8 images read from a split's memory-mapped shards, reshuffled every epoch."""
+def _array_reader(features: np.ndarray, labels: np.ndarray) -> Reader:
+    def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(features[indices], dtype=np.float32), np.asarray(labels)[indices]
 
-    def __init__(self, split: object, batch_size: int, n_labels: int, config: TrainingConfig, shuffle: bool):
+    return read
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches read by index from memory-mapped shards or features, reshuffled every epoch."""
+
+    def __init__(
+        self, read: Reader, count: int, n_labels: int, config: TrainingConfig, *, shuffle: bool
+    ) -> None:
         super().__init__()
-        self.split = split
-        self.batch_size = batch_size
+        self.read = read
+        self.batch_size = config.batch_size
         self.n_labels = n_labels
         self.config = config
         self.shuffle = shuffle
         self.rng = np.random.default_rng(config.seed)
-        self.order = np.arange(len(split))  # type: ignore[arg-type]
+        self.order = np.arange(count)
         self.on_epoch_end()
 
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        # Sorted indices read the memory map front to back, which the page cache rewards.
         picked = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        images, labels = self.split.read(picked)  # type: ignore[attr-defined]
-        return images, _targets(labels, self.n_labels, self.config)
+        inputs, labels = self.read(picked)
+        return inputs, _targets(labels, self.n_labels, self.config)
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
@@ -185,10 +217,10 @@ def fit_model(
     keras.utils.set_random_seed(config.seed)
     n_labels = int(model.output_shape[-1])
     _compile(model, config)
-    batches = ShardBatches(train, config.batch_size, n_labels, config, shuffle=True)
+    batches = Batches(train.read, len(train), n_labels, config, shuffle=True)  # type: ignore[attr-defined, arg-type]
     validation = None
     if val is not None and len(val):  # type: ignore[arg-type]
-        validation = ShardBatches(val, config.batch_size, n_labels, config, shuffle=False)
+        validation = Batches(val.read, len(val), n_labels, config, shuffle=False)  # type: ignore[attr-defined, arg-type]
     reporter = EpochReporter(on_epoch)
     model.fit(
         batches,
