@@ -1,7 +1,8 @@
 """The feature cache: a frozen body's outputs for every image of a dataset split, computed once.
 
-Features are float16 arrays at `features/<body sha256>/<dataset id>/<split>.npy`, written under a
-temporary name and renamed, and read back by memory mapping. Every later epoch, and every later
+Features are float16 arrays (float32 when their range needs it) at
+`features/<body sha256>/<dataset id>/<split>.npy`, written under a temporary name and renamed, and
+read back by memory mapping. Every later epoch, and every later
 training of a head on the same body and dataset, reads them instead of running the body.
 """
 
@@ -15,6 +16,10 @@ from pathlib import Path
 import numpy as np
 
 FEATURE_DTYPE = np.float16
+# float16 keeps about 3 significant digits between 6e-5 and 65,504. Features whose largest magnitude
+# falls outside this band (an untrained body's outputs can be near 1e-11; float16 would store zeros)
+# are cached as float32 instead, so the cache never silently loses the signal.
+FLOAT16_RANGE = (1e-2, 6e4)
 # Images per call into the body: enough to keep the device busy, small enough to bound memory.
 CHUNK = 512
 
@@ -54,20 +59,31 @@ class FeatureCache:
         dim = int(body.output_shape[-1])  # type: ignore[attr-defined]
         self.staging.mkdir(parents=True, exist_ok=True)
         partial = self.staging / f"features-{uuid.uuid4().hex}.npy"
+        compact = partial.with_suffix(".f16.npy")
         try:
-            out = np.lib.format.open_memmap(partial, mode="w+", dtype=FEATURE_DTYPE, shape=(count, dim))
-            start = 0
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(count, dim))
+            start, largest = 0, 0.0
             for chunk, _labels in images.iter_batches(CHUNK):  # type: ignore[attr-defined]
                 outputs = predict_batches(body, [chunk], batch_size=batch_size)
-                out[start : start + len(chunk)] = outputs.astype(FEATURE_DTYPE)
+                out[start : start + len(chunk)] = outputs
+                largest = max(largest, float(np.abs(outputs).max(initial=0.0)))
                 start += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
             out.flush()
+            final = partial
+            if count and FLOAT16_RANGE[0] <= largest <= FLOAT16_RANGE[1]:
+                small = np.lib.format.open_memmap(compact, mode="w+", dtype=FEATURE_DTYPE, shape=(count, dim))
+                for begin in range(0, count, CHUNK):
+                    small[begin : begin + CHUNK] = out[begin : begin + CHUNK]
+                small.flush()
+                del small
+                final = compact
             del out
             target = self.path(body_sha, dataset_id, split)
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, target)
+            os.replace(final, target)
         finally:
             partial.unlink(missing_ok=True)
+            compact.unlink(missing_ok=True)
         return np.load(target, mmap_mode="r")
