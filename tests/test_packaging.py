@@ -45,8 +45,16 @@ def test_importing_headstart_and_the_cli_does_not_import_keras() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_public_names_are_declared() -> None:
-    import headstart
-
-    assert set(headstart.__all__) <= set(dir(headstart))
-    assert "__version__" in headstart.__all__
+def test_public_names_are_declared_and_load_lazily() -> None:
+    code = (
+        "import sys, headstart;"
+        "assert 'keras' not in sys.modules and 'sqlmodel' not in sys.modules;"
+        "missing = [n for n in headstart.__all__ if getattr(headstart, n, None) is None];"
+        "assert not missing, missing;"
+        "assert headstart.Catalog.__name__ == 'Catalog';"
+        "assert issubclass(headstart.NotFound, headstart.HeadstartError);"
+        "print(sorted(headstart.__all__) == sorted(set(dir(headstart)) & set(headstart.__all__)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

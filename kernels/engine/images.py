@@ -46,6 +46,10 @@ def _reuse_pillow_buffers() -> None:
 
 _reuse_pillow_buffers()
 
+# The operator's limit (Catalog.max_image_pixels), checked from the header before any pixel is
+# decoded, replaces Pillow's fixed process-wide guard, so the refusal names the limit that applies.
+Image.MAX_IMAGE_PIXELS = None
+
 
 def validate_policy(policy: str) -> None:
     """Refuse an unknown resize policy, naming the ones that exist."""

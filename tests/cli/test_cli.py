@@ -179,3 +179,31 @@ def test_a_config_file_sets_the_catalogs_limits(tmp_path: Path) -> None:
     assert result.stderr.startswith("error:") and result.stderr.rstrip().endswith("over the limit of 10")
     missing = CliRunner().invoke(main, ["--config", str(tmp_path / "nope.json"), "datasets", "list"])
     assert missing.exit_code == 2
+
+
+def test_bad_images_fail_the_ingest_or_are_skipped_on_request(
+    run, shapes_folder: Path, tmp_path: Path
+) -> None:
+    from tests.kernels.test_images import huge_bilevel_png
+
+    upload = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for label in ("circle", "square", "triangle"):
+            for image in sorted((shapes_folder / label).glob("*.png"))[:4]:
+                archive.write(image, f"{label}/{image.name}")
+        archive.writestr("circle/empty.png", b"")
+        archive.writestr("square/notes.jpg", b"just some text")
+        archive.writestr("triangle/huge.png", huge_bilevel_png(20_000, 20_000))
+    error = run("datasets", "add", str(upload), "--name", "mixed", code=2)
+    assert error.startswith("error: 3 of 15 files are not usable images")
+    for name in ("circle/empty.png", "square/notes.jpg", "triangle/huge.png"):
+        assert name in error
+    assert "20000x20000" in error
+    assert as_json(run("datasets", "list", "--json")) == []
+    added = as_json(run("datasets", "add", str(upload), "--name", "mixed", "--skip-invalid", "--json"))
+    assert sorted(s["file"] for s in added["skipped"]) == [
+        "circle/empty.png",
+        "square/notes.jpg",
+        "triangle/huge.png",
+    ]
+    assert sum(added["counts"].values()) == 12
