@@ -37,13 +37,17 @@ def _say(as_json: bool, message: str) -> None:
 def _train(
     catalog: Any, user: Any, model_id: int, dataset: str, config: Any, decision: str, name: str | None
 ) -> Any:
-    with progress_bar(f"train on {dataset}", total=config.epochs, unit="epoch") as update:
+    with (
+        progress_bar("body features", unit="img") as features,
+        progress_bar(f"train on {dataset}", total=config.epochs, unit="epoch") as update,
+    ):
         training = catalog.trainings.start(
             user,
             model_id,
             dataset,
             config,
             on_epoch=lambda e: update(e["epoch"], loss=e["loss"], val_acc=e["val_accuracy"]),
+            on_features=features,
         )
     model = catalog.trainings.decide(user, training.id, decision, name=name)
     return catalog.trainings.get(user, training.id), model

@@ -24,6 +24,7 @@ from headstart.kernels.engine.limits import ModelLimits
 from headstart.kernels.schemas import TrainingConfig
 
 EpochSink = Callable[[dict], None]
+Progress = Callable[[int, int], None]
 
 
 def _ensure_body_stored(store: ArtifactStore, body: object, body_sha: str) -> None:
@@ -45,8 +46,12 @@ def cached_features(
     splits: dict,
     batch_size: int,
     loaded: dict,
+    progress: Progress | None = None,
 ) -> tuple[dict, str]:
-    """Cached features for each split, computing (and caching) the missing ones with the body."""
+    """Cached features for each split, computing (and caching) the missing ones with the body.
+
+    `progress(done, total)` counts the images the body has run over, when it has to run.
+    """
     from headstart.kernels.engine.features import FeatureCache
     from headstart.kernels.engine.surgery import split_model
 
@@ -58,8 +63,18 @@ def cached_features(
             loaded["model"] = load_version(store, ref)
         body, _ = split_model(loaded["model"])
         _ensure_body_stored(store, body, body_sha)
+        total, done = sum(len(splits[name]) for name in missing), 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, total)
+
         for name in missing:
-            found[name] = cache.compute(body, splits[name], body_sha, dataset_id, name, batch_size=batch_size)
+            found[name] = cache.compute(
+                body, splits[name], body_sha, dataset_id, name, batch_size=batch_size, progress=advance
+            )
     return found, "miss" if missing else "hit"
 
 
@@ -84,6 +99,7 @@ def train_version(
     limits: ModelLimits,
     *,
     on_epoch: EpochSink | None = None,
+    on_features: Progress | None = None,
 ) -> TrainingFacts:
     """Train a copy of `ref` on a dataset; the candidate is staged in `folder`."""
     from headstart.kernels.engine.keras_file import save_model
@@ -109,7 +125,7 @@ def train_version(
     if config.frozen_body and ref.body_sha is not None:
         body_sha = ref.body_ref or ref.body_sha
         features, cache_state = cached_features(
-            store, ref, body_sha, dataset_id, splits, config.batch_size, loaded
+            store, ref, body_sha, dataset_id, splits, config.batch_size, loaded, on_features
         )
         head = current_head(store, ref, loaded) if plan.keep else None
         if head is not None and plan.order is not None:

@@ -58,8 +58,13 @@ class TrainingManager:
         config: TrainingConfig | None = None,
         *,
         on_epoch: Callable[[dict], None] | None = None,
+        on_features: Callable[[int, int], None] | None = None,
     ) -> TrainingPublic:
-        """Train a copy of a visible model on a dataset and leave the result as a candidate."""
+        """Train a copy of a visible model on a dataset and leave the result as a candidate.
+
+        `on_epoch` gets each epoch's figures as it ends; `on_features(done, total)` follows the
+        body's one pass over the images when the feature cache misses.
+        """
         config = config or TrainingConfig()
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, user)
@@ -95,6 +100,7 @@ class TrainingManager:
                     folder,
                     self.catalog.model_limits,
                     on_epoch=record_epoch,
+                    on_features=on_features,
                 )
                 (folder / "facts.json").write_text(json.dumps(_facts_json(facts.candidate)))
                 key = candidate_key(model_id, training_id)

@@ -30,15 +30,23 @@ def test_frozen_training_uses_the_feature_cache_and_leaves_the_original(catalog,
     original = catalog.store.path(f"models/{model.id}/v1/model.keras")
     before = digest(original)
     seen: list[dict] = []
-    first = catalog.trainings.start(alice, model.id, "shapes", QUICK, on_epoch=seen.append)
+    passes: list[tuple[int, int]] = []
+    first = catalog.trainings.start(
+        alice, model.id, "shapes", QUICK, on_epoch=seen.append, on_features=lambda *p: passes.append(p)
+    )
+    images = shapes.counts["train"] + shapes.counts["val"]
+    assert passes and passes[-1] == (images, images)
     assert first.status == "candidate"
     assert first.head == "replaced" and first.feature_cache == "miss"
     assert [e.epoch for e in first.epochs] == [1, 2] == [e["epoch"] for e in seen]
     assert all(e.val_loss is not None and 0 <= e.accuracy <= 1 for e in first.epochs)
     for split in ("train", "val"):
         assert any(catalog.store.path("features").rglob(f"{split}.npy"))
-    second = catalog.trainings.start(alice, model.id, "shapes", QUICK)
-    assert second.feature_cache == "hit"
+    passes.clear()
+    second = catalog.trainings.start(
+        alice, model.id, "shapes", QUICK, on_features=lambda *p: passes.append(p)
+    )
+    assert second.feature_cache == "hit" and passes == []
     # Rule 3: the original model is untouched by both trainings.
     assert digest(original) == before
     assert catalog.models.get(alice, model.id).version == 1

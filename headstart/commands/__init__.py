@@ -1,0 +1,1 @@
+"""The `headstart` subcommands, one module per resource; `headstart.cli` assembles them."""

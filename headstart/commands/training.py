@@ -1,0 +1,166 @@
+"""`headstart train`, `decide` and `trainings`: transfer learning and the decision on its result."""
+
+from __future__ import annotations
+
+import click
+
+from headstart.commands.base import Context, command, show
+from headstart.output import emit_json, progress_bar, table
+
+TRAINING_KEYS = [
+    "id",
+    "model_id",
+    "model_version",
+    "dataset_id",
+    "status",
+    "head",
+    "feature_cache",
+    "result_model_id",
+    "result_version",
+    "error",
+]
+
+
+def fine_tune_value(value: str) -> int | str:
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter("a number of layers, or 'all'") from None
+
+
+@command(None, "train")
+@click.argument("model_id", type=int)
+@click.argument("dataset")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--optimizer", default="adam", show_default=True, help="adam, adamw, sgd or rmsprop.")
+@click.option(
+    "--loss",
+    default="sparse_categorical_crossentropy",
+    show_default=True,
+    help="sparse_categorical_crossentropy or categorical_crossentropy.",
+)
+@click.option(
+    "--fine-tune-layers",
+    default="0",
+    show_default=True,
+    help="Body layers to unfreeze from the end, or 'all'. 0 trains only the head, on cached features.",
+)
+@click.option(
+    "--early-stopping", type=int, default=None, help="Stop after this many epochs without a better val loss."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--decision",
+    type=click.Choice(["update", "keep_both", "discard"]),
+    default=None,
+    help="What to do with the result at once; without it, the result waits as a candidate.",
+)
+@click.option("--name", default=None, help="Name of the new model, for keep_both.")
+def train(
+    ctx: Context,
+    model_id: int,
+    dataset: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    optimizer: str,
+    loss: str,
+    fine_tune_layers: str,
+    early_stopping: int | None,
+    seed: int,
+    decision: str | None,
+    name: str | None,
+) -> None:
+    """Re-train a copy of a model on a dataset by transfer learning.
+
+    The head is kept when the model's labels are the dataset's, and replaced by a fresh softmax
+    otherwise. The body stays frozen unless --fine-tune-layers says otherwise. The original model
+    never changes: the result is a candidate until you decide (here with --decision, or later with
+    `headstart decide`).
+    """
+    from headstart.kernels.schemas import TrainingConfig
+
+    config = TrainingConfig(
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        loss=loss,
+        epochs=epochs,
+        batch_size=batch_size,
+        fine_tune_layers=fine_tune_value(fine_tune_layers),
+        early_stopping_patience=early_stopping,
+        seed=seed,
+    )
+    user = ctx.user
+    with (
+        progress_bar("body features, once per body and dataset", unit="img") as features,
+        progress_bar(f"train model {model_id}", total=epochs, unit="epoch") as update,
+    ):
+
+        def on_epoch(epoch: dict) -> None:
+            update(epoch["epoch"], loss=epoch["loss"], acc=epoch["accuracy"], val_acc=epoch["val_accuracy"])
+            if not ctx.json:
+                click.echo(
+                    f"epoch {epoch['epoch']:>3}  loss {epoch['loss']:.4f}  acc {epoch['accuracy']:.4f}  "
+                    f"val_loss {_num(epoch['val_loss'])}  val_acc {_num(epoch['val_accuracy'])}",
+                    err=True,
+                )
+
+        training = ctx.catalog.trainings.start(
+            user, model_id, dataset, config, on_epoch=on_epoch, on_features=features
+        )
+    result = None
+    if decision is not None:
+        result = ctx.catalog.trainings.decide(user, training.id, decision, name=name)
+        training = ctx.catalog.trainings.get(user, training.id)
+    if ctx.json:
+        emit_json({"training": training, "model": result})
+        return
+    show(ctx, training, TRAINING_KEYS)
+    if result is not None:
+        click.echo(f"\n{decision}: model {result.id} ({result.name}) is now at version {result.version}")
+    elif decision is None:
+        click.echo(f"\ncandidate waiting: headstart decide {training.id} update|keep_both|discard")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@command(None, "decide")
+@click.argument("training_id", type=int)
+@click.argument("decision", type=click.Choice(["update", "keep_both", "discard"]))
+@click.option("--name", default=None, help="Name of the new model, for keep_both.")
+def decide(ctx: Context, training_id: int, decision: str, name: str | None) -> None:
+    """Decide on a training's candidate: update the model, keep both, or discard it."""
+    result = ctx.catalog.trainings.decide(ctx.user, training_id, decision, name=name)
+    training = ctx.catalog.trainings.get(ctx.user, training_id)
+    if ctx.json:
+        emit_json({"training": training, "model": result})
+    else:
+        show(ctx, training, TRAINING_KEYS)
+
+
+@command(None, "trainings")
+@click.option("--model", "model_id", type=int, default=None, help="Only trainings of this model.")
+def trainings(ctx: Context, model_id: int | None) -> None:
+    """List your trainings."""
+    rows = ctx.catalog.trainings.list(ctx.user, model_id=model_id)
+    if ctx.json:
+        emit_json(rows)
+        return
+    plain = [
+        {
+            "id": t.id,
+            "model": f"{t.model_id} v{t.model_version}",
+            "dataset": t.dataset_id,
+            "status": t.status,
+            "epochs": len(t.epochs),
+            "val_accuracy": t.epochs[-1].val_accuracy if t.epochs else None,
+        }
+        for t in rows
+    ]
+    click.echo(table(plain, ["id", "model", "dataset", "status", "epochs", "val_accuracy"]))
