@@ -37,3 +37,7 @@ class Conflict(HeadstartError):
 
 class WeightsUnavailable(Invalid):
     """Pretrained weights could not be loaded from Keras' cache or the network."""
+
+
+class Cancelled(HeadstartError):
+    """A job stopped because its owner asked it to."""

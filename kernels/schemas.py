@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 Kind = Literal["classifier", "feature_vector"]
 Visibility = Literal["public", "private"]
 Decision = Literal["update", "keep_both", "discard"]
-TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discarded", "failed"]
+TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discarded", "failed", "cancelled"]
 Split = Literal["train", "val", "test"]
 
 # The zoo's names, here so that clients can offer them without importing Keras.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import UniqueConstraint, event
 from sqlmodel import Field
 
 from headstart.kernels.schemas import (
@@ -29,6 +29,11 @@ class User(UserBase, table=True):
     created_at: datetime = Field(default_factory=now)
 
 
+def label_key(labels: list[str] | None) -> str | None:
+    """The label set as one comparable string: models with the same key are of the same type."""
+    return None if not labels else "\x1f".join(sorted(labels))
+
+
 class CatalogModel(ModelBase, table=True):
     """A model in the catalog; `version` is its current version."""
 
@@ -36,6 +41,8 @@ class CatalogModel(ModelBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True)
+    # Kept equal to label_key(labels) by the listener below, so lists filter by type in SQL.
+    label_set: str | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
 
@@ -85,3 +92,9 @@ class Evaluation(EvaluationBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     requested_by_id: int = Field(foreign_key="users.id")
     created_at: datetime = Field(default_factory=now)
+
+
+@event.listens_for(CatalogModel, "before_insert")
+@event.listens_for(CatalogModel, "before_update")
+def _keep_label_set(_mapper: object, _connection: object, model: CatalogModel) -> None:
+    model.label_set = label_key(model.labels)

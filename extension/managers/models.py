@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
@@ -19,6 +20,7 @@ from headstart.extension.catalog.tables import (
     ModelVersion,
     Training,
     User,
+    label_key,
     now,
 )
 from headstart.extension.jobs.artifacts import ModelFacts, VersionRef, create_model, upload_model
@@ -201,26 +203,65 @@ class ModelManager:
         *,
         owner: str | None = None,
         kind: str | None = None,
-        labels: list[str] | None = None,
+        labels: builtins.list[str] | None = None,
         mine: bool = False,
         public: bool | None = None,
     ) -> builtins.list[ModelPublic]:
         """Every model `viewer` may see, filtered; private models of others never appear."""
+        items, _ = self.page(viewer, owner=owner, kind=kind, labels=labels, mine=mine, public=public)
+        return items
+
+    def page(
+        self,
+        viewer: User,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        labels: builtins.list[str] | None = None,
+        mine: bool = False,
+        public: bool | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[builtins.list[ModelPublic], int]:
+        """One page of the models `viewer` may see, oldest first, and how many match in all."""
+        if (limit is not None and limit < 1) or offset < 0:
+            raise Invalid("limit must be at least 1 and offset at least 0")
+        conditions = [access.visible_to(viewer)]
+        if mine:
+            conditions.append(col(CatalogModel.owner_id) == viewer.id)
+        if owner is not None:
+            conditions.append(col(User.name) == owner)
+        if kind is not None:
+            conditions.append(col(CatalogModel.kind) == kind)
+        if public is not None:
+            conditions.append(col(CatalogModel.public).is_(public))
+        if labels is not None:
+            conditions.append(col(CatalogModel.label_set) == label_key(labels))
+        # One query for the page: each model with its current version's size and its owner's name.
+        query = (
+            select(CatalogModel, ModelVersion.params, ModelVersion.size_bytes, User.name)
+            .join(
+                ModelVersion,
+                (col(ModelVersion.model_id) == CatalogModel.id)
+                & (col(ModelVersion.version) == CatalogModel.version),
+            )
+            .join(User, col(User.id) == CatalogModel.owner_id)
+            .where(*conditions)
+        )
+        counting = (
+            select(func.count()).select_from(CatalogModel).join(User, col(User.id) == CatalogModel.owner_id)
+        )
         with transaction(self.catalog.engine) as session:
-            query = access.visible_models(viewer).order_by(col(CatalogModel.id))
-            if mine:
-                query = query.where(CatalogModel.owner_id == viewer.id)
-            if owner is not None:
-                query = query.join(User, User.id == CatalogModel.owner_id).where(User.name == owner)
-            if kind is not None:
-                query = query.where(CatalogModel.kind == kind)
-            if public is not None:
-                query = query.where(CatalogModel.public == public)
-            models = session.exec(query).all()
-            if labels is not None:
-                wanted = sorted(labels)
-                models = [m for m in models if sorted(m.labels or []) == wanted]
-            return [model_public(session, m) for m in models]
+            total = session.exec(counting.where(*conditions)).one()
+            query = query.order_by(col(CatalogModel.id)).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            rows = session.exec(query).all()
+        items = [
+            ModelPublic(**model.model_dump(), owner=name, params=params, size_bytes=size)
+            for model, params, size, name in rows
+        ]
+        return items, int(total)
 
     def get(self, viewer: User, model_id: int) -> ModelPublic:
         with transaction(self.catalog.engine) as session:

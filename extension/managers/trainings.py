@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import threading
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
@@ -21,7 +22,7 @@ from headstart.extension.jobs.training import train_version
 from headstart.extension.managers.datasets import DatasetManager, check_name
 from headstart.extension.managers.models import current_version, model_public, version_ref
 from headstart.extension.store import candidate_key
-from headstart.kernels.errors import Conflict, Forbidden, HeadstartError, Invalid
+from headstart.kernels.errors import Cancelled, Conflict, Forbidden, HeadstartError, Invalid
 from headstart.kernels.schemas import Decision, EpochPublic, ModelPublic, TrainingConfig, TrainingPublic
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class TrainingManager:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        # One stop flag per training running in this process, for `cancel`.
+        self._stops: dict[int, threading.Event] = {}
 
     def start(
         self,
@@ -65,12 +68,18 @@ class TrainingManager:
         `on_epoch` gets each epoch's figures as it ends; `on_features(done, total)` follows the
         body's one pass over the images when the feature cache misses.
         """
+        training = self.begin(user, model_id, dataset, config)
+        return self.run(user, training.id, on_epoch=on_epoch, on_features=on_features)
+
+    def begin(
+        self, user: User, model_id: int, dataset: int | str, config: TrainingConfig | None = None
+    ) -> TrainingPublic:
+        """Record a training of a visible model's current version, to be carried out by `run`."""
         config = config or TrainingConfig()
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, user)
             data = DatasetManager.row(session, dataset)
             version = current_version(session, model)
-            ref = version_ref(model, version)
             training = Training(
                 model_id=model.id,  # type: ignore[arg-type]
                 model_version=version.version,
@@ -80,14 +89,37 @@ class TrainingManager:
             )
             session.add(training)
             session.flush()
-            training_id: int = training.id  # type: ignore[assignment]
-            dataset_id: int = data.id  # type: ignore[assignment]
+            self._stops[training.id] = threading.Event()  # type: ignore[index]
+            return training_public(session, training)
+
+    def run(
+        self,
+        user: User,
+        training_id: int,
+        *,
+        on_epoch: Callable[[dict], None] | None = None,
+        on_features: Callable[[int, int], None] | None = None,
+    ) -> TrainingPublic:
+        """Carry out a recorded training; a failure is recorded on the training and raised."""
+        with transaction(self.catalog.engine) as session:
+            training = access.get_visible_training(session, training_id, user)
+            if training.status != "running" or training.finished_at is not None:
+                raise Conflict(f"training {training_id} is {training.status}, not waiting to run")
+            model = session.get(CatalogModel, training.model_id)
+            if model is None:
+                raise Conflict(f"the model of training {training_id} was deleted")
+            ref = version_ref(model, current_version(session, model, training.model_version))
+            config = TrainingConfig(**training.config)
+            model_id, dataset_id = training.model_id, training.dataset_id
+        stop = self._stops.setdefault(training_id, threading.Event())
 
         def record_epoch(epoch: dict) -> None:
             with transaction(self.catalog.engine) as session:
                 session.add(Epoch(training_id=training_id, **epoch))
             if on_epoch is not None:
                 on_epoch(epoch)
+            if stop.is_set():
+                raise Cancelled(f"training {training_id} was cancelled")
 
         store = self.catalog.store
         try:
@@ -105,26 +137,44 @@ class TrainingManager:
                 (folder / "facts.json").write_text(json.dumps(_facts_json(facts.candidate)))
                 key = candidate_key(model_id, training_id)
                 with store.placing() as placed, transaction(self.catalog.engine) as session:
-                    training = session.get(Training, training_id)  # type: ignore[assignment]
+                    done = session.get(Training, training_id)
+                    if done is None:
+                        raise Conflict(f"training {training_id} was deleted while it ran")
                     store.commit(folder, key)
                     placed.append(key)
-                    training.status = "candidate"
-                    training.candidate = key
-                    training.head = facts.head
-                    training.feature_cache = facts.feature_cache
-                    training.finished_at = now()
-                    session.add(training)
+                    done.status = "candidate"
+                    done.candidate = key
+                    done.head = facts.head
+                    done.feature_cache = facts.feature_cache
+                    done.finished_at = now()
+                    session.add(done)
+        except Cancelled:
+            self._finish(training_id, "cancelled", None)
         except BaseException as error:
             message = str(error) if isinstance(error, HeadstartError) else f"{type(error).__name__}: {error}"
-            with transaction(self.catalog.engine) as session:
-                failed = session.get(Training, training_id)
-                if failed is not None:
-                    failed.status = "failed"
-                    failed.error = message[:2000]
-                    failed.finished_at = now()
-                    session.add(failed)
+            self._finish(training_id, "failed", message[:2000])
             raise
+        finally:
+            self._stops.pop(training_id, None)
         return self.get(user, training_id)
+
+    def _finish(self, training_id: int, status: str, error: str | None) -> None:
+        with transaction(self.catalog.engine) as session:
+            training = session.get(Training, training_id)
+            if training is not None:
+                training.status = status
+                training.error = error
+                training.finished_at = now()
+                session.add(training)
+
+    def cancel(self, user: User, training_id: int) -> TrainingPublic:
+        """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
+        training = self.get(user, training_id)
+        stop = self._stops.get(training_id)
+        if training.status != "running" or stop is None:
+            raise Conflict(f"training {training_id} is {training.status}, not running")
+        stop.set()
+        return training
 
     def get(self, user: User, training_id: int) -> TrainingPublic:
         with transaction(self.catalog.engine) as session:

@@ -16,7 +16,7 @@ def test_migrations_create_every_table_at_head(catalog) -> None:
     tables = set(inspect(catalog.engine).get_table_names())
     assert {"users", "models", "model_versions", "datasets", "trainings", "epochs", "evaluations"} <= tables
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_users_are_created_once(catalog) -> None:
@@ -211,3 +211,40 @@ def test_deleting_a_model_deletes_its_trainings_and_evaluations(catalog, alice, 
     assert not catalog.store.path(f"models/{model.id}").exists()
     with pytest.raises(NotFound):
         catalog.models.get(alice, model.id)
+
+
+def test_model_pages_count_every_match(catalog, alice, bob) -> None:
+    made = [tiny_model(catalog, alice, name=f"m{i}", public=i % 2 == 0) for i in range(5)]
+    first, total = catalog.models.page(bob, limit=2)
+    assert total == 3 and [m.name for m in first] == ["m0", "m2"]
+    rest, _ = catalog.models.page(bob, limit=2, offset=2)
+    assert [m.name for m in rest] == ["m4"]
+    mine, total = catalog.models.page(alice, mine=True, limit=10)
+    assert total == 5 and [m.id for m in mine] == [m.id for m in made]
+    assert all(m.owner == "alice" and m.params > 0 for m in mine)
+    with pytest.raises(Invalid):
+        catalog.models.page(alice, limit=0)
+
+
+def test_the_label_set_migration_fills_existing_models(tmp_path: Path, db_url: str) -> None:
+    from alembic import command
+
+    from headstart.extension.catalog.database import alembic_config, connect
+
+    engine = connect(db_url, migrate=False)
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'alice', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO models (id, name, description, kind, labels, public, version, owner_id, "
+                "created_at, updated_at) VALUES (1, 'm', '', 'classifier', :labels, false, 1, 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"labels": '["dog", "cat"]'},
+        )
+        command.upgrade(config, "head")
+        assert conn.execute(text("SELECT label_set FROM models")).scalar() == "cat\x1fdog"
+    engine.dispose()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headstart.kernels.errors import Conflict, Forbidden, Invalid
+from headstart.kernels.errors import Conflict, Forbidden, Invalid, NotFound
 from headstart.kernels.schemas import TrainingConfig
 from tests.conftest import tiny_model
 
@@ -177,3 +177,23 @@ def test_early_stopping_ends_a_diverging_run(catalog, alice, shapes) -> None:
     config = TrainingConfig(epochs=30, learning_rate=10.0, optimizer="sgd", early_stopping_patience=1)
     training = catalog.trainings.start(alice, model.id, "shapes", config)
     assert 2 <= len(training.epochs) < 30
+
+
+def test_a_cancelled_training_stops_after_its_epoch_and_leaves_nothing(catalog, alice, bob, shapes) -> None:
+    model = tiny_model(catalog, alice, public=True)
+    training = catalog.trainings.begin(alice, model.id, "shapes", TrainingConfig(epochs=20))
+    assert training.status == "running" and training.epochs == []
+    with pytest.raises(NotFound):
+        catalog.trainings.cancel(bob, training.id)
+
+    def cancel_at_second(epoch: dict) -> None:
+        if epoch["epoch"] == 2:
+            catalog.trainings.cancel(alice, training.id)
+
+    ended = catalog.trainings.run(alice, training.id, on_epoch=cancel_at_second)
+    assert ended.status == "cancelled" and len(ended.epochs) == 2
+    assert not catalog.store.path(f"models/{model.id}/candidates").exists()
+    with pytest.raises(Conflict):
+        catalog.trainings.cancel(alice, training.id)
+    with pytest.raises(Conflict):
+        catalog.trainings.run(alice, training.id)
