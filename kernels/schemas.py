@@ -208,3 +208,70 @@ class LeaderboardRow(BaseModel):
     loss: float | None
     count: int
     note: str = ""
+
+
+# --- requests: what the REST API takes ------------------------------------------------------
+
+
+class ModelCreate(BaseModel):
+    """Create a model from the zoo."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    architecture: str
+    labels: list[str] | None = Field(None, description="a classifier's labels; none makes a feature vector")
+    weights: Literal["imagenet"] | None = "imagenet"
+    options: dict[str, int | float] = Field(default_factory=dict, description="alpha, filters")
+    description: str = ""
+    public: bool = False
+
+
+class ModelUpdate(BaseModel):
+    """Rename, describe, publish or unpublish a model; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=255)
+    description: str | None = None
+    public: bool | None = None
+
+
+class TrainingCreate(BaseModel):
+    """Start a transfer-learning run of a model's current version on a dataset."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: int
+    dataset: int | str
+    config: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class DecisionRequest(BaseModel):
+    """The owner's decision on a training's candidate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    name: str | None = Field(None, min_length=1, max_length=255, description="the new model's, for keep_both")
+
+
+class EvaluationRequest(BaseModel):
+    """Score a model version on a dataset split."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: int
+    dataset: int | str
+    split: Split = "test"
+    version: int | None = None
+    top_k: int = Field(3, ge=1, le=100)
+
+
+class Page(BaseModel):
+    """One page of a list, and how many items match in all."""
+
+    items: list
+    total: int
+    limit: int
+    offset: int
