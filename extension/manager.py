@@ -6,9 +6,11 @@ carries help text, because an operator reads it as the manual.
 
 from __future__ import annotations
 
-import os
+import functools
+import inspect
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -136,11 +138,43 @@ class Catalog(LoggingConfigurable):
     def evaluations(self) -> EvaluationManager:
         return EvaluationManager(self)
 
+    def session(self, name: str) -> UserSession:
+        """The catalog as one user sees it, with the same calls as `HeadstartClient`."""
+        return UserSession(self, self.user(name))
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
 
 
-def local_user() -> str:
-    """The name a local catalog uses when none is given: the operating-system user."""
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "local"
+class _BoundManager:
+    """A manager whose methods get the session's user as their first argument, where they take one."""
+
+    def __init__(self, manager: object, user: User) -> None:
+        self._manager = manager
+        self._user = user
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._manager, name)
+        first = next(iter(inspect.signature(method).parameters), None)
+        if first in ("user", "viewer"):
+            return functools.partial(method, self._user)
+        return method
+
+
+class UserSession:
+    """A local catalog seen by one user: `.models.list()` rather than `catalog.models.list(user)`.
+
+    The CLI drives this or a `HeadstartClient` through the same calls.
+    """
+
+    def __init__(self, catalog: Catalog, user: User) -> None:
+        self.catalog = catalog
+        self.user = user
+        self.models: Any = _BoundManager(catalog.models, user)
+        self.datasets: Any = _BoundManager(catalog.datasets, user)
+        self.trainings: Any = _BoundManager(catalog.trainings, user)
+        self.evaluations: Any = _BoundManager(catalog.evaluations, user)
+
+    def me(self) -> str:
+        return self.user.name

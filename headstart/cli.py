@@ -33,11 +33,18 @@ from headstart.commands.training import decide, train, trainings
     help="Who you are in the local catalog; owns what you create.",
 )
 @click.option(
+    "--url",
+    default=lambda: os.environ.get("HEADSTART_URL") or None,
+    show_default="$HEADSTART_URL",
+    help="The catalog service to use; its token comes from $JUPYTERHUB_API_TOKEN. "
+    "Without a URL, the local catalog under --home.",
+)
+@click.option(
     "--config", "config_file", default=None, help="A traitlets config file (.py or .json) for the Catalog."
 )
 @click.version_option(package_name="headstart")
 @click.pass_context
-def main(context: click.Context, home: str, user: str, config_file: str | None) -> None:
+def main(context: click.Context, home: str, user: str, url: str | None, config_file: str | None) -> None:
     """Create, share, re-train and benchmark Keras image classifiers.
 
     \b
@@ -51,7 +58,7 @@ def main(context: click.Context, home: str, user: str, config_file: str | None) 
     # TensorFlow's start-up chatter and retracing notes are for its developers, not for our users.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    context.obj = Context(home, user, config_file)
+    context.obj = Context(home, user, config_file, url)
 
 
 for subcommand in (datasets, models, train, decide, trainings, evaluate, leaderboard, demo):

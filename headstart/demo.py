@@ -15,18 +15,18 @@ BASE_MODEL = "shapes-cnn"
 LEADERBOARD_COLUMNS = ["rank", "model_id", "model_name", "owner", "version", "accuracy", "loss", "count"]
 
 
-def _dataset(catalog: Any, user: Any, name: str, folder: Path, write: Any) -> Any:
+def _dataset(api: Any, name: str, folder: Path, write: Any) -> Any:
     from headstart.kernels.errors import NotFound
 
     try:
-        return catalog.datasets.get(name)
+        return api.datasets.get(name)
     except NotFound:
         pass
     if not folder.exists():
         with progress_bar(f"generate {name}", unit="img"):
             write(folder)
     with progress_bar(f"ingest {name}", unit="img") as update:
-        return catalog.datasets.add(user, folder, name=name, description=f"demo: {name}", progress=update)
+        return api.datasets.add(folder, name=name, description=f"demo: {name}", progress=update)
 
 
 def _say(as_json: bool, message: str) -> None:
@@ -34,53 +34,49 @@ def _say(as_json: bool, message: str) -> None:
         click.echo(message)
 
 
-def _train(
-    catalog: Any, user: Any, model_id: int, dataset: str, config: Any, decision: str, name: str | None
-) -> Any:
+def _train(api: Any, model_id: int, dataset: str, config: Any, decision: str, name: str | None) -> Any:
     with (
         progress_bar("body features", unit="img") as features,
         progress_bar(f"train on {dataset}", total=config.epochs, unit="epoch") as update,
     ):
-        training = catalog.trainings.start(
-            user,
+        training = api.trainings.start(
             model_id,
             dataset,
             config,
             on_epoch=lambda e: update(e["epoch"], loss=e["loss"], val_acc=e["val_accuracy"]),
             on_features=features,
         )
-    model = catalog.trainings.decide(user, training.id, decision, name=name)
-    return catalog.trainings.get(user, training.id), model
+    model = api.trainings.decide(training.id, decision, name=name)
+    return api.trainings.get(training.id), model
 
 
 def run_demo(
-    catalog: Any,
-    user: Any,
+    api: Any,
+    data: Path,
     *,
     shapes_per_class: int = 120,
     epochs: int = 12,
     digits_limit: int | None = None,
     as_json: bool = False,
 ) -> dict:
-    """Run the whole demo on `catalog` and print its leaderboards; safe to run twice."""
+    """Run the whole demo through `api` (a local session or a client) and print its leaderboards.
+
+    The demo images are written under `data` once. Running it twice trains nothing new.
+    """
     from headstart.kernels.engine.demo_data import write_digits, write_shapes
     from headstart.kernels.schemas import TrainingConfig
 
-    data = Path(catalog.home) / "demo-data"
-    shapes = _dataset(
-        catalog, user, SHAPES, data / SHAPES, lambda d: write_shapes(d, per_class=shapes_per_class)
-    )
-    digits = _dataset(catalog, user, DIGITS, data / DIGITS, lambda d: write_digits(d, limit=digits_limit))
+    shapes = _dataset(api, SHAPES, data / SHAPES, lambda d: write_shapes(d, per_class=shapes_per_class))
+    digits = _dataset(api, DIGITS, data / DIGITS, lambda d: write_digits(d, limit=digits_limit))
     _say(as_json, f"datasets: {shapes.name} {shapes.counts}, {digits.name} {digits.counts}")
 
-    existing = [m for m in catalog.models.list(user, mine=True) if m.name == BASE_MODEL]
+    existing = [m for m in api.models.list(mine=True) if m.name == BASE_MODEL]
     trainings = []
     if existing:
         base = existing[0]
         _say(as_json, f"model {base.id} ({BASE_MODEL}) exists already; skipping the trainings")
     else:
-        base = catalog.models.create(
-            user,
+        base = api.models.create(
             name=BASE_MODEL,
             architecture="small_cnn",
             labels=list(shapes.labels),
@@ -90,12 +86,12 @@ def run_demo(
         )
         _say(as_json, f"created model {base.id} ({BASE_MODEL}, {base.params} parameters)")
         full = TrainingConfig(epochs=epochs, fine_tune_layers="all", learning_rate=2e-3, batch_size=16)
-        training, base = _train(catalog, user, base.id, SHAPES, full, "update", None)
+        training, base = _train(api, base.id, SHAPES, full, "update", None)
         trainings.append(training)
         _say(as_json, f"trained on shapes (all layers): val accuracy {training.epochs[-1].val_accuracy}")
         head_only = TrainingConfig(epochs=epochs * 2, learning_rate=1e-2, batch_size=64)
         training, transferred = _train(
-            catalog, user, base.id, DIGITS, head_only, "keep_both", f"{BASE_MODEL} on digits"
+            api, base.id, DIGITS, head_only, "keep_both", f"{BASE_MODEL} on digits"
         )
         trainings.append(training)
         _say(
@@ -107,7 +103,7 @@ def run_demo(
     boards = {}
     for name in (SHAPES, DIGITS):
         with progress_bar(f"leaderboard {name}", unit="model") as update:
-            boards[name] = catalog.evaluations.leaderboard(user, name, progress=update)
+            boards[name] = api.evaluations.leaderboard(name, progress=update)
         if not as_json:
             click.echo(f"\nleaderboard: {name} (test split)")
             click.echo(table([row.model_dump() for row in boards[name]], LEADERBOARD_COLUMNS))

@@ -16,31 +16,36 @@ EXIT_BAD_INPUT = 2
 
 
 class Context:
-    """What every command needs: the catalog (opened on first use), the user, and the output mode."""
+    """What every command needs: the catalog it talks to (opened on first use), and the output mode.
 
-    def __init__(self, home: str, user: str, config_file: str | None) -> None:
+    With a URL (`--url` or `$HEADSTART_URL`) that is the catalog service, through the REST client;
+    without one, the local catalog under `--home`, as the user that `--user` names.
+    """
+
+    def __init__(self, home: str, user: str, config_file: str | None, url: str | None = None) -> None:
         self.home = home
         self.user_name = user
         self.config_file = config_file
+        self.url = url
         self.json = False
-        self._catalog: Any = None
+        self._api: Any = None
 
     @property
-    def catalog(self) -> Any:
-        if self._catalog is None:
-            from traitlets.config import Config
+    def api(self) -> Any:
+        """A `HeadstartClient`, or a local `UserSession` that answers the same calls."""
+        if self._api is None:
+            if self.url:
+                from headstart.kernels.client import HeadstartClient
 
-            from headstart.extension.manager import Catalog
+                self._api = HeadstartClient(self.url)
+            else:
+                from traitlets.config import Config
 
-            config = Config()
-            if self.config_file:
-                config = load_config(self.config_file)
-            self._catalog = Catalog(home=self.home, config=config)
-        return self._catalog
+                from headstart.extension.manager import Catalog
 
-    @property
-    def user(self) -> Any:
-        return self.catalog.user(self.user_name)
+                config = load_config(self.config_file) if self.config_file else Config()
+                self._api = Catalog(home=self.home, config=config).session(self.user_name)
+        return self._api
 
 
 def load_config(path: str) -> Any:

@@ -36,8 +36,7 @@ def datasets_add(
 ) -> None:
     """Ingest a zip file or folder of label/image files, optionally under train/ val/ test/."""
     with progress_bar(f"ingest {source.name}", unit="img") as update:
-        dataset = ctx.catalog.datasets.add(
-            ctx.user,
+        dataset = ctx.api.datasets.add(
             source,
             name=name,
             description=description,
@@ -51,18 +50,18 @@ def datasets_add(
 @command(datasets, "list")
 def datasets_list(ctx: Context) -> None:
     """List every dataset."""
-    show(ctx, ctx.catalog.datasets.list(), columns=["id", "name", "labels", "counts", "created_by"])
+    show(ctx, ctx.api.datasets.list(), columns=["id", "name", "labels", "counts", "created_by"])
 
 
 @command(datasets, "show")
 @click.argument("dataset")
 def datasets_show(ctx: Context, dataset: str) -> None:
     """Show a dataset, by id or name."""
-    show(ctx, ctx.catalog.datasets.get(dataset), [*DATASET_KEYS, "description", "skipped"])
+    show(ctx, ctx.api.datasets.get(dataset), [*DATASET_KEYS, "description", "skipped"])
 
 
 @command(datasets, "delete")
 @click.argument("dataset")
 def datasets_delete(ctx: Context, dataset: str) -> None:
     """Refused: datasets are permanent, so every result on them stays comparable."""
-    ctx.catalog.datasets.delete(ctx.user, dataset)
+    ctx.api.datasets.delete(dataset)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from headstart.commands.base import Context, command
@@ -22,8 +24,8 @@ def demo(ctx: Context, shapes_per_class: int, epochs: int, digits_limit: int | N
     from headstart.demo import run_demo
 
     run_demo(
-        ctx.catalog,
-        ctx.user,
+        ctx.api,
+        Path(ctx.home) / "demo-data",
         shapes_per_class=shapes_per_class,
         epochs=epochs,
         digits_limit=digits_limit,

@@ -35,9 +35,7 @@ def evaluate(
         raise Invalid("give either --dataset or image files, not both or neither")
     if dataset is not None:
         with progress_bar(f"evaluate model {model_id}"):
-            evaluation = ctx.catalog.evaluations.on_split(
-                ctx.user, model_id, dataset, split, version=version, top_k=top_k
-            )
+            evaluation = ctx.api.evaluations.on_split(model_id, dataset, split, version=version, top_k=top_k)
         if ctx.json:
             emit_json(evaluation)
             return
@@ -60,8 +58,8 @@ def evaluate(
                 click.echo(f"  {label:>12}  " + " ".join(f"{v:>5}" for v in row))
         return
     with progress_bar(f"predict with model {model_id}", total=len(images), unit="img") as update:
-        result = ctx.catalog.evaluations.on_files(
-            ctx.user, model_id, list(images), version=version, top_k=top_k, progress=update
+        result = ctx.api.evaluations.on_files(
+            model_id, list(images), version=version, top_k=top_k, progress=update
         )
     if ctx.json:
         emit_json(result)
@@ -81,7 +79,7 @@ def evaluate(
 def leaderboard(ctx: Context, dataset: str) -> None:
     """Rank every model you can see on a dataset's test split (scores are cached per version)."""
     with progress_bar(f"leaderboard {dataset}", unit="model") as update:
-        rows = ctx.catalog.evaluations.leaderboard(ctx.user, dataset, progress=update)
+        rows = ctx.api.evaluations.leaderboard(dataset, progress=update)
     show(
         ctx,
         rows,

@@ -70,8 +70,7 @@ def models_create(
     """Create a model from the zoo, taking raw 224x224 RGB in 0-255."""
     options = {k: v for k, v in {"alpha": alpha, "filters": filters}.items() if v is not None}
     with progress_bar(f"build {architecture}") as update:
-        model = ctx.catalog.models.create(
-            ctx.user,
+        model = ctx.api.models.create(
             name=name,
             architecture=architecture,
             labels=split_labels(labels),
@@ -96,8 +95,8 @@ def models_upload(
     ctx: Context, file: Path, name: str, labels: str | None, description: str, public: bool
 ) -> None:
     """Upload a .keras file. Only built-in Keras layers are accepted (no Lambda, no custom code)."""
-    model = ctx.catalog.models.upload(
-        ctx.user, file, name=name, labels=split_labels(labels), description=description, public=public
+    model = ctx.api.models.upload(
+        file, name=name, labels=split_labels(labels), description=description, public=public
     )
     show(ctx, model, MODEL_KEYS)
 
@@ -112,9 +111,7 @@ def models_list(
     ctx: Context, owner: str | None, kind: str | None, labels: str | None, mine: bool, public: bool | None
 ) -> None:
     """List the models you can see: yours and every public one."""
-    rows = ctx.catalog.models.list(
-        ctx.user, owner=owner, kind=kind, labels=split_labels(labels), mine=mine, public=public
-    )
+    rows = ctx.api.models.list(owner=owner, kind=kind, labels=split_labels(labels), mine=mine, public=public)
     show(ctx, rows, columns=MODEL_COLUMNS)
 
 
@@ -122,9 +119,9 @@ def models_list(
 @click.argument("model_id", type=int)
 def models_show(ctx: Context, model_id: int) -> None:
     """Show a model with its versions and the trainings that made them."""
-    model = ctx.catalog.models.get(ctx.user, model_id)
-    versions = ctx.catalog.models.versions(ctx.user, model_id)
-    history = ctx.catalog.trainings.history(ctx.user, model_id)
+    model = ctx.api.models.get(model_id)
+    versions = ctx.api.models.versions(model_id)
+    history = ctx.api.trainings.history(model_id)
     if ctx.json:
         emit_json({"model": model, "versions": versions, "trainings": history})
         return
@@ -153,7 +150,7 @@ def models_show(ctx: Context, model_id: int) -> None:
 @click.option("--version", type=int, default=None, help="A version other than the current one.")
 def models_download(ctx: Context, model_id: int, dest: Path, version: int | None) -> None:
     """Write a model as one normal .keras file that keras.saving.load_model opens anywhere."""
-    path = ctx.catalog.models.download(ctx.user, model_id, dest, version)
+    path = ctx.api.models.download(model_id, dest, version)
     if ctx.json:
         emit_json({"path": str(path)})
     else:
@@ -161,7 +158,7 @@ def models_download(ctx: Context, model_id: int, dest: Path, version: int | None
 
 
 def _update(ctx: Context, model_id: int, **changes: Any) -> None:
-    show(ctx, ctx.catalog.models.update(ctx.user, model_id, **changes), MODEL_KEYS)
+    show(ctx, ctx.api.models.update(model_id, **changes), MODEL_KEYS)
 
 
 @command(models, "publish")
@@ -199,10 +196,10 @@ def models_describe(ctx: Context, model_id: int, description: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def models_delete(ctx: Context, model_id: int, yes: bool) -> None:
     """Delete a model with its versions, trainings and evaluations."""
-    model = ctx.catalog.models.get(ctx.user, model_id)
+    model = ctx.api.models.get(model_id)
     if not yes and not click.confirm(f"Delete model {model_id} ({model.name}) and its trainings?"):
         raise click.Abort()
-    ctx.catalog.models.delete(ctx.user, model_id)
+    ctx.api.models.delete(model_id)
     if ctx.json:
         emit_json({"deleted": model_id})
     else:

@@ -94,7 +94,6 @@ def train(
         early_stopping_patience=early_stopping,
         seed=seed,
     )
-    user = ctx.user
     with (
         progress_bar("body features, once per body and dataset", unit="img") as features,
         progress_bar(f"train model {model_id}", total=epochs, unit="epoch") as update,
@@ -109,13 +108,11 @@ def train(
                     err=True,
                 )
 
-        training = ctx.catalog.trainings.start(
-            user, model_id, dataset, config, on_epoch=on_epoch, on_features=features
-        )
+        training = ctx.api.trainings.start(model_id, dataset, config, on_epoch=on_epoch, on_features=features)
     result = None
     if decision is not None:
-        result = ctx.catalog.trainings.decide(user, training.id, decision, name=name)
-        training = ctx.catalog.trainings.get(user, training.id)
+        result = ctx.api.trainings.decide(training.id, decision, name=name)
+        training = ctx.api.trainings.get(training.id)
     if ctx.json:
         emit_json({"training": training, "model": result})
         return
@@ -136,8 +133,8 @@ def _num(value: float | None) -> str:
 @click.option("--name", default=None, help="Name of the new model, for keep_both.")
 def decide(ctx: Context, training_id: int, decision: str, name: str | None) -> None:
     """Decide on a training's candidate: update the model, keep both, or discard it."""
-    result = ctx.catalog.trainings.decide(ctx.user, training_id, decision, name=name)
-    training = ctx.catalog.trainings.get(ctx.user, training_id)
+    result = ctx.api.trainings.decide(training_id, decision, name=name)
+    training = ctx.api.trainings.get(training_id)
     if ctx.json:
         emit_json({"training": training, "model": result})
     else:
@@ -148,7 +145,7 @@ def decide(ctx: Context, training_id: int, decision: str, name: str | None) -> N
 @click.option("--model", "model_id", type=int, default=None, help="Only trainings of this model.")
 def trainings(ctx: Context, model_id: int | None) -> None:
     """List your trainings."""
-    rows = ctx.catalog.trainings.list(ctx.user, model_id=model_id)
+    rows = ctx.api.trainings.list(model_id=model_id)
     if ctx.json:
         emit_json(rows)
         return

@@ -248,3 +248,14 @@ def test_the_label_set_migration_fills_existing_models(tmp_path: Path, db_url: s
         command.upgrade(config, "head")
         assert conn.execute(text("SELECT label_set FROM models")).scalar() == "cat\x1fdog"
     engine.dispose()
+
+
+def test_a_session_binds_its_user(catalog, alice, shapes) -> None:
+    private = tiny_model(catalog, alice)
+    assert catalog.session("bob").models.list() == []
+    mine = catalog.session("alice")
+    assert mine.me() == "alice"
+    assert [m.id for m in mine.models.list()] == [private.id]
+    assert mine.datasets.get("shapes").id == shapes.id  # datasets are public: no user to bind
+    with pytest.raises(NotFound):
+        catalog.session("bob").models.get(private.id)
