@@ -1,0 +1,20 @@
+"""The catalog's REST handlers, one module per resource, gathered into one route list."""
+
+from __future__ import annotations
+
+from headstart.extension.handlers import datasets, evaluations, leaderboards, models, spec, trainings
+from headstart.extension.handlers.base import NotFoundHandler
+
+# Routes are tried in order; the catch-all comes last, so that only unknown paths under the
+# catalog's resources reach it (the server's own api/ routes are left alone).
+default_handlers = [
+    *spec.default_handlers,
+    *models.default_handlers,
+    *datasets.default_handlers,
+    *trainings.default_handlers,
+    *evaluations.default_handlers,
+    *leaderboards.default_handlers,
+    (r"/api/(?:me|openapi\.yaml|models|datasets|trainings|evaluations|leaderboards)/.*", NotFoundHandler),
+]
+
+__all__ = ["default_handlers"]

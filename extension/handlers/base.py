@@ -1,0 +1,289 @@
+"""What every catalog handler shares: the caller's identity, JSON in and out, and the one error table.
+
+Handlers stay thin: they parse HTTP, call a manager off the tornado loop with `call`, and write the
+pydantic answer with `write_json`. Every error, the catalog's own and tornado's, leaves as
+`{"error": code, "detail": message}` through `write_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from pydantic import BaseModel, ValidationError
+from tornado import web
+from tornado.httputil import responses
+
+from headstart.kernels.errors import (
+    Cancelled,
+    Conflict,
+    Forbidden,
+    HeadstartError,
+    Invalid,
+    NotFound,
+    TooLarge,
+)
+
+if TYPE_CHECKING:
+    from headstart.extension.app import CatalogApp
+    from headstart.extension.catalog.tables import User
+    from headstart.extension.manager import Catalog
+
+Body = TypeVar("Body", bound=BaseModel)
+Result = TypeVar("Result")
+
+# The one table from the exception hierarchy to HTTP (docs/api.md). Order matters: the first
+# matching class wins, so subclasses (WeightsUnavailable is an Invalid) need no rows of their own.
+ERRORS: list[tuple[type[HeadstartError], int, str]] = [
+    (Invalid, 400, "invalid"),
+    (Forbidden, 403, "forbidden"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (Cancelled, 409, "conflict"),
+    (TooLarge, 413, "too_large"),
+]
+
+# Codes for tornado's own errors (unknown routes, unsupported methods, refused sign-ins).
+HTTP_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed"}
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+def error_reply(error: BaseException | None, status: int) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body that answer `error`; unexpected errors say nothing of themselves."""
+    for kind, code, name in ERRORS:
+        if isinstance(error, kind):
+            reply: dict[str, Any] = {"error": name, "detail": error.message}
+            if isinstance(error.detail, list):
+                reply["items"] = error.detail
+            return code, reply
+    if isinstance(error, web.HTTPError):
+        status = error.status_code
+    if status < 500:
+        detail = responses.get(status, "error")
+        if isinstance(error, web.HTTPError) and error.log_message:
+            detail = error.log_message % error.args if error.args else error.log_message
+        return status, {"error": HTTP_CODES.get(status, "invalid"), "detail": detail}
+    return 500, {"error": "internal", "detail": "internal error"}
+
+
+def invalid_body(error: ValidationError, schema: type[BaseModel]) -> Invalid:
+    """A pydantic failure as the catalog's Invalid, with one item per wrong field."""
+    items = [
+        {"field": ".".join(str(part) for part in e["loc"]) or "(body)", "message": e["msg"]}
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in items)
+    return Invalid(f"the body is not a valid {schema.__name__}: {summary}", detail=items)
+
+
+class CatalogHandler(APIHandler):
+    """Base of the catalog's handlers: the app, its catalog, the caller, JSON and errors."""
+
+    @property
+    def catalog_app(self) -> CatalogApp:
+        return self.settings["headstart"]
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalog_app.catalog
+
+    async def call(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
+        """Run a manager call on a worker thread: database and file work never blocks the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
+
+    async def viewer(self) -> User:
+        """The catalog user making this request, created on first sight."""
+        return await self.call(self.catalog.user, self.catalog_app.user_name(self.current_user))
+
+    # --- reading the request ----------------------------------------------------------------
+
+    def read_json(self, schema: type[Body]) -> Body:
+        """The request body parsed as `schema`; bad JSON and a failed schema are both Invalid."""
+        try:
+            data = json.loads(self.request.body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise Invalid(f"the body is not valid JSON: {error}") from None
+        try:
+            return schema.model_validate(data)
+        except ValidationError as error:
+            raise invalid_body(error, schema) from None
+
+    def query_text(self, name: str) -> str | None:
+        value = self.get_query_argument(name, None)
+        return value if value not in (None, "") else None
+
+    def query_int(
+        self, name: str, default: int | None = None, *, low: int = 0, high: int | None = None
+    ) -> int | None:
+        """An integer query argument within [low, high], or Invalid."""
+        text = self.query_text(name)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise Invalid(f"{name} must be an integer, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise Invalid(f"{name} must be {bounds}, not {value}")
+        return value
+
+    def query_bool(self, name: str) -> bool | None:
+        text = self.query_text(name)
+        if text is None:
+            return None
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise Invalid(f"{name} must be true or false, not {text!r}")
+
+    def query_list(self, name: str) -> list[str] | None:
+        """A comma-separated query argument, such as `labels=cat,dog`."""
+        text = self.query_text(name)
+        return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+    def page_arguments(self) -> tuple[int, int]:
+        """`limit` (1 to 500, default 50) and `offset` (0 or more) of a list request."""
+        limit = self.query_int("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        offset = self.query_int("offset", 0, low=0)
+        return limit, offset  # type: ignore[return-value]
+
+    # --- writing the answer -----------------------------------------------------------------
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        """Finish with `value` as JSON: a pydantic model, a list of them, or plain data."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(_plain(value)))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error answers the contract's JSON body; a traceback only ever goes to the log."""
+        exc_info = kwargs.get("exc_info")
+        status, reply = error_reply(exc_info[1] if exc_info else None, status_code)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(reply, default=str))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # The catalog's own errors are answers, not faults: one line, no traceback.
+        if isinstance(value, HeadstartError):
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class NotFoundHandler(CatalogHandler):
+    """Unknown paths under the catalog's resources answer a JSON 404, not the server's HTML page."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        # Signed-in callers only: route names are not for anonymous eyes. There is no resource
+        # to authorize, so the check is authentication alone.
+        await super().prepare()
+        if not self.current_user:
+            raise web.HTTPError(403)
+        raise web.HTTPError(404, "no such route: %s %s", self.request.method, self.request.path)
+
+
+class UploadHandler(CatalogHandler):
+    """Base of handlers whose request body streams to a temporary file under the store's `tmp/`.
+
+    The body is never held in memory: `data_received` appends each chunk to the file and answers
+    413 as soon as the count passes `body_limit()`. The file is deleted whatever happens.
+    Subclasses are decorated with `@tornado.web.stream_request_body`.
+    """
+
+    suffix = ""
+    upload_path: Path | None = None
+    _upload: IO[bytes] | None = None
+    received = 0
+
+    def body_limit(self) -> int:
+        raise NotImplementedError
+
+    def check_arguments(self) -> None:
+        """Refuse bad query arguments before any byte of the body is read."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        # `post` runs only once the body is in, so sign-in and authorization are checked here,
+        # before the first byte is accepted.
+        authorizing = self._authorize_upload()
+        if authorizing is not None:
+            await authorizing
+        self.check_arguments()
+        limit = self.body_limit()
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"the upload is {declared} bytes, over the limit of {limit} bytes")
+        # Tornado's own cap must sit above ours, so that our count, not a bare 400, stops a stream.
+        self.request.connection.set_max_body_size(2 * limit + 2**20)  # type: ignore[union-attr]
+        self.upload_path, self._upload = await self.call(self._open_upload)
+
+    @web.authenticated
+    @authorized
+    async def _authorize_upload(self) -> None:
+        pass
+
+    def _open_upload(self) -> tuple[Path, IO[bytes]]:
+        folder = self.catalog.store.path("tmp")
+        # The file stays open across many `data_received` calls; `discard_upload` closes and removes it.
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=folder, prefix="upload-", suffix=self.suffix, delete=False
+        )
+        return Path(handle.name), handle
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished or self._upload is None:
+            return
+        self.received += len(chunk)
+        limit = self.body_limit()
+        if self.received > limit:
+            self.discard_upload()
+            error = TooLarge(f"the upload passed the limit of {limit} bytes")
+            # Finishing while the body is still coming makes tornado drop the rest and hang up.
+            self.send_error(413, exc_info=(TooLarge, error, None))
+            return
+        await self.call(self._upload.write, chunk)
+
+    async def uploaded(self) -> Path:
+        """The complete upload's file, closed and ready for a manager."""
+        if self._upload is None or self.upload_path is None:
+            raise Invalid("the upload was not received")
+        await self.call(self._upload.close)
+        return self.upload_path
+
+    def discard_upload(self) -> None:
+        if self._upload is not None:
+            self._upload.close()
+            self._upload = None
+        if self.upload_path is not None:
+            self.upload_path.unlink(missing_ok=True)
+            self.upload_path = None
+
+    def on_finish(self) -> None:
+        self.discard_upload()
+
+    def on_connection_close(self) -> None:
+        self.discard_upload()
+        super().on_connection_close()

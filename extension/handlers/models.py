@@ -1,0 +1,170 @@
+"""Models: list, create from the zoo, upload, show, change, delete, versions, lineage and download."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from headstart.extension.handlers.base import CatalogHandler, UploadHandler
+from headstart.kernels.errors import Invalid
+from headstart.kernels.schemas import ModelCreate, ModelUpdate, Page
+
+MODEL = r"/api/models/(\d+)"
+CHUNK = 1024 * 1024
+
+
+class ModelsHandler(CatalogHandler):
+    """`GET api/models`: a filtered page of the visible models; `POST`: build one from the zoo."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit, offset = self.page_arguments()
+        viewer = await self.viewer()
+        items, total = await self.call(
+            self.catalog.models.page,
+            viewer,
+            owner=self.query_text("owner"),
+            kind=self.query_text("kind"),
+            labels=self.query_list("labels"),
+            mine=bool(self.query_bool("mine")),
+            public=self.query_bool("public"),
+            limit=limit,
+            offset=offset,
+        )
+        self.write_json(Page(items=items, total=total, limit=limit, offset=offset))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.read_json(ModelCreate)
+        viewer = await self.viewer()
+        model = await self.call(self.catalog.models.create, viewer, **body.model_dump())
+        self.write_json(model, 201)
+
+
+@web.stream_request_body
+class ModelUploadHandler(UploadHandler):
+    """`POST api/models/upload?name=&labels=&description=&public=`: a streamed `.keras` file."""
+
+    auth_resource = "catalog:models"
+    suffix = ".keras"  # the validator accepts .keras files only
+
+    def body_limit(self) -> int:
+        return self.catalog.max_model_bytes
+
+    def check_arguments(self) -> None:
+        if self.query_text("name") is None:
+            raise Invalid("a model upload needs a name: ?name=...")
+        self.query_bool("public")
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        path = await self.uploaded()
+        viewer = await self.viewer()
+        model = await self.call(
+            self.catalog.models.upload,
+            viewer,
+            path,
+            name=self.query_text("name") or "",
+            labels=self.query_list("labels"),
+            description=self.query_text("description") or "",
+            public=bool(self.query_bool("public")),
+        )
+        self.write_json(model, 201)
+
+
+class ModelHandler(CatalogHandler):
+    """`GET`, `PATCH` and `DELETE api/models/{id}`; only the owner changes or deletes."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        viewer = await self.viewer()
+        self.write_json(await self.call(self.catalog.models.get, viewer, int(model_id)))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, model_id: str) -> None:
+        body = self.read_json(ModelUpdate)
+        viewer = await self.viewer()
+        model = await self.call(
+            self.catalog.models.update, viewer, int(model_id), **body.model_dump(exclude_unset=True)
+        )
+        self.write_json(model)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, model_id: str) -> None:
+        viewer = await self.viewer()
+        await self.call(self.catalog.models.delete, viewer, int(model_id))
+        self.set_status(204)
+        self.finish()
+
+
+class ModelVersionsHandler(CatalogHandler):
+    """`GET api/models/{id}/versions`: every version of a visible model, oldest first."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        viewer = await self.viewer()
+        self.write_json(await self.call(self.catalog.models.versions, viewer, int(model_id)))
+
+
+class ModelTrainingsHandler(CatalogHandler):
+    """`GET api/models/{id}/trainings`: the trainings that made a visible model's versions."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        viewer = await self.viewer()
+        self.write_json(await self.call(self.catalog.trainings.history, viewer, int(model_id)))
+
+
+class ModelDownloadHandler(CatalogHandler):
+    """`GET api/models/{id}/download?version=`: one normal `.keras` file, streamed in chunks."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        version = self.query_int("version", low=1)
+        viewer = await self.viewer()
+        folder = Path(await self.call(tempfile.mkdtemp, dir=self.catalog.store.path("tmp")))
+        try:
+            path = await self.call(self.catalog.models.download, viewer, int(model_id), folder, version)
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+            self.set_header("Content-Length", str(path.stat().st_size))
+            with path.open("rb") as source:
+                while chunk := await self.call(source.read, CHUNK):
+                    self.write(chunk)
+                    await self.flush()
+            self.finish(set_content_type="application/octet-stream")
+        finally:
+            await self.call(shutil.rmtree, folder, ignore_errors=True)
+
+
+default_handlers = [
+    (r"/api/models", ModelsHandler),
+    (r"/api/models/upload", ModelUploadHandler),
+    (MODEL, ModelHandler),
+    (MODEL + r"/versions", ModelVersionsHandler),
+    (MODEL + r"/trainings", ModelTrainingsHandler),
+    (MODEL + r"/download", ModelDownloadHandler),
+]

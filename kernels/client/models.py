@@ -1,0 +1,195 @@
+"""`HeadstartClient.models`: the remote twin of the catalog's ModelManager."""
+
+from __future__ import annotations
+
+import builtins
+import zipfile
+from email.message import Message
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import httpx
+
+from headstart.kernels.client.connection import (
+    CHUNK_BYTES,
+    Connection,
+    build,
+    file_chunks,
+    parse,
+    parse_list,
+    parse_page,
+    query,
+    upload_headers,
+)
+from headstart.kernels.errors import HeadstartError, Invalid
+from headstart.kernels.schemas import ModelCreate, ModelPublic, ModelUpdate, ModelVersionPublic
+
+
+class RemoteModels:
+    """Creates, uploads, lists, shows, downloads, changes and deletes models in a remote catalog."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    # --- creating ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        name: str,
+        architecture: str,
+        labels: builtins.list[str] | None = None,
+        weights: str | None = "imagenet",
+        options: dict | None = None,
+        description: str = "",
+        public: bool = False,
+    ) -> ModelPublic:
+        """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without."""
+        body = build(
+            ModelCreate,
+            name=name,
+            architecture=architecture,
+            labels=labels,
+            weights=weights,
+            options=options or {},
+            description=description,
+            public=public,
+        )
+        response = self._connection.request(
+            "POST", "api/models", json=body.model_dump(mode="json"), slow=True
+        )
+        return parse(response, ModelPublic)
+
+    def upload(
+        self,
+        path: Path,
+        *,
+        name: str,
+        labels: builtins.list[str] | None = None,
+        description: str = "",
+        public: bool = False,
+    ) -> ModelPublic:
+        """Send a `.keras` file to the catalog, which checks it before storing it."""
+        path = Path(path)
+        if not path.is_file():
+            raise Invalid(f"no such file: {path}")
+        if path.suffix != ".keras":
+            raise Invalid(f"model uploads must be .keras files, not {path.name!r}")
+        response = self._connection.request(
+            "POST",
+            "api/models/upload",
+            params=query(name=name, labels=labels, description=description, public=public),
+            content=file_chunks(path),
+            headers=upload_headers(path, "application/octet-stream"),
+            slow=True,
+        )
+        return parse(response, ModelPublic)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        labels: builtins.list[str] | None = None,
+        mine: bool = False,
+        public: bool | None = None,
+    ) -> builtins.list[ModelPublic]:
+        """Every model you may see, filtered; fetched page by page."""
+        filters = query(owner=owner, kind=kind, labels=labels, mine=mine or None, public=public)
+        return self._connection.every("api/models", ModelPublic, filters)
+
+    def page(
+        self,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        labels: builtins.list[str] | None = None,
+        mine: bool = False,
+        public: bool | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[ModelPublic], int]:
+        """One page of the models you may see, oldest first, and how many match in all."""
+        params = query(
+            owner=owner,
+            kind=kind,
+            labels=labels,
+            mine=mine or None,
+            public=public,
+            limit=limit,
+            offset=offset,
+        )
+        return parse_page(self._connection.request("GET", "api/models", params=params), ModelPublic)
+
+    def get(self, model_id: int) -> ModelPublic:
+        """One model you may see."""
+        return parse(self._connection.request("GET", f"api/models/{int(model_id)}"), ModelPublic)
+
+    def versions(self, model_id: int) -> builtins.list[ModelVersionPublic]:
+        """Every version of a model, oldest first."""
+        response = self._connection.request("GET", f"api/models/{int(model_id)}/versions")
+        return parse_list(response, ModelVersionPublic)
+
+    def download(self, model_id: int, dest: Path, version: int | None = None) -> Path:
+        """Write a model version as one `.keras` file at `dest`, or inside it when it is a folder.
+
+        The file appears whole or not at all: it is written under a hidden partial name and renamed.
+        """
+        dest = Path(dest)
+        into_folder = dest.is_dir()
+        if not into_folder and dest.suffix != ".keras":
+            raise Invalid(f"the download must be written to a .keras file, not {dest.name!r}")
+        path = f"api/models/{int(model_id)}/download"
+        with self._connection.stream("GET", path, params=query(version=version)) as response:
+            if into_folder:
+                dest = dest / self._file_name(response, model_id, version)
+            partial = dest.with_name(f".{dest.name}.partial")
+            try:
+                with partial.open("wb") as file:
+                    for chunk in response.iter_bytes(CHUNK_BYTES):
+                        file.write(chunk)
+                # A .keras file is a zip; anything else (a proxy's page served as 200) is no model.
+                if not zipfile.is_zipfile(partial):
+                    raise HeadstartError(f"GET {response.request.url} sent a file that is not a .keras model")
+                partial.replace(dest)
+            finally:
+                partial.unlink(missing_ok=True)
+        return dest
+
+    def _file_name(self, response: httpx.Response, model_id: int, version: int | None) -> str:
+        """The service's name for the file, or the local catalog's `model-<id>-v<version>.keras`."""
+        disposition = response.headers.get("Content-Disposition")
+        if disposition:
+            # email.message decodes RFC 2231 `filename*=` as well as plain `filename=`.
+            message = Message()
+            message["Content-Disposition"] = disposition
+            name = message.get_filename()
+            # Only the last part: a name must never steer the file outside the chosen folder.
+            name = PureWindowsPath(PurePosixPath(name).name).name if name else None
+            if name and name.endswith(".keras") and not name.startswith("."):
+                return name
+        if version is None:
+            version = self.get(model_id).version
+        return f"model-{int(model_id)}-v{version}.keras"
+
+    # --- changing ---------------------------------------------------------------------------
+
+    def update(
+        self,
+        model_id: int,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        public: bool | None = None,
+    ) -> ModelPublic:
+        """Rename, describe, publish or unpublish a model you own; only the fields given change."""
+        body = build(ModelUpdate, name=name, description=description, public=public)
+        response = self._connection.request(
+            "PATCH", f"api/models/{int(model_id)}", json=body.model_dump(mode="json", exclude_none=True)
+        )
+        return parse(response, ModelPublic)
+
+    def delete(self, model_id: int) -> None:
+        """Delete a model you own, with its versions, trainings and evaluations."""
+        self._connection.request("DELETE", f"api/models/{int(model_id)}")

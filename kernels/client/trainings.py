@@ -1,0 +1,123 @@
+"""`HeadstartClient.trainings`: the remote twin of the catalog's TrainingManager.
+
+The service runs each training in the background, so `start` begins one and follows it by polling,
+as the widgets do; the training goes on if the kernel stops following it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from headstart.kernels.client.connection import Connection, build, parse, parse_list, query
+from headstart.kernels.errors import HeadstartError, Invalid
+from headstart.kernels.schemas import (
+    Decision,
+    DecisionRequest,
+    ModelPublic,
+    TrainingConfig,
+    TrainingCreate,
+    TrainingPublic,
+)
+
+DECISIONS = ("update", "keep_both", "discard")
+
+
+class DecisionResult(BaseModel):
+    """The answer to a decision, as docs/api.md gives it."""
+
+    training: TrainingPublic
+    model: ModelPublic | None
+
+
+class RemoteTrainings:
+    """Starts and follows trainings in a remote catalog, and sends the owner's decisions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def begin(
+        self, model_id: int, dataset: int | str, config: TrainingConfig | None = None
+    ) -> TrainingPublic:
+        """Start a training of a model's current version on a dataset and return it while it runs."""
+        body = build(TrainingCreate, model_id=model_id, dataset=dataset, config=config or TrainingConfig())
+        response = self._connection.request("POST", "api/trainings", json=body.model_dump(mode="json"))
+        return parse(response, TrainingPublic)
+
+    def start(
+        self,
+        model_id: int,
+        dataset: int | str,
+        config: TrainingConfig | None = None,
+        *,
+        on_epoch: Callable[[dict], None] | None = None,
+        on_features: Callable[[int, int], None] | None = None,
+        poll: float = 0.5,
+        timeout: float | None = None,
+    ) -> TrainingPublic:
+        """Train a copy of a model on a dataset and wait for its candidate, like the local catalog.
+
+        `on_epoch` gets each epoch's figures once, in order, as they appear. `on_features` is taken
+        for the local catalog's signature only: the API does not report the body's feature pass.
+        A failed training raises Invalid with its recorded error; a cancelled one is returned.
+        `timeout` (seconds) stops the waiting, not the training.
+        """
+        training = self.begin(model_id, dataset, config)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reported = 0  # the last epoch number handed to on_epoch
+        while True:
+            for epoch in sorted(training.epochs, key=lambda e: e.epoch):
+                if epoch.epoch > reported:
+                    reported = epoch.epoch
+                    if on_epoch is not None:
+                        on_epoch(epoch.model_dump())
+            if training.status != "running":
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise HeadstartError(
+                    f"training {training.id} is still running after {timeout:g} s; it goes on in the "
+                    f"catalog, so follow it with trainings.get({training.id})",
+                    detail=training,
+                )
+            time.sleep(poll)
+            training = self.get(training.id)
+        if training.status == "failed":
+            # The class of the original error stays on the service; its message is recorded.
+            raise Invalid(training.error or f"training {training.id} failed", detail=training)
+        return training
+
+    def get(self, training_id: int) -> TrainingPublic:
+        """A training you may see, with its epochs so far."""
+        return parse(self._connection.request("GET", f"api/trainings/{int(training_id)}"), TrainingPublic)
+
+    def list(self, *, model_id: int | None = None) -> builtins.list[TrainingPublic]:
+        """Your trainings, oldest first, optionally of one model."""
+        response = self._connection.request("GET", "api/trainings", params=query(model_id=model_id))
+        return parse_list(response, TrainingPublic)
+
+    def history(self, model_id: int) -> builtins.list[TrainingPublic]:
+        """The trainings that made the versions of a model you may see: its lineage."""
+        response = self._connection.request("GET", f"api/models/{int(model_id)}/trainings")
+        return parse_list(response, TrainingPublic)
+
+    def decide(
+        self, training_id: int, decision: Decision | str, *, name: str | None = None
+    ) -> ModelPublic | None:
+        """Carry out the decision on a candidate; returns the model it updated or created, if any."""
+        if decision not in DECISIONS:
+            raise Invalid(f"unknown decision {decision!r}; choose one of {', '.join(DECISIONS)}")
+        body = build(DecisionRequest, decision=decision, name=name)
+        response = self._connection.request(
+            "POST",
+            f"api/trainings/{int(training_id)}/decision",
+            json=body.model_dump(mode="json", exclude_none=True),
+        )
+        return parse(response, DecisionResult).model
+
+    def cancel(self, training_id: int) -> TrainingPublic:
+        """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
+        response = self._connection.request("POST", f"api/trainings/{int(training_id)}/cancel")
+        return parse(response, TrainingPublic)

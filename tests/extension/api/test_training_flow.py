@@ -1,0 +1,141 @@
+"""Datasets, trainings, decisions, evaluations, leaderboards and predictions over HTTP, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_model
+from tests.extension.api.conftest import as_json
+
+pytestmark = pytest.mark.slow
+
+
+async def test_datasets_upload_list_show_and_refuse_deletion(api, shapes_zip: bytes, catalog) -> None:
+    added = await api("POST", "api/datasets", body=shapes_zip, params={"name": "shapes", "description": "d"})
+    assert added.code == 201, added.body
+    dataset = as_json(added)
+    assert dataset["labels"] == ["circle", "square", "triangle"] and sum(dataset["counts"].values()) == 42
+
+    page = as_json(await api("GET", "api/datasets"))
+    assert page["total"] == 1 and page["items"][0]["name"] == "shapes"
+    assert as_json(await api("GET", "api/datasets", params={"offset": "1"}))["items"] == []
+    assert (await api("GET", "api/datasets", params={"limit": "0"})).code == 400
+    for ref in ("shapes", str(dataset["id"])):
+        assert as_json(await api("GET", f"api/datasets/{ref}"))["id"] == dataset["id"]
+    missing = await api("GET", "api/datasets/nope")
+    assert missing.code == 404 and as_json(missing)["error"] == "not_found"
+
+    refused = await api("DELETE", "api/datasets/shapes")
+    assert refused.code == 409 and as_json(refused)["error"] == "conflict"
+    again = await api("POST", "api/datasets", body=shapes_zip, params={"name": "shapes"})
+    assert again.code == 409
+    assert (await api("POST", "api/datasets", body=shapes_zip)).code == 400
+    assert list(catalog.store.path("tmp").iterdir()) == []
+
+
+async def poll(api, training_id: int, until: str, seconds: float = 60) -> dict:
+    """The training once its status is `until`; fails after `seconds`."""
+    for _ in range(int(seconds / 0.2)):
+        training = as_json(await api("GET", f"api/trainings/{training_id}"))
+        if training["status"] == until:
+            return training
+        assert training["status"] == "running", training
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"training {training_id} is still {training['status']}")
+
+
+async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
+    api, catalog, me, bob, shapes_folder: Path, tmp_path: Path
+) -> None:
+    catalog.datasets.add(me, shapes_folder, name="shapes")
+    model = tiny_model(catalog, me)
+    secret = tiny_model(catalog, bob, name="bob's")
+
+    hidden = await api("POST", "api/trainings", body={"model_id": secret.id, "dataset": "shapes"})
+    assert hidden.code == 404
+    bad = await api(
+        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": {"epochs": 0}}
+    )
+    assert bad.code == 400 and as_json(bad)["items"][0]["field"] == "config.epochs"
+
+    config = {"epochs": 1, "batch_size": 16}
+    started = await api(
+        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
+    )
+    assert started.code == 202 and as_json(started)["status"] == "running"
+    training = await poll(api, as_json(started)["id"], "candidate")
+    assert [e["epoch"] for e in training["epochs"]] == [1] and training["head"] == "replaced"
+
+    listed = as_json(await api("GET", "api/trainings", params={"model_id": str(model.id)}))
+    assert [t["id"] for t in listed] == [training["id"]]
+    late = await api("POST", f"api/trainings/{training['id']}/cancel")
+    assert late.code == 409 and as_json(late)["error"] == "conflict"
+    assert (await api("GET", "api/trainings/999")).code == 404
+
+    decided = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "update"})
+    assert decided.code == 200
+    result = as_json(decided)
+    assert result["training"]["status"] == "updated" and result["model"]["version"] == 2
+    twice = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "discard"})
+    assert twice.code == 409 and as_json(twice)["error"] == "conflict"
+    wrong = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "maybe"})
+    assert wrong.code == 400
+    lineage = as_json(await api("GET", f"api/models/{model.id}/trainings"))
+    assert [t["id"] for t in lineage] == [training["id"]]
+
+    import keras
+
+    download = await api("GET", f"api/models/{model.id}/download", params={"version": "2"})
+    saved = tmp_path / "v2.keras"
+    saved.write_bytes(download.body)
+    assert keras.saving.load_model(saved).output_shape == (None, 3)
+
+    scored = await api("POST", "api/evaluations", body={"model_id": model.id, "dataset": "shapes"})
+    assert scored.code == 201
+    evaluation = as_json(scored)
+    assert evaluation["model_version"] == 2 and evaluation["split"] == "test" and evaluation["count"] > 0
+    unseen = await api("POST", "api/evaluations", body={"model_id": secret.id, "dataset": "shapes"})
+    assert unseen.code == 404
+
+    board = as_json(await api("GET", "api/leaderboards/shapes"))
+    assert [row["model_id"] for row in board] == [model.id]
+    assert board[0]["rank"] == 1 and board[0]["accuracy"] == evaluation["accuracy"]
+    assert (await api("GET", "api/leaderboards/nope")).code == 404
+
+    images = sorted(shapes_folder.rglob("*.png"))[:2]
+    body, content_type = multipart("images", images)
+    predicted = await api(
+        "POST",
+        f"api/models/{model.id}/predictions",
+        body=body,
+        headers={"Content-Type": content_type},
+        params={"top_k": "2"},
+    )
+    assert predicted.code == 200, predicted.body
+    predictions = as_json(predicted)["predictions"]
+    assert [p["file"] for p in predictions] == [image.name for image in images]
+    assert all(len(p["top"]) == 2 for p in predictions)
+    empty, empty_type = multipart("other", images[:1])
+    nothing = await api(
+        "POST", f"api/models/{model.id}/predictions", body=empty, headers={"Content-Type": empty_type}
+    )
+    assert nothing.code == 400
+    assert list(catalog.store.path("tmp").iterdir()) == []
+
+
+def multipart(field: str, files: list[Path]) -> tuple[bytes, str]:
+    """A multipart/form-data body with each file under `field`, and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for path in files:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{path.name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + path.read_bytes()
+            + b"\r\n"
+        )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
