@@ -71,6 +71,11 @@ class CatalogApp(ExtensionApp):
         # parent=self hands the catalog the server's config, so `c.Catalog.db_url = ...` applies.
         self.catalog: Catalog = self.catalog_class(parent=self)
         self.trainings = ThreadPoolExecutor(self.training_workers, thread_name_prefix="headstart-training")
+        # The service is the only process that runs trainings for its catalog, so a training still
+        # marked running at start-up was cut off by the last stop; say so rather than leave it.
+        interrupted = self.catalog.trainings.fail_interrupted("the catalog service stopped while it ran")
+        if interrupted:
+            self.log.warning("headstart: %d trainings were cut off by the last stop", interrupted)
         self.log.info("headstart catalog: database %s, store %s", self.catalog.db_url, self.catalog.store_url)
 
     def initialize_handlers(self) -> None:

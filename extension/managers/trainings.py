@@ -167,6 +167,24 @@ class TrainingManager:
                 training.finished_at = now()
                 session.add(training)
 
+    def fail_interrupted(self, reason: str) -> int:
+        """Mark every training still `running` but not running here as failed; returns how many.
+
+        Only the process that owns the catalog's trainings (the service) may call this.
+        """
+        with transaction(self.catalog.engine) as session:
+            stale = session.exec(
+                select(Training).where(
+                    col(Training.status) == "running", col(Training.id).not_in(list(self._stops))
+                )
+            ).all()
+            for training in stale:
+                training.status = "failed"
+                training.error = reason
+                training.finished_at = now()
+                session.add(training)
+            return len(stale)
+
     def cancel(self, user: User, training_id: int) -> TrainingPublic:
         """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
         training = self.get(user, training_id)

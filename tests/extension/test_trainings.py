@@ -197,3 +197,16 @@ def test_a_cancelled_training_stops_after_its_epoch_and_leaves_nothing(catalog, 
         catalog.trainings.cancel(alice, training.id)
     with pytest.raises(Conflict):
         catalog.trainings.run(alice, training.id)
+
+
+def test_trainings_cut_off_by_a_stop_are_marked_failed(catalog, alice, shapes, tmp_path) -> None:
+    from headstart.extension.manager import Catalog
+
+    model = tiny_model(catalog, alice)
+    cut_off = catalog.trainings.begin(alice, model.id, "shapes", QUICK)
+    restarted = Catalog(home=catalog.home, db_url=catalog.db_url)
+    assert restarted.trainings.fail_interrupted("the service stopped") == 1
+    failed = restarted.trainings.get(alice, cut_off.id)
+    assert failed.status == "failed" and failed.error == "the service stopped"
+    assert restarted.trainings.fail_interrupted("again") == 0
+    restarted.close()
