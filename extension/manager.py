@@ -17,6 +17,7 @@ from sqlmodel import select
 from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from headstart.extension.cards import ModelCards
 from headstart.extension.catalog.database import connect, transaction
 from headstart.extension.catalog.tables import User
 from headstart.extension.managers.datasets import DatasetManager
@@ -137,6 +138,17 @@ class Catalog(LoggingConfigurable):
     @cached_property
     def evaluations(self) -> EvaluationManager:
         return EvaluationManager(self)
+
+    @cached_property
+    def cards(self) -> ModelCards:
+        return ModelCards(self)
+
+    def refresh_card(self, model_id: int) -> None:
+        """Bring a model's card up to date; a failure is logged, never raised into the change."""
+        try:
+            self.cards.refresh(model_id)
+        except Exception:
+            self.log.exception("headstart: could not refresh the card of model %s", model_id)
 
     def session(self, name: str) -> UserSession:
         """The catalog as one user sees it, with the same calls as `HeadstartClient`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -160,6 +161,33 @@ class ModelDownloadHandler(CatalogHandler):
             await self.call(shutil.rmtree, folder, ignore_errors=True)
 
 
+class ModelNotebookHandler(CatalogHandler):
+    """`GET api/models/{id}/notebook`: a public model's read-only card, as a notebook to copy."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        await self.viewer()
+        notebook = await self.call(self.catalog.cards.read, int(model_id))
+        self.set_header("Content-Disposition", f'attachment; filename="model-{int(model_id)}-card.ipynb"')
+        self.finish(json.dumps(notebook), set_content_type="application/x-ipynb+json")
+
+
+class ModelCardHandler(CatalogHandler):
+    """`GET api/models/{id}/card`: a public model's card rendered as a page, viewable by all users."""
+
+    auth_resource = "catalog:models"
+
+    @web.authenticated
+    @authorized
+    async def get(self, model_id: str) -> None:
+        await self.viewer()
+        page = await self.call(self.catalog.cards.html, int(model_id))
+        self.finish(page, set_content_type="text/html; charset=UTF-8")
+
+
 default_handlers = [
     (r"/api/models", ModelsHandler),
     (r"/api/models/upload", ModelUploadHandler),
@@ -167,4 +195,6 @@ default_handlers = [
     (MODEL + r"/versions", ModelVersionsHandler),
     (MODEL + r"/trainings", ModelTrainingsHandler),
     (MODEL + r"/download", ModelDownloadHandler),
+    (MODEL + r"/notebook", ModelNotebookHandler),
+    (MODEL + r"/card", ModelCardHandler),
 ]

@@ -74,7 +74,10 @@ class EvaluationManager:
             )
             session.add(evaluation)
             session.flush()
-            return EvaluationPublic(**evaluation.model_dump())
+            scored = EvaluationPublic(**evaluation.model_dump())
+        if split == "test":
+            self.catalog.refresh_card(model_id)
+        return scored
 
     def on_files(
         self,

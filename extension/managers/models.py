@@ -163,7 +163,10 @@ class ModelManager:
             session.add(model)
             session.flush()
             self.add_version(session, model, 1, facts, staged, placed, training_id=training_id)
-            return model_public(session, model)
+            created = model_public(session, model)
+        if created.public:
+            self.catalog.refresh_card(created.id)
+        return created
 
     def add_version(
         self,
@@ -331,7 +334,9 @@ class ModelManager:
             model.updated_at = now()
             session.add(model)
             session.flush()
-            return model_public(session, model)
+            changed = model_public(session, model)
+        self.catalog.refresh_card(model_id)
+        return changed
 
     def delete(self, viewer: User, model_id: int) -> None:
         """Delete a model with its versions, trainings and evaluations; only the owner may."""
@@ -355,3 +360,4 @@ class ModelManager:
         for key in candidates:
             self.catalog.store.delete(key)
         self.catalog.store.delete(f"models/{model_id}")
+        self.catalog.refresh_card(model_id)

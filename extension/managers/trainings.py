@@ -278,6 +278,8 @@ class TrainingManager:
             session.add(training)
         if discarded is not None:
             store.delete(discarded)
+        if result is not None:
+            self.catalog.refresh_card(result.id)
         return result
 
 

@@ -175,6 +175,17 @@ class RemoteModels:
 
     # --- changing ---------------------------------------------------------------------------
 
+    def notebook(self, model_id: int, dest: Path) -> Path:
+        """Copy a public model's card notebook into `dest` (a file or a folder), to run it yourself."""
+        response = self._connection.request("GET", f"api/models/{int(model_id)}/notebook")
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"model-{int(model_id)}-card.ipynb"
+        partial = dest.with_name(f".{dest.name}.partial")
+        partial.write_bytes(response.content)
+        partial.replace(dest)
+        return dest
+
     def update(
         self,
         model_id: int,

@@ -135,3 +135,19 @@ async def test_an_upload_over_the_limit_stops_with_413(api, catalog, me, tmp_pat
     assert streamed.code == 413 and as_json(streamed)["error"] == "too_large"
     assert store_tmp(catalog) == []
     assert catalog.models.list(me) and all(m.name != "big" for m in catalog.models.list(me))
+
+
+async def test_public_models_have_a_card_to_view_and_copy(api, catalog, me, bob) -> None:
+    import json
+
+    shared = tiny_model(catalog, bob, name="shared", public=True)
+    private = tiny_model(catalog, bob, name="private")
+    page = await api("GET", f"api/models/{shared.id}/card")
+    assert page.code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert b"shared" in page.body
+    notebook = await api("GET", f"api/models/{shared.id}/notebook")
+    assert notebook.code == 200
+    assert json.loads(notebook.body)["metadata"]["headstart"]["model_id"] == shared.id
+    for route in ("card", "notebook"):
+        hidden = await api("GET", f"api/models/{private.id}/{route}")
+        assert hidden.code == 404 and as_json(hidden)["error"] == "not_found"

@@ -70,6 +70,9 @@ async def test_the_client_drives_the_service_end_to_end(
     import keras
 
     assert keras.saving.load_model(path).output_shape == (None, 3)
+    await run(lambda: client.models.update(child.id, public=True))
+    card = await run(lambda: client.models.notebook(child.id, tmp_path))
+    assert card.name == f"model-{child.id}-card.ipynb" and "child" in card.read_text()
     client.close()
 
 
