@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install up demo test lint format bench clean
+.PHONY: install proxy up demo test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-up: install
-	$(BIN)/headstart demo
+# The hub's one-machine platform (hub_config/): the catalog service, users' servers, the proxy.
+HOME_DIR := var
+PROXY := configurable-http-proxy
+SHARED_PASSWORD := $(HOME_DIR)/hub/shared-password
+
+proxy:
+	@command -v $(PROXY) >/dev/null || npm install -g $(PROXY)
+
+# Seeded once: the demo's datasets, trainings and leaderboards, in the catalog the service opens.
+$(HOME_DIR)/.demo-seeded: | $(STAMP)
+	$(BIN)/headstart --home $(HOME_DIR) --user demo demo
+	touch $@
+
+$(SHARED_PASSWORD):
+	mkdir -p $(dir $@)
+	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))" > $@
+
+up: install proxy $(HOME_DIR)/.demo-seeded $(SHARED_PASSWORD)
+	@echo "headstart: sign in at http://127.0.0.1:8000/ with any user name and the shared password"
+	@echo "  $$(cat $(SHARED_PASSWORD))   (kept in $(SHARED_PASSWORD); Ctrl-C stops the hub)"
+	$(BIN)/jupyterhub -f hub_config/jupyterhub_config.py
 
 demo: up
 

@@ -1,0 +1,151 @@
+"""JupyterHub on one machine, with the headstart catalog as its managed service `headstart`.
+
+Run it with `make up`, or `jupyterhub -f hub_config/jupyterhub_config.py` from the repository root.
+Everything it keeps lives under `$HEADSTART_HOME` (default `var/`): the catalog that
+`headstart --home var demo` seeds, and the hub's own state in `var/hub/`. The environment variables
+below exist so that tests can run a second hub beside this one; an operator rarely sets them.
+
+- HEADSTART_HUB_URL: the public URL the proxy serves (default http://127.0.0.1:8000/).
+- HEADSTART_HUB_API_PORT, HEADSTART_PROXY_API_PORT, HEADSTART_SERVICE_PORT: loopback ports of the
+  hub itself (8081), the proxy's REST API (8001) and the catalog service (8010).
+- HEADSTART_AUTHENTICATOR: `shared-password` (the demo: one password, any user name) or `native`
+  (NativeAuthenticator: users sign up with their own password and an admin approves them).
+- HEADSTART_HUB_PASSWORD: the shared password; default, the one in `var/hub/shared-password`.
+- HEADSTART_HUB_ADMINS: comma-separated admin user names (default none with shared-password,
+  `admin` with native, since someone must approve the sign-ups).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by JupyterHub's config loader)
+
+HUB_CONFIG = Path(__file__).resolve().parent
+HOME = Path(os.environ.get("HEADSTART_HOME") or HUB_CONFIG.parent / "var").resolve()
+STATE = HOME / "hub"
+STATE.mkdir(parents=True, exist_ok=True)
+
+PUBLIC_URL = os.environ.get("HEADSTART_HUB_URL", "http://127.0.0.1:8000/").rstrip("/") + "/"
+LOOPBACK = "127.0.0.1"
+
+# The catalog's scopes: reading (list, show, download, evaluate) and writing (everything else).
+# headstart.extension.authz.CatalogAuthorizer asks for them on every catalog request.
+READ_SCOPE = "custom:headstart:read"
+WRITE_SCOPE = "custom:headstart:write"
+SERVICE_ACCESS = "access:services!service=headstart"
+
+# --- network: everything on loopback, the proxy in front --------------------------------------
+
+c.JupyterHub.bind_url = PUBLIC_URL
+c.JupyterHub.hub_bind_url = f"http://{LOOPBACK}:{os.environ.get('HEADSTART_HUB_API_PORT', '8081')}"
+c.JupyterHub.proxy_class = "configurable-http-proxy"
+c.ConfigurableHTTPProxy.api_url = f"http://{LOOPBACK}:{os.environ.get('HEADSTART_PROXY_API_PORT', '8001')}"
+c.ConfigurableHTTPProxy.pid_file = str(STATE / "proxy.pid")
+
+# --- the hub's own state, beside the catalog -------------------------------------------------
+
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+AUTHENTICATOR = os.environ.get("HEADSTART_AUTHENTICATOR", "shared-password")
+if AUTHENTICATOR == "shared-password":
+    c.JupyterHub.authenticator_class = "shared-password"
+    password = os.environ.get("HEADSTART_HUB_PASSWORD")
+    password_file = STATE / "shared-password"
+    if not password and password_file.exists():
+        password = password_file.read_text().strip()
+    if not password:
+        raise SystemExit(
+            f"No shared password: set HEADSTART_HUB_PASSWORD, or write one to {password_file} "
+            "(`make up` makes one)."
+        )
+    c.SharedPasswordAuthenticator.user_password = password
+    # Anyone with the password may pick a user name: that is what a one-machine demo wants.
+    c.Authenticator.allow_all = True
+    default_admins = ""
+elif AUTHENTICATOR == "native":
+    # pip install jupyterhub-nativeauthenticator; users sign up at /hub/signup.
+    c.JupyterHub.authenticator_class = "native"
+    # NativeAuthenticator's own approval step decides who signs in, so the hub allows all of them.
+    c.Authenticator.allow_all = True
+    c.NativeAuthenticator.open_signup = False
+    default_admins = "admin"
+else:
+    raise SystemExit(f"HEADSTART_AUTHENTICATOR must be shared-password or native, not {AUTHENTICATOR!r}")
+c.Authenticator.admin_users = {
+    name.strip() for name in os.environ.get("HEADSTART_HUB_ADMINS", default_admins).split(",") if name.strip()
+}
+
+# --- users' own servers ----------------------------------------------------------------------
+
+# Users are not operating-system accounts here: every server runs as the hub's user, in its own
+# folder. That isolates nothing, which is acceptable on one trusted machine and nowhere else.
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "users" / "{username}")
+# The hub's interpreter, not whatever `jupyterhub-singleuser` PATH finds first.
+c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+c.Spawner.ip = LOOPBACK
+# jupyter-server refuses to run as root unless told; containers and CI machines often are root.
+ROOT_ARGS = ["--allow-root"] if os.geteuid() == 0 else []
+c.Spawner.args = ROOT_ARGS
+# Kernels find the catalog through the proxy, with the server's own JUPYTERHUB_API_TOKEN.
+c.Spawner.environment = {"HEADSTART_URL": f"{PUBLIC_URL}services/headstart/"}
+# The server's token (JUPYTERHUB_API_TOKEN, which kernels inherit) gets the `server` role's scopes
+# plus the catalog's, so that a notebook reaches the service with no token pasted by hand.
+c.Spawner.server_token_scopes = [
+    "users:activity!user",
+    "access:servers!server",
+    SERVICE_ACCESS,
+    READ_SCOPE,
+    WRITE_SCOPE,
+]
+
+# --- the catalog service ---------------------------------------------------------------------
+
+SERVICE_URL = f"http://{LOOPBACK}:{os.environ.get('HEADSTART_SERVICE_PORT', '8010')}"
+c.JupyterHub.services = [
+    {
+        "name": "headstart",
+        "display": True,
+        "url": SERVICE_URL,
+        # A jupyter-server with JupyterHub's identity provider, the catalog extension and the
+        # catalog's authorizer; headstart_service_config.py holds its config.
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub.singleuser",
+            f"--config={HUB_CONFIG / 'headstart_service_config.py'}",
+            *ROOT_ARGS,
+        ],
+        "cwd": str(HOME),
+        "environment": {"HEADSTART_HOME": str(HOME)},
+        # Signing in to the service from a browser grants its tokens the catalog's scopes (at most
+        # those the user holds); the user has already signed in to the hub, so no consent page.
+        "oauth_client_allowed_scopes": [READ_SCOPE, WRITE_SCOPE],
+        "oauth_no_confirm": True,
+    }
+]
+# The service only checks tokens, which takes no scope of its own, so it needs no role.
+
+# --- scopes and roles ------------------------------------------------------------------------
+
+c.JupyterHub.custom_scopes = {
+    READ_SCOPE: {"description": "Browse the headstart catalog: list, show, download, evaluate."},
+    WRITE_SCOPE: {
+        "description": "Change the headstart catalog: create, upload, train, publish, delete.",
+        "subscopes": [READ_SCOPE],
+    },
+}
+c.JupyterHub.load_roles = [
+    {
+        # Every user: their own hub resources (the default `user` role's `self`), and the catalog.
+        "name": "user",
+        "scopes": ["self", SERVICE_ACCESS, READ_SCOPE, WRITE_SCOPE],
+    },
+]
