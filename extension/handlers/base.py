@@ -55,6 +55,9 @@ HTTP_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
+# The database's integers are signed 64-bit. A larger id names nothing, and a larger number would
+# overflow the database driver (a 500) instead of missing, so the handlers stop it first.
+LARGEST_INTEGER = 2**63 - 1
 
 
 def error_reply(error: BaseException | None, status: int) -> tuple[int, dict[str, Any]]:
@@ -101,6 +104,12 @@ class CatalogHandler(APIHandler):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
 
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        # Every numeric path part is an id (datasets named by digits are looked up by id too).
+        if any(part.isdigit() and int(part) > LARGEST_INTEGER for part in self.path_args):
+            raise NotFound(f"nothing is stored at {self.request.path}")
+
     async def viewer(self) -> User:
         """The catalog user making this request, created on first sight."""
         return await self.call(self.catalog.user, self.catalog_app.user_name(self.current_user))
@@ -113,6 +122,8 @@ class CatalogHandler(APIHandler):
             data = json.loads(self.request.body or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise Invalid(f"the body is not valid JSON: {error}") from None
+        if _has_oversized_integer(data):
+            raise Invalid(f"integers in the body must be at most {LARGEST_INTEGER}")
         try:
             return schema.model_validate(data)
         except ValidationError as error:
@@ -133,8 +144,8 @@ class CatalogHandler(APIHandler):
             value = int(text)
         except ValueError:
             raise Invalid(f"{name} must be an integer, not {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        if value < low or value > (LARGEST_INTEGER if high is None else high):
+            bounds = f"from {low} to {LARGEST_INTEGER if high is None else high}"
             raise Invalid(f"{name} must be {bounds}, not {value}")
         return value
 
@@ -181,6 +192,17 @@ class CatalogHandler(APIHandler):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value)
         else:
             super().log_exception(typ, value, tb)
+
+
+def _has_oversized_integer(value: Any) -> bool:
+    """Whether parsed JSON holds an integer beyond the database's 64 bits, at any depth."""
+    if isinstance(value, int):
+        return abs(value) > LARGEST_INTEGER
+    if isinstance(value, list):
+        return any(_has_oversized_integer(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_oversized_integer(item) for item in value.values())
+    return False
 
 
 def _plain(value: Any) -> Any:

@@ -69,9 +69,13 @@ class PredictionsHandler(UploadHandler):
     ) -> dict:
         # The body is capped by `max_prediction_bytes`, so parsing it whole is bounded.
         files: dict[str, list[httputil.HTTPFile]] = {}
-        httputil.parse_body_arguments(
-            self.request.headers.get("Content-Type", ""), body.read_bytes(), {}, files, self.request.headers
-        )
+        headers = self.request.headers
+        try:
+            httputil.parse_body_arguments(
+                headers.get("Content-Type", ""), body.read_bytes(), {}, files, headers
+            )
+        except httputil.HTTPInputError as error:
+            raise Invalid(f"the body is not valid multipart/form-data: {error}") from None
         images = files.get("images", [])
         if not images:
             raise Invalid("send the images as multipart/form-data files in the field 'images'")

@@ -1,0 +1,351 @@
+"""Benchmark: the catalog's read paths under 50 concurrent clients (issue 3, "Speed and load").
+
+Target (no anchor: an absolute service level): p99 under 100 ms for `GET api/models?limit=50&offset=`
+and `GET api/models/{id}`, and zero errors, against a catalog of 10,000 models and 100 users; the
+leaderboard's figures are reported beside them. Everything runs on 127.0.0.1.
+
+Seeding shortcut: only the list, show and leaderboard read paths are measured, so the catalog is
+filled by inserting rows straight into the Catalog's SQLModel tables (users, models, versions and
+cached test-split evaluations) rather than by 10,000 uploads. One real tiny model is created through
+the catalog, and every inserted version's artifact points to its file; one real dataset is ingested,
+and the one real evaluation of that model on its test split is copied into every cached evaluation,
+so that a leaderboard serves real-sized rows without evaluating anything.
+
+The service is a real `jupyter server` subprocess with the extension. It is a single-user lab, so
+every client signs in with the server's token as the same catalog user (`user000`); half the models
+are public, and the private half belong to all 100 users, so visibility filtering is exercised.
+
+Run as `.venv/bin/python bench/api_load.py [--models 10000] [--users 100] [--clients 50] [--seconds 60]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+VIEWER = "user000"
+MAX_SECONDS = 600
+OPERATIONS = ("list", "show", "leaderboard")
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running `jupyter server` with the headstart extension: its URL, token and process."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+
+@contextmanager
+def serve_catalog(home: Path, catalog: dict[str, object] | None = None) -> Iterator[Service]:
+    """Start the extension in its own `jupyter server` on a free 127.0.0.1 port, on the catalog at `home`.
+
+    `catalog` adds `c.Catalog.*` settings (size limits). Jupyter's own config, data and runtime
+    folders are private to the run, so no user or machine config leaks in.
+    """
+    root = Path(tempfile.mkdtemp(prefix="jupyter-", dir=home))
+    config = {
+        "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
+        "CatalogApp": {"local_user_name": VIEWER},
+        "Catalog": {"home": str(home), **(catalog or {})},
+    }
+    (root / "jupyter_server_config.json").write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(root),
+        "JUPYTER_CONFIG_PATH": "",
+        "JUPYTER_DATA_DIR": str(root / "data"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+    }
+    token, port = secrets.token_hex(16), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+    ]
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    service = Service(f"http://127.0.0.1:{port}/", token, process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(service.url + "api/me", headers=service.headers).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield service
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    dataset: str
+    visible_ids: list[int]
+    visible_total: int
+
+
+def seed_catalog(home: Path, models: int, users: int) -> Seeded:
+    """Fill the catalog at `home`: see the module docstring for the shortcut taken."""
+    from sqlalchemy import insert
+    from sqlmodel import select
+
+    from headstart.extension.catalog.database import transaction
+    from headstart.extension.catalog.tables import (
+        CatalogModel,
+        Evaluation,
+        ModelVersion,
+        User,
+        label_key,
+        now,
+    )
+    from headstart.extension.manager import Catalog
+    from headstart.kernels.engine.demo_data import write_shapes
+
+    catalog = Catalog(home=str(home))
+    viewer = catalog.user(VIEWER)
+    dataset = catalog.datasets.add(viewer, write_shapes(home / "shapes", per_class=14, seed=1), name="shapes")
+    real = catalog.models.create(
+        viewer, name="tiny", architecture="small_cnn", weights=None, options={"filters": 2}, labels=None
+    )
+    evaluation = catalog.evaluations.on_split(viewer, real.id, dataset.id, "test")
+    with transaction(catalog.engine) as session:
+        artifact_key = session.exec(
+            select(ModelVersion.artifact).where(ModelVersion.model_id == real.id)
+        ).one()
+
+    rng = random.Random(0)
+    stamp = now()
+    with transaction(catalog.engine) as session:
+        session.execute(
+            insert(User), [{"name": f"user{n:03d}", "created_at": stamp} for n in range(1, users)]
+        )
+        user_ids = [viewer.id, *range(viewer.id + 1, viewer.id + users)]  # type: ignore[operator]
+        rows, visible = [], []
+        first = real.id + 1
+        for model_id in range(first, first + models - 1):
+            public = model_id % 2 == 0
+            owner = rng.choice(user_ids)
+            labels = ["circle", "square", "triangle"] if model_id % 3 else None
+            rows.append(
+                {
+                    "id": model_id,
+                    "name": f"model-{model_id}",
+                    "description": "seeded for bench/api_load.py",
+                    "kind": "classifier" if labels else "feature_vector",
+                    "labels": labels,
+                    "label_set": label_key(labels),
+                    "public": public,
+                    "version": 1,
+                    "architecture": "small_cnn",
+                    "owner_id": owner,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+            if public or owner == viewer.id:
+                visible.append(model_id)
+        session.execute(insert(CatalogModel), rows)
+        session.execute(
+            insert(ModelVersion),
+            [
+                {
+                    "model_id": row["id"],
+                    "version": 1,
+                    "artifact": artifact_key,
+                    "params": real.params,
+                    "size_bytes": real.size_bytes,
+                    "kind": row["kind"],
+                    "labels": row["labels"],
+                    "created_at": stamp,
+                }
+                for row in rows
+            ],
+        )
+        cached = evaluation.model_dump(exclude={"id", "model_id", "created_at"})
+        session.execute(
+            insert(Evaluation),
+            [
+                {**cached, "model_id": row["id"], "requested_by_id": viewer.id, "created_at": stamp}
+                for row in rows
+            ],
+        )
+    catalog.close()
+    visible.insert(0, real.id)
+    return Seeded(dataset=dataset.name, visible_ids=visible, visible_total=len(visible))
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+async def client_loop(
+    number: int, service: Service, seeded: Seeded, until: float, shares: dict[str, float], tallies: dict
+) -> None:
+    """One client: its own connection, one request at a time, operations drawn by `shares`."""
+    rng = random.Random(number)
+    names, weights = list(shares), list(shares.values())
+    async with httpx.AsyncClient(base_url=service.url, headers=service.headers, timeout=60) as client:
+        while time.monotonic() < until:
+            operation = rng.choices(names, weights)[0]
+            if operation == "list":
+                offset = rng.randrange(max(1, seeded.visible_total - 50))
+                path = f"api/models?limit=50&offset={offset}"
+            elif operation == "show":
+                path = f"api/models/{rng.choice(seeded.visible_ids)}"
+            else:
+                path = f"api/leaderboards/{seeded.dataset}"
+            tally = tallies[operation]
+            start = time.perf_counter()
+            try:
+                response = await client.get(path)
+            except httpx.HTTPError as error:
+                tally.error(type(error).__name__)
+                continue
+            elapsed = time.perf_counter() - start
+            if response.status_code != 200:
+                tally.error(str(response.status_code))
+            else:
+                tally.latencies.append(elapsed)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=1000, method="inclusive")[round(share * 1000) - 1]
+
+
+async def run_load(service: Service, seeded: Seeded, clients: int, seconds: float, shares: dict) -> dict:
+    tallies = {operation: Tally() for operation in OPERATIONS}
+    until = time.monotonic() + seconds
+    started = time.monotonic()
+    await asyncio.gather(*(client_loop(n, service, seeded, until, shares, tallies) for n in range(clients)))
+    elapsed = time.monotonic() - started
+    return {"tallies": tallies, "elapsed": elapsed}
+
+
+def report(result: dict) -> int:
+    """Print the table; answer the number of errors (the targets missed are printed, not failed)."""
+    elapsed, tallies = result["elapsed"], result["tallies"]
+    print(f"{'operation':<12} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7}  target")
+    for operation, tally in tallies.items():
+        count, errors = len(tally.latencies), sum(tally.errors.values())
+        p50 = percentile(tally.latencies, 0.50) * 1000
+        p99 = percentile(tally.latencies, 0.99) * 1000
+        target = "p99 < 100 ms" if operation != "leaderboard" else "(reported)"
+        if operation != "leaderboard" and not p99 < 100:
+            target += " MISSED"
+        rate = count / elapsed
+        print(f"{operation:<12} {count:>9} {rate:>8.1f} {p50:>8.1f} {p99:>9.1f} {errors:>7}  {target}")
+        if tally.errors:
+            print(f"{'':<12} errors by kind: {tally.errors}")
+    total = sum(len(t.latencies) for t in tallies.values())
+    all_errors = sum(sum(t.errors.values()) for t in tallies.values())
+    print(f"{'all':<12} {total:>9} {total / elapsed:>8.1f} {'':>8} {'':>9} {all_errors:>7}  zero errors")
+    return all_errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60, help=f"at most {MAX_SECONDS}")
+    parser.add_argument(
+        "--leaderboard-share",
+        type=float,
+        default=0.1,
+        help="share of requests that fetch the leaderboard; list and show split the rest evenly",
+    )
+    args = parser.parse_args()
+    seconds = min(args.seconds, MAX_SECONDS)
+    share = min(max(args.leaderboard_share, 0.0), 1.0)
+    shares = {"list": (1 - share) / 2, "show": (1 - share) / 2, "leaderboard": share}
+
+    print(f"machine: {os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="api-load-") as folder:
+        home = Path(folder)
+        start = time.perf_counter()
+        seeded = seed_catalog(home, args.models, args.users)
+        print(
+            f"seeded {args.models} models, {args.users} users, dataset {seeded.dataset!r} in "
+            f"{time.perf_counter() - start:.1f} s; {seeded.visible_total} models visible to {VIEWER}"
+        )
+        with serve_catalog(home) as service:
+            print(
+                f"service {service.url}: a single-user lab, so all {args.clients} clients sign in with "
+                f"its token as the one catalog user {VIEWER!r} (half the models are private to others)"
+            )
+            with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as warm:
+                for path in ("api/models?limit=50", f"api/models/{seeded.visible_ids[0]}"):
+                    warm.get(path).raise_for_status()
+                board = warm.get(f"api/leaderboards/{seeded.dataset}")
+                board.raise_for_status()
+                print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
+            mix = ", ".join(f"{name} {value:.0%}" for name, value in shares.items())
+            print(f"{args.clients} clients for {seconds:.0f} s, mix {mix}")
+            result = asyncio.run(run_load(service, seeded, args.clients, seconds, shares))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    sys.exit(1 if report(result) else 0)
+
+
+if __name__ == "__main__":
+    main()
