@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -110,11 +111,28 @@ class Catalog(LoggingConfigurable):
     def model_limits(self) -> ModelLimits:
         return ModelLimits(max_model_bytes=self.max_model_bytes, max_model_params=self.max_model_params)
 
+    @cached_property
+    def _users(self) -> dict[str, User]:
+        return {}
+
     def user(self, name: str) -> User:
         """The user of that name, created on first sight (the hub vouches for names later)."""
         name = name.strip()
+        known = self._users.get(name)
+        if known is not None:
+            return known
         if not name or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
             raise Invalid(f"invalid user name {name!r}")
+        try:
+            user = self._find_or_add_user(name)
+        except IntegrityError:
+            # Two requests of a new user raced to add them; the other one's row is there now.
+            user = self._find_or_add_user(name)
+        # Users are never renamed or deleted, so the row can serve every later request of theirs.
+        self._users[name] = user
+        return user
+
+    def _find_or_add_user(self, name: str) -> User:
         with transaction(self.engine) as session:
             user = session.exec(select(User).where(User.name == name)).first()
             if user is None:

@@ -259,3 +259,16 @@ def test_a_session_binds_its_user(catalog, alice, shapes) -> None:
     assert mine.datasets.get("shapes").id == shapes.id  # datasets are public: no user to bind
     with pytest.raises(NotFound):
         catalog.session("bob").models.get(private.id)
+
+
+def test_a_new_user_added_by_two_catalogs_at_once_is_one_row(catalog, db_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from headstart.extension.manager import Catalog
+
+    others = [Catalog(home=str(tmp_path / f"c{i}"), db_url=db_url) for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(lambda c: c.user("carol").id, others))
+    assert len(ids) == 1 and catalog.user("carol").id in ids
+    for other in others:
+        other.close()
