@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select as columns
 from sqlmodel import col, select
 
 from headstart.extension.catalog import access
@@ -110,36 +111,66 @@ class EvaluationManager:
         self, viewer: User, dataset: int | str, *, progress: Callable[[int, int], None] | None = None
     ) -> list[LeaderboardRow]:
         """Every model visible to `viewer`, scored on the dataset's test split and ranked."""
+        # Plain columns, not ORM rows: a board reads thousands of models and scores, and the
+        # scores' `result` JSON (every prediction) is needed only for the notes of unranked rows.
         with transaction(self.catalog.engine) as session:
             dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
-            models = session.exec(access.visible_models(viewer).order_by(col(CatalogModel.id))).all()
+            models = session.execute(
+                columns(
+                    col(CatalogModel.id),
+                    col(CatalogModel.name),
+                    col(CatalogModel.owner_id),
+                    col(CatalogModel.version),
+                    col(CatalogModel.public),
+                )
+                .where(access.visible_to(viewer))
+                .order_by(col(CatalogModel.id))
+            ).all()
             owners = {u.id: u.name for u in session.exec(select(User)).all()}
-            # One query for every cached score: looking each up through on_split cost four queries
-            # a model, seconds a board at 10,000 models (bench/api_load.py).
+            on_test = (col(Evaluation.dataset_id) == dataset_id, col(Evaluation.split) == "test")
             cached = {
-                (row.model_id, row.model_version): EvaluationPublic(**row.model_dump())
-                for row in session.exec(
-                    select(Evaluation).where(Evaluation.dataset_id == dataset_id, Evaluation.split == "test")
+                (model_id, version): (comparable, accuracy, loss, count, "")
+                for model_id, version, comparable, accuracy, loss, count in session.execute(
+                    columns(
+                        col(Evaluation.model_id),
+                        col(Evaluation.model_version),
+                        col(Evaluation.comparable),
+                        col(Evaluation.accuracy),
+                        col(Evaluation.loss),
+                        col(Evaluation.count),
+                    ).where(*on_test)
                 ).all()
             }
+            for model_id, version, result in session.exec(
+                select(Evaluation.model_id, Evaluation.model_version, Evaluation.result).where(
+                    *on_test, col(Evaluation.comparable).is_(False)
+                )
+            ).all():
+                cached[(model_id, version)] = (
+                    *cached[(model_id, version)][:4],
+                    (result or {}).get("note", ""),
+                )
         rows: list[LeaderboardRow] = []
-        for done, model in enumerate(models):
-            evaluation = cached.get((model.id, model.version)) or self.on_split(
-                viewer, model.id, dataset_id, "test", version=model.version
-            )
+        for done, (model_id, name, owner_id, version, public) in enumerate(models):
+            score = cached.get((model_id, version))
+            if score is None:
+                scored = self.on_split(viewer, model_id, dataset_id, "test", version=version)
+                note = (scored.result or {}).get("note", "")
+                score = (scored.comparable, scored.accuracy, scored.loss, scored.count, note)
+            comparable, accuracy, loss, count, note = score
             rows.append(
                 LeaderboardRow(
                     rank=None,
-                    model_id=model.id,
-                    model_name=model.name,
-                    owner=owners.get(model.owner_id, "?"),
-                    version=model.version,
-                    public=model.public,
-                    comparable=evaluation.comparable,
-                    accuracy=evaluation.accuracy,
-                    loss=evaluation.loss,
-                    count=evaluation.count,
-                    note=(evaluation.result or {}).get("note", ""),
+                    model_id=model_id,
+                    model_name=name,
+                    owner=owners.get(owner_id, "?"),
+                    version=version,
+                    public=public,
+                    comparable=comparable,
+                    accuracy=accuracy,
+                    loss=loss,
+                    count=count,
+                    note=note,
                 )
             )
             if progress is not None:
