@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func
 from sqlalchemy import select as columns
 from sqlmodel import col, select
 
@@ -30,6 +31,8 @@ class EvaluationManager:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        # Ranked boards per (dataset, viewer), with the catalog state they were ranked from.
+        self._boards: dict[tuple[int, int], tuple[tuple, list[LeaderboardRow]]] = {}
 
     def on_split(
         self,
@@ -110,11 +113,43 @@ class EvaluationManager:
     def leaderboard(
         self, viewer: User, dataset: int | str, *, progress: Callable[[int, int], None] | None = None
     ) -> list[LeaderboardRow]:
-        """Every model visible to `viewer`, scored on the dataset's test split and ranked."""
+        """Every model visible to `viewer`, scored on the dataset's test split and ranked.
+
+        A board is kept until the catalog's models or the dataset's scores change, which two
+        aggregate queries tell; ranking thousands of models again for every request would not do.
+        """
+        with transaction(self.catalog.engine) as session:
+            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
+            state = self._state(session, dataset_id)
+        key = (dataset_id, int(viewer.id))  # type: ignore[arg-type]
+        kept = self._boards.get(key)
+        if kept is not None and kept[0] == state:
+            if progress is not None:
+                progress(len(kept[1]), len(kept[1]))
+            return kept[1]
+        board = self._rank(viewer, dataset_id, progress)
+        with transaction(self.catalog.engine) as session:
+            # Ranking may have scored models, so the board stands for the state after it.
+            self._boards[key] = (self._state(session, dataset_id), board)
+        return board
+
+    @staticmethod
+    def _state(session: Any, dataset_id: int) -> tuple:
+        """What a board depends on: every model's last change, and the dataset's scores."""
+        models = session.execute(columns(func.count(), func.max(col(CatalogModel.updated_at)))).one()
+        scores = session.execute(
+            columns(func.count(), func.max(col(Evaluation.id))).where(
+                col(Evaluation.dataset_id) == dataset_id
+            )
+        ).one()
+        return (*models, *scores)
+
+    def _rank(
+        self, viewer: User, dataset_id: int, progress: Callable[[int, int], None] | None
+    ) -> list[LeaderboardRow]:
         # Plain columns, not ORM rows: a board reads thousands of models and scores, and the
         # scores' `result` JSON (every prediction) is needed only for the notes of unranked rows.
         with transaction(self.catalog.engine) as session:
-            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
             models = session.execute(
                 columns(
                     col(CatalogModel.id),

@@ -100,3 +100,21 @@ def test_predictions_on_image_files(catalog, alice, shapes_folder: Path, tmp_pat
         catalog.evaluations.on_files(alice, model.id, [tmp_path / "missing.png"])
     with pytest.raises(Invalid):
         catalog.evaluations.on_split(alice, model.id, "shapes", "holdout")
+
+
+def test_boards_are_kept_until_models_or_scores_change(catalog, alice, bob, shapes) -> None:
+    mine = tiny_model(catalog, alice, name="mine", labels=["circle", "square", "triangle"])
+    first = catalog.evaluations.leaderboard(alice, "shapes")
+    assert catalog.evaluations.leaderboard(alice, "shapes") is first
+    catalog.models.update(alice, mine.id, name="renamed")
+    renamed = catalog.evaluations.leaderboard(alice, "shapes")
+    assert renamed is not first and [row.model_name for row in renamed] == ["renamed"]
+    theirs = tiny_model(catalog, bob, name="theirs", labels=["circle", "square", "triangle"])
+    # Any model's change re-ranks (the state is catalog-wide), and bob's private model stays out.
+    assert [row.model_name for row in catalog.evaluations.leaderboard(alice, "shapes")] == ["renamed"]
+    catalog.models.update(bob, theirs.id, public=True)
+    shown = catalog.evaluations.leaderboard(alice, "shapes")
+    assert {row.model_name for row in shown} == {"renamed", "theirs"}
+    assert [row.model_id for row in catalog.evaluations.leaderboard(bob, "shapes")] == [theirs.id]
+    catalog.models.delete(bob, theirs.id)
+    assert [row.model_name for row in catalog.evaluations.leaderboard(alice, "shapes")] == ["renamed"]
