@@ -6,7 +6,7 @@ import builtins
 import shutil
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -64,6 +64,23 @@ def version_ref(model: CatalogModel, version: ModelVersion) -> VersionRef:
         body_sha=version.body_sha,
         body_ref=version.body_ref,
     )
+
+
+def _described() -> Any:
+    """Models with their current version's size and their owner's name: one query for the lot."""
+    return (
+        select(CatalogModel, ModelVersion.params, ModelVersion.size_bytes, User.name)
+        .join(
+            ModelVersion,
+            (col(ModelVersion.model_id) == CatalogModel.id)
+            & (col(ModelVersion.version) == CatalogModel.version),
+        )
+        .join(User, col(User.id) == CatalogModel.owner_id)
+    )
+
+
+def _described_public(model: CatalogModel, params: int, size: int, owner: str) -> ModelPublic:
+    return ModelPublic(**model.model_dump(), owner=owner, params=params, size_bytes=size)
 
 
 class ModelManager:
@@ -240,17 +257,7 @@ class ModelManager:
             conditions.append(col(CatalogModel.public).is_(public))
         if labels is not None:
             conditions.append(col(CatalogModel.label_set) == label_key(labels))
-        # One query for the page: each model with its current version's size and its owner's name.
-        query = (
-            select(CatalogModel, ModelVersion.params, ModelVersion.size_bytes, User.name)
-            .join(
-                ModelVersion,
-                (col(ModelVersion.model_id) == CatalogModel.id)
-                & (col(ModelVersion.version) == CatalogModel.version),
-            )
-            .join(User, col(User.id) == CatalogModel.owner_id)
-            .where(*conditions)
-        )
+        query = _described().where(*conditions)
         counting = (
             select(func.count()).select_from(CatalogModel).join(User, col(User.id) == CatalogModel.owner_id)
         )
@@ -260,15 +267,17 @@ class ModelManager:
             if limit is not None:
                 query = query.limit(limit)
             rows = session.exec(query).all()
-        items = [
-            ModelPublic(**model.model_dump(), owner=name, params=params, size_bytes=size)
-            for model, params, size, name in rows
-        ]
-        return items, int(total)
+        return [_described_public(*row) for row in rows], int(total)
 
     def get(self, viewer: User, model_id: int) -> ModelPublic:
+        """A visible model, in one query; NotFound whether it is private or absent."""
         with transaction(self.catalog.engine) as session:
-            return model_public(session, access.get_visible_model(session, model_id, viewer))
+            row = session.exec(
+                _described().where(access.visible_to(viewer), col(CatalogModel.id) == model_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"model {model_id} not found")
+        return _described_public(*row)
 
     def versions(self, viewer: User, model_id: int) -> builtins.list[ModelVersionPublic]:
         with transaction(self.catalog.engine) as session:
