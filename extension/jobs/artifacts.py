@@ -82,8 +82,8 @@ def load_version(store: ArtifactStore, ref: VersionRef) -> object:
 def stage_model(model: object, labels: list[str] | None, folder: Path, limits: ModelLimits) -> ModelFacts:
     """Save a full model into a staging folder, checking the operator's size limits."""
     from headstart.kernels.engine.keras_file import save_model
+    from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.surgery import body_fingerprint, count_params, model_kind, split_model
-    from headstart.kernels.engine.validation import check_model_limits
 
     kind = model_kind(model)
     params = count_params(model)

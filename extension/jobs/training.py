@@ -103,6 +103,7 @@ def train_version(
 ) -> TrainingFacts:
     """Train a copy of `ref` on a dataset; the candidate is staged in `folder`."""
     from headstart.kernels.engine.keras_file import save_model
+    from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.shards import DatasetReader
     from headstart.kernels.engine.surgery import (
         attach_head,
@@ -112,7 +113,7 @@ def train_version(
         split_model,
     )
     from headstart.kernels.engine.training import fit_head, fit_model, plan_head, reorder_head
-    from headstart.kernels.engine.validation import check_model_limits, inspect_keras_file
+    from headstart.kernels.engine.validation import inspect_keras_file
 
     store = ArtifactStore(store_root)
     dataset = DatasetReader(store.path(dataset_key(dataset_id)))

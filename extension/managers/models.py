@@ -26,6 +26,7 @@ from headstart.extension.catalog.tables import (
 from headstart.extension.jobs.artifacts import ModelFacts, VersionRef, create_model, upload_model
 from headstart.extension.managers.datasets import check_name
 from headstart.extension.store import version_key
+from headstart.kernels.engine.limits import check_model_limits
 from headstart.kernels.errors import Invalid, NotFound
 from headstart.kernels.schemas import ModelPublic, ModelVersionPublic
 
@@ -137,13 +138,8 @@ class ModelManager:
             raise Invalid(f"no such file: {path}")
         if path.suffix != ".keras":
             raise Invalid(f"model uploads must be .keras files, not {path.name!r}")
-        size = path.stat().st_size
-        if size > self.catalog.max_model_bytes:
-            from headstart.kernels.errors import TooLarge
-
-            raise TooLarge(
-                f"model file is {size} bytes, over the limit of {self.catalog.max_model_bytes} bytes"
-            )
+        # Refused before anything is copied or Keras is loaded; the validator checks again inside.
+        check_model_limits(0, path.stat().st_size, self.catalog.model_limits)
         store = self.catalog.store
         with store.staging() as folder:
             facts = upload_model(path, labels, folder, self.catalog.model_limits)

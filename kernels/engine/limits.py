@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from headstart.kernels.errors import TooLarge
+
 
 @dataclass(frozen=True)
 class IngestLimits:
@@ -22,3 +24,17 @@ class ModelLimits:
 
     max_model_bytes: int = 512 * 1024**2
     max_model_params: int = 100_000_000
+
+
+def check_model_limits(params: int, size_bytes: int, limits: ModelLimits) -> None:
+    """Raise TooLarge, naming the limit and the size, when a model exceeds the operator's limits."""
+    if size_bytes > limits.max_model_bytes:
+        raise TooLarge(
+            f"the model is {size_bytes:,} bytes, over the limit of {limits.max_model_bytes:,} bytes",
+            detail={"limit": limits.max_model_bytes, "size": size_bytes},
+        )
+    if params > limits.max_model_params:
+        raise TooLarge(
+            f"the model has {params:,} parameters, over the limit of {limits.max_model_params:,}",
+            detail={"limit": limits.max_model_params, "size": params},
+        )

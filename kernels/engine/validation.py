@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import keras
 
-from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.engine.limits import ModelLimits, check_model_limits
 from headstart.kernels.engine.surgery import as_sequential, model_kind, short_reason
 from headstart.kernels.errors import Invalid, TooLarge
 
@@ -156,20 +156,6 @@ class KerasFileFacts:
     size_bytes: int
     params: int
     config: dict[str, Any]
-
-
-def check_model_limits(params: int, size_bytes: int, limits: ModelLimits) -> None:
-    """Raise TooLarge, naming the limit and the size, when a model exceeds the operator's limits."""
-    if size_bytes > limits.max_model_bytes:
-        raise TooLarge(
-            f"the model is {size_bytes:,} bytes, over the limit of {limits.max_model_bytes:,} bytes",
-            detail={"limit": limits.max_model_bytes, "size": size_bytes},
-        )
-    if params > limits.max_model_params:
-        raise TooLarge(
-            f"the model has {params:,} parameters, over the limit of {limits.max_model_params:,}",
-            detail={"limit": limits.max_model_params, "size": params},
-        )
 
 
 def inspect_keras_file(path: Path, limits: ModelLimits) -> KerasFileFacts:

@@ -176,7 +176,7 @@ def test_upload_over_the_size_limit_is_refused(tmp_path: Path, db_url: str) -> N
     owner = limited.user("alice")
     with pytest.raises(TooLarge) as raised:
         limited.models.upload(owner, path, name="big")
-    assert str(size) in str(raised.value) and str(size - 1) in str(raised.value)
+    assert f"{size:,} bytes" in str(raised.value) and f"limit of {size - 1:,}" in str(raised.value)
     assert limited.models.list(owner) == []
     limited.close()
 
