@@ -19,7 +19,7 @@ from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from headstart.extension.cards import ModelCards
-from headstart.extension.catalog.database import connect, transaction
+from headstart.extension.catalog.database import RevisionClock, connect, transaction
 from headstart.extension.catalog.tables import User
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.evaluations import EvaluationManager
@@ -75,6 +75,12 @@ class Catalog(LoggingConfigurable):
         config=True,
         help="Most parameters a model may have, checked on upload and on every created model.",
     )
+    revision_poll_seconds = Float(
+        1.0,
+        config=True,
+        help="How often, at most, the service asks the database whether another process changed the "
+        "catalog. Its own changes are seen at once; lists, shows and leaderboards are kept until one.",
+    )
     default_resize_policy = Unicode(
         "center_crop", config=True, help="How images become 224x224: center_crop, stretch or pad."
     )
@@ -92,6 +98,10 @@ class Catalog(LoggingConfigurable):
         if self.db_url.startswith("sqlite:///"):
             Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return connect(self.db_url)
+
+    @cached_property
+    def revisions(self) -> RevisionClock:
+        return RevisionClock(self.engine, self.revision_poll_seconds)
 
     @cached_property
     def store(self) -> ArtifactStore:
@@ -114,6 +124,10 @@ class Catalog(LoggingConfigurable):
     @cached_property
     def _users(self) -> dict[str, User]:
         return {}
+
+    def known_user(self, name: str) -> User | None:
+        """The user of that name if this catalog has seen them already: no database work."""
+        return self._users.get(name.strip())
 
     def user(self, name: str) -> User:
         """The user of that name, created on first sight (the hub vouches for names later)."""

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
+
+from headstart.extension.catalog.tables import (
+    CatalogModel,
+    Dataset,
+    Evaluation,
+    ModelVersion,
+    Revision,
+    User,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -51,10 +62,100 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+# --- the revision: what readers' caches are keyed by -------------------------------------------
+
+# The rows that lists, shows and leaderboards are built from. Trainings and epochs are read fresh,
+# so a running training's epochs do not throw those readers' work away.
+REVISED = (User, CatalogModel, ModelVersion, Dataset, Evaluation)
+
+
+class _Commits:
+    """How many transactions with revised rows this process has committed to one database."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.number += 1
+
+
+_commits: dict[str, _Commits] = {}
+_commits_lock = threading.Lock()
+
+
+def _commit_counter(engine: Engine) -> _Commits:
+    # By URL, not engine: two catalogs in one process on one database see each other's commits.
+    key = engine.url.render_as_string(hide_password=True)
+    with _commits_lock:
+        return _commits.setdefault(key, _Commits())
+
+
+class CatalogSession(Session):
+    """A session that counts its transaction in the `revision` row when it changes revised rows."""
+
+
+@event.listens_for(CatalogSession, "before_flush")
+def _count_revision(session: Session, _context: object, _instances: object) -> None:
+    if session.info.get("revised"):
+        return
+    touched = [*session.new, *session.deleted]
+    touched += [row for row in session.dirty if session.is_modified(row)]
+    if any(isinstance(row, REVISED) for row in touched):
+        session.info["revised"] = True
+        # On the session's connection, so the count commits or rolls back with the change itself.
+        session.connection().execute(
+            update(Revision).where(Revision.id == 1).values(number=Revision.number + 1)  # type: ignore[arg-type]
+        )
+
+
+@event.listens_for(CatalogSession, "after_commit")
+def _note_commit(session: Session) -> None:
+    if session.info.pop("revised", False):
+        _commit_counter(session.get_bind()).add()  # type: ignore[arg-type]
+
+
+@event.listens_for(CatalogSession, "after_rollback")
+def _forget_revision(session: Session) -> None:
+    session.info.pop("revised", None)
+
+
+class RevisionClock:
+    """The catalog's revision, asked of the database only when it may have moved.
+
+    `peek()` answers without the database while this process has committed no revised change since
+    the last `read()` and that read is younger than `poll_seconds`: changes made here are seen at
+    once, changes made by other processes sharing the database within `poll_seconds`.
+    """
+
+    def __init__(self, engine: Engine, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self._commits = _commit_counter(engine)
+        self._number = -1
+        self._commits_seen = -1
+        self._read_at = float("-inf")
+
+    def peek(self) -> int | None:
+        if self._commits_seen != self._commits.number:
+            return None
+        if time.monotonic() - self._read_at > self.poll_seconds:
+            return None
+        return self._number
+
+    def read(self) -> int:
+        commits = self._commits.number  # before the query: a commit in between is seen next time
+        with Session(self.engine) as session:
+            number = session.exec(select(Revision.number).where(Revision.id == 1)).one()
+        self._number, self._commits_seen, self._read_at = number, commits, time.monotonic()
+        return number
+
+
 @contextlib.contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work is committed as one transaction, or rolled back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    with CatalogSession(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import UniqueConstraint, event
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from headstart.kernels.schemas import (
     DatasetBase,
@@ -20,6 +20,20 @@ from headstart.kernels.schemas import (
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+class Revision(SQLModel, table=True):
+    """One row counting the catalog's committed changes to what lists, shows and boards serve.
+
+    Every transaction that adds, changes or deletes a user, model, version, dataset or evaluation
+    adds one (`catalog.database.CatalogSession`), so a reader can keep what it built until the
+    number moves, whichever process made the change.
+    """
+
+    __tablename__ = "revision"
+
+    id: int = Field(default=1, primary_key=True)
+    number: int = 0
 
 
 class User(UserBase, table=True):

@@ -17,7 +17,11 @@ class LeaderboardHandler(CatalogHandler):
     @authorized
     async def get(self, dataset: str) -> None:
         viewer = await self.viewer()
-        self.write_json(await self.call(self.catalog.evaluations.leaderboard, viewer, dataset))
+        boards = self.catalog.evaluations
+        body = boards.kept_leaderboard_json(viewer, dataset)
+        if body is None:
+            body = await self.call(boards.leaderboard_json, viewer, dataset)
+        self.finish_json(body)
 
 
 default_handlers = [(r"/api/leaderboards/([^/]+)", LeaderboardHandler)]

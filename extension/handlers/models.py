@@ -11,8 +11,9 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from headstart.extension.handlers.base import CatalogHandler, UploadHandler
+from headstart.extension.managers.models import model_filter
 from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import ModelCreate, ModelUpdate, Page
+from headstart.kernels.schemas import ModelCreate, ModelUpdate
 
 MODEL = r"/api/models/(\d+)"
 CHUNK = 1024 * 1024
@@ -27,19 +28,16 @@ class ModelsHandler(CatalogHandler):
     @authorized
     async def get(self) -> None:
         limit, offset = self.page_arguments()
-        viewer = await self.viewer()
-        items, total = await self.call(
-            self.catalog.models.page,
-            viewer,
+        wanted = model_filter(
             owner=self.query_text("owner"),
             kind=self.query_text("kind"),
             labels=self.query_list("labels"),
             mine=bool(self.query_bool("mine")),
             public=self.query_bool("public"),
-            limit=limit,
-            offset=offset,
         )
-        self.write_json(Page(items=items, total=total, limit=limit, offset=offset))
+        viewer = await self.viewer()
+        snapshot = await self.models_snapshot()
+        self.finish_json(snapshot.page_json(viewer.id, wanted, limit, offset))  # type: ignore[arg-type]
 
     @web.authenticated
     @authorized
@@ -91,7 +89,8 @@ class ModelHandler(CatalogHandler):
     @authorized
     async def get(self, model_id: str) -> None:
         viewer = await self.viewer()
-        self.write_json(await self.call(self.catalog.models.get, viewer, int(model_id)))
+        snapshot = await self.models_snapshot()
+        self.finish_json(snapshot.get(viewer.id, int(model_id)).json)  # type: ignore[arg-type]
 
     @web.authenticated
     @authorized

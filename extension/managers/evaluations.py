@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func
+from pydantic import TypeAdapter
 from sqlalchemy import select as columns
 from sqlmodel import col, select
 
@@ -24,6 +27,23 @@ if TYPE_CHECKING:
     from headstart.extension.manager import Catalog
 
 SPLITS = ("train", "val", "test")
+# Boards kept at once: each (dataset, viewer) pair asked lately. One of 5,000 rows is about 6 MB.
+KEPT_BOARDS = 32
+NEVER = -1  # the revision of a board that no revision matches
+
+_ROWS = TypeAdapter(list[LeaderboardRow])
+
+
+class Board:
+    """A ranked leaderboard, the catalog revision it was ranked at, and its JSON made once."""
+
+    def __init__(self, revision: int, rows: list[LeaderboardRow]) -> None:
+        self.revision = revision
+        self.rows = rows
+
+    @cached_property
+    def json(self) -> bytes:
+        return _ROWS.dump_json(self.rows)
 
 
 class EvaluationManager:
@@ -31,8 +51,9 @@ class EvaluationManager:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        # Ranked boards per (dataset, viewer), with the catalog state they were ranked from.
-        self._boards: dict[tuple[int, int], tuple[tuple, list[LeaderboardRow]]] = {}
+        # Ranked boards per (dataset as asked, viewer), least recently asked first.
+        self._boards: OrderedDict[tuple[str, int], Board] = OrderedDict()
+        self._boards_lock = threading.Lock()
 
     def on_split(
         self,
@@ -115,34 +136,51 @@ class EvaluationManager:
     ) -> list[LeaderboardRow]:
         """Every model visible to `viewer`, scored on the dataset's test split and ranked.
 
-        A board is kept until the catalog's models or the dataset's scores change, which two
-        aggregate queries tell; ranking thousands of models again for every request would not do.
+        A board is kept until the catalog's revision moves; ranking thousands of models again for
+        every request would not do.
         """
+        return self._board(viewer, dataset, progress).rows
+
+    def leaderboard_json(self, viewer: User, dataset: int | str) -> bytes:
+        """The leaderboard as the API's JSON, serialized once per kept board."""
+        return self._board(viewer, dataset, None).json
+
+    def kept_leaderboard_json(self, viewer: User, dataset: int | str) -> bytes | None:
+        """The kept board's JSON if it is known current without asking the database, else None."""
+        with self._boards_lock:
+            kept = self._boards.get((str(dataset), int(viewer.id)))  # type: ignore[arg-type]
+        if kept is not None and kept.revision == self.catalog.revisions.peek():
+            return kept.json
+        return None
+
+    def _board(self, viewer: User, dataset: int | str, progress: Callable[[int, int], None] | None) -> Board:
+        key = (str(dataset), int(viewer.id))  # type: ignore[arg-type]
+        revision = self.catalog.revisions.read()
+        with self._boards_lock:
+            kept = self._boards.get(key)
+        if kept is not None and kept.revision == revision:
+            if progress is not None:
+                progress(len(kept.rows), len(kept.rows))
+            return kept
         with transaction(self.catalog.engine) as session:
             dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
-            state = self._state(session, dataset_id)
-        key = (dataset_id, int(viewer.id))  # type: ignore[arg-type]
-        kept = self._boards.get(key)
-        if kept is not None and kept[0] == state:
-            if progress is not None:
-                progress(len(kept[1]), len(kept[1]))
-            return kept[1]
-        board = self._rank(viewer, dataset_id, progress)
-        with transaction(self.catalog.engine) as session:
-            # Ranking may have scored models, so the board stands for the state after it.
-            self._boards[key] = (self._state(session, dataset_id), board)
+        board = Board(NEVER, [])
+        for _ in range(3):
+            rows = self._rank(viewer, dataset_id, progress)
+            after = self.catalog.revisions.read()
+            if after == revision:
+                board = Board(revision, rows)
+                break
+            # Ranking scored models, or another change landed: rank again from the new revision
+            # (a second pass finds every score cached). A board never stands for a revision it
+            # has not seen whole; one that keeps moving is served, not kept.
+            board, revision = Board(NEVER, rows), after
+        with self._boards_lock:
+            self._boards[key] = board
+            self._boards.move_to_end(key)
+            while len(self._boards) > KEPT_BOARDS:
+                self._boards.popitem(last=False)
         return board
-
-    @staticmethod
-    def _state(session: Any, dataset_id: int) -> tuple:
-        """What a board depends on: every model's last change, and the dataset's scores."""
-        models = session.execute(columns(func.count(), func.max(col(CatalogModel.updated_at)))).one()
-        scores = session.execute(
-            columns(func.count(), func.max(col(Evaluation.id))).where(
-                col(Evaluation.dataset_id) == dataset_id
-            )
-        ).one()
-        return (*models, *scores)
 
     def _rank(
         self, viewer: User, dataset_id: int, progress: Callable[[int, int], None] | None

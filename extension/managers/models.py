@@ -6,9 +6,8 @@ import builtins
 import shutil
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
@@ -25,6 +24,7 @@ from headstart.extension.catalog.tables import (
 )
 from headstart.extension.jobs.artifacts import ModelFacts, VersionRef, create_model, upload_model
 from headstart.extension.managers.datasets import check_name
+from headstart.extension.managers.model_index import Filter, ModelIndex
 from headstart.extension.store import version_key
 from headstart.kernels.engine.limits import check_model_limits
 from headstart.kernels.errors import Invalid, NotFound
@@ -67,21 +67,17 @@ def version_ref(model: CatalogModel, version: ModelVersion) -> VersionRef:
     )
 
 
-def _described() -> Any:
-    """Models with their current version's size and their owner's name: one query for the lot."""
-    return (
-        select(CatalogModel, ModelVersion.params, ModelVersion.size_bytes, User.name)
-        .join(
-            ModelVersion,
-            (col(ModelVersion.model_id) == CatalogModel.id)
-            & (col(ModelVersion.version) == CatalogModel.version),
-        )
-        .join(User, col(User.id) == CatalogModel.owner_id)
-    )
-
-
-def _described_public(model: CatalogModel, params: int, size: int, owner: str) -> ModelPublic:
-    return ModelPublic(**model.model_dump(), owner=owner, params=params, size_bytes=size)
+def model_filter(
+    *,
+    owner: str | None = None,
+    kind: str | None = None,
+    labels: builtins.list[str] | None = None,
+    mine: bool = False,
+    public: bool | None = None,
+) -> Filter:
+    """A list's filter, besides visibility; `labels` match as a set."""
+    label_set = None if labels is None else (label_key(labels) or "")
+    return Filter(owner=owner, kind=kind, label_set=label_set, mine=mine, public=public)
 
 
 class ModelManager:
@@ -89,6 +85,8 @@ class ModelManager:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        # Lists and shows read this snapshot of every model, kept until the catalog changes.
+        self.index = ModelIndex(catalog.revisions)
 
     # --- creating ---------------------------------------------------------------------------
 
@@ -242,38 +240,13 @@ class ModelManager:
         """One page of the models `viewer` may see, oldest first, and how many match in all."""
         if (limit is not None and limit < 1) or offset < 0:
             raise Invalid("limit must be at least 1 and offset at least 0")
-        conditions = [access.visible_to(viewer)]
-        if mine:
-            conditions.append(col(CatalogModel.owner_id) == viewer.id)
-        if owner is not None:
-            conditions.append(col(User.name) == owner)
-        if kind is not None:
-            conditions.append(col(CatalogModel.kind) == kind)
-        if public is not None:
-            conditions.append(col(CatalogModel.public).is_(public))
-        if labels is not None:
-            conditions.append(col(CatalogModel.label_set) == label_key(labels))
-        query = _described().where(*conditions)
-        counting = (
-            select(func.count()).select_from(CatalogModel).join(User, col(User.id) == CatalogModel.owner_id)
-        )
-        with transaction(self.catalog.engine) as session:
-            total = session.exec(counting.where(*conditions)).one()
-            query = query.order_by(col(CatalogModel.id)).offset(offset)
-            if limit is not None:
-                query = query.limit(limit)
-            rows = session.exec(query).all()
-        return [_described_public(*row) for row in rows], int(total)
+        wanted = model_filter(owner=owner, kind=kind, labels=labels, mine=mine, public=public)
+        entries, total = self.index.current().page(int(viewer.id), wanted, limit, offset)  # type: ignore[arg-type]
+        return [entry.model for entry in entries], total
 
     def get(self, viewer: User, model_id: int) -> ModelPublic:
-        """A visible model, in one query; NotFound whether it is private or absent."""
-        with transaction(self.catalog.engine) as session:
-            row = session.exec(
-                _described().where(access.visible_to(viewer), col(CatalogModel.id) == model_id)
-            ).first()
-        if row is None:
-            raise NotFound(f"model {model_id} not found")
-        return _described_public(*row)
+        """A visible model; NotFound whether it is private or absent."""
+        return self.index.current().get(int(viewer.id), model_id).model  # type: ignore[arg-type]
 
     def versions(self, viewer: User, model_id: int) -> builtins.list[ModelVersionPublic]:
         with transaction(self.catalog.engine) as session:

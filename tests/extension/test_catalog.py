@@ -14,9 +14,18 @@ from tests.conftest import tiny_model
 
 def test_migrations_create_every_table_at_head(catalog) -> None:
     tables = set(inspect(catalog.engine).get_table_names())
-    assert {"users", "models", "model_versions", "datasets", "trainings", "epochs", "evaluations"} <= tables
+    assert {
+        "users",
+        "models",
+        "model_versions",
+        "datasets",
+        "trainings",
+        "epochs",
+        "evaluations",
+        "revision",
+    } <= tables
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_users_are_created_once(catalog) -> None:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from headstart.extension.manager import Catalog
+from headstart.extension.managers.model_index import ModelIndex
 from headstart.extension.managers.models import ModelManager
 from tests.extension.api.conftest import as_json
 
@@ -43,13 +44,19 @@ async def test_a_request_without_a_token_is_refused(api) -> None:
     assert response.code == 403 and as_json(response)["error"] == "forbidden"
 
 
-class BrokenModels(ModelManager):
-    def page(self, *args, **kwargs):
+class BrokenIndex(ModelIndex):
+    def current(self):
         raise RuntimeError("secret internals at /srv/catalog")
 
 
+class BrokenModels(ModelManager):
+    def __init__(self, catalog: Catalog) -> None:
+        super().__init__(catalog)
+        self.index = BrokenIndex(catalog.revisions)
+
+
 class BrokenCatalog(Catalog):
-    """A catalog whose model list fails unexpectedly, swapped in through `catalog_class`."""
+    """A catalog whose models' snapshot fails unexpectedly, swapped in through `catalog_class`."""
 
     @cached_property
     def models(self) -> ModelManager:
