@@ -23,6 +23,7 @@ from headstart.extension.catalog.database import RevisionClock, connect, transac
 from headstart.extension.catalog.tables import User
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.evaluations import EvaluationManager
+from headstart.extension.managers.jobs import JobManager
 from headstart.extension.managers.models import ModelManager
 from headstart.extension.managers.trainings import TrainingManager
 from headstart.extension.store import ArtifactStore
@@ -99,6 +100,9 @@ class Catalog(LoggingConfigurable):
             Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return connect(self.db_url)
 
+    # The service sets a JobRunner here, so heavy steps run on its Dask cluster; None runs them inline.
+    runner: Any = None
+
     @cached_property
     def revisions(self) -> RevisionClock:
         return RevisionClock(self.engine, self.revision_poll_seconds)
@@ -166,6 +170,10 @@ class Catalog(LoggingConfigurable):
     @cached_property
     def trainings(self) -> TrainingManager:
         return TrainingManager(self)
+
+    @cached_property
+    def jobs(self) -> JobManager:
+        return JobManager(self)
 
     @cached_property
     def evaluations(self) -> EvaluationManager:

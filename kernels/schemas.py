@@ -55,6 +55,10 @@ class TrainingConfig(BaseModel):
         None, ge=1, description="stop after this many epochs without a better val loss"
     )
     seed: int = 0
+    gpu: bool = Field(
+        False,
+        description="run on a GPU worker (submitted with the Dask resource GPU=1); inline runs ignore it",
+    )
 
     @field_validator("optimizer")
     @classmethod
@@ -169,12 +173,40 @@ class TrainingBase(SQLModel):
     error: str | None = None
 
 
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_KINDS: tuple[str, ...] = ("ingest", "create", "validate", "train", "evaluate")
+
+
+class JobBase(SQLModel):
+    """A heavy step carried out on a Dask worker: its state, and its progress as the worker reports it."""
+
+    kind: str  # one of JOB_KINDS
+    state: str = "queued"  # one of JOB_STATES
+    reason: str | None = None  # why it failed or was cancelled
+    training_id: int | None = SQLField(default=None, foreign_key="trainings.id", ondelete="CASCADE")
+    worker: str | None = None  # the Dask worker that ran its last attempt
+    attempts: int = 0
+    phase: str | None = None  # what it is doing: "ingest", "features", "epochs" or "evaluate"
+    done: int = 0
+    total: int = 0
+
+
+class JobPublic(JobBase):
+    id: int
+    key: str  # the Dask key, "headstart-<kind>-<id>"
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 class TrainingPublic(TrainingBase):
     id: int
     owner: str
     created_at: datetime
     finished_at: datetime | None
     epochs: list[EpochPublic] = []
+    job: JobPublic | None = None
 
 
 class EvaluationBase(SQLModel):

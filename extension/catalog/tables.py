@@ -11,6 +11,7 @@ from headstart.kernels.schemas import (
     DatasetBase,
     EpochBase,
     EvaluationBase,
+    JobBase,
     ModelBase,
     ModelVersionBase,
     TrainingBase,
@@ -89,6 +90,19 @@ class Training(TrainingBase, table=True):
     owner_id: int = Field(foreign_key="users.id", index=True)
     candidate: str | None = None  # store key of the candidate's folder while it awaits a decision
     created_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+
+
+class Job(JobBase, table=True):
+    """A job on the cluster; `key` is its Dask key, so a restarted service can find it again."""
+
+    __tablename__ = "jobs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(default="", index=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=now)
+    started_at: datetime | None = None
     finished_at: datetime | None = None
 
 

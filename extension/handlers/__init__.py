@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from headstart.extension.handlers import datasets, evaluations, leaderboards, models, spec, trainings
+from headstart.extension.handlers import (
+    datasets,
+    evaluations,
+    jobs,
+    leaderboards,
+    models,
+    spec,
+    trainings,
+)
 from headstart.extension.handlers.base import NotFoundHandler
 
 # Routes are tried in order; the catch-all comes last, so that only unknown paths under the
@@ -12,9 +20,13 @@ default_handlers = [
     *models.default_handlers,
     *datasets.default_handlers,
     *trainings.default_handlers,
+    *jobs.default_handlers,
     *evaluations.default_handlers,
     *leaderboards.default_handlers,
-    (r"/api/(?:me|openapi\.yaml|models|datasets|trainings|evaluations|leaderboards)/.*", NotFoundHandler),
+    (
+        r"/api/(?:me|openapi\.yaml|models|datasets|trainings|jobs|evaluations|leaderboards)/.*",
+        NotFoundHandler,
+    ),
 ]
 
 __all__ = ["default_handlers"]

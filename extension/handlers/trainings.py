@@ -32,20 +32,25 @@ class TrainingsHandler(CatalogHandler):
         training = await self.call(
             self.catalog.trainings.begin, viewer, body.model_id, body.dataset, body.config
         )
-        self.catalog_app.start_training(viewer, training.id)
+        await self.call(self.catalog.trainings.submit, viewer, training.id)
         self.write_json(training, 202)
 
 
 class TrainingHandler(CatalogHandler):
-    """`GET api/trainings/{id}`: a training of yours with its epochs so far."""
+    """`GET api/trainings/{id}?since=N`: a training with its job's state and the epochs after N.
+
+    A dashboard asks with the last epoch it has, so each poll carries only what is new.
+    """
 
     auth_resource = "catalog:trainings"
 
     @web.authenticated
     @authorized
     async def get(self, training_id: str) -> None:
+        since = self.query_int("since", 0, low=0)
         viewer = await self.viewer()
-        self.write_json(await self.call(self.catalog.trainings.get, viewer, int(training_id)))
+        training = await self.call(self.catalog.trainings.get, viewer, int(training_id), since=since)
+        self.write_json(training)
 
 
 class DecisionHandler(CatalogHandler):
@@ -69,7 +74,7 @@ class DecisionHandler(CatalogHandler):
 
 
 class CancelHandler(CatalogHandler):
-    """`POST api/trainings/{id}/cancel`: ask a running training to stop after its current epoch."""
+    """`POST api/trainings/{id}/cancel`: ask a running training to stop at its next batch."""
 
     auth_resource = "catalog:trainings"
 

@@ -7,6 +7,8 @@ layers train the whole model on the image shards, and the candidate is a full mo
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from headstart.extension.jobs.artifacts import (
     load_version,
     stage_model,
 )
+from headstart.extension.jobs.progress import Reporter, reporter_for
 from headstart.extension.store import ArtifactStore, body_key, dataset_key
 from headstart.kernels.engine.limits import ModelLimits
 from headstart.kernels.schemas import TrainingConfig
@@ -100,8 +103,12 @@ def train_version(
     *,
     on_epoch: EpochSink | None = None,
     on_features: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainingFacts:
-    """Train a copy of `ref` on a dataset; the candidate is staged in `folder`."""
+    """Train a copy of `ref` on a dataset; the candidate is staged in `folder`.
+
+    `should_stop()` is asked after every training batch: once true, the run raises Cancelled.
+    """
     from headstart.kernels.engine.keras_file import save_model
     from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.shards import DatasetReader
@@ -138,6 +145,7 @@ def train_version(
             (features["val"], splits["val"].labels),
             config,
             on_epoch=report,
+            should_stop=should_stop,
         )
         size = save_model(head_model, folder / HEAD_FILE, kind="classifier", labels=labels)
         (folder / BODY_REF_FILE).write_text(body_sha + "\n")
@@ -153,7 +161,9 @@ def train_version(
             reorder_head(head, plan.order)
         trainable = attach_head(body, len(labels), head=head if plan.keep else None)
         set_trainable(body, config.fine_tune_layers)
-        epochs = fit_model(trainable, splits["train"], splits["val"], config, on_epoch=report)
+        epochs = fit_model(
+            trainable, splits["train"], splits["val"], config, on_epoch=report, should_stop=should_stop
+        )
         trainable.trainable = True  # the downloaded file should not carry this run's freezing
         candidate = stage_model(trainable, labels, folder, limits)
     return TrainingFacts(
@@ -163,3 +173,65 @@ def train_version(
         candidate,
         stopped_early=len(epochs) < config.epochs,
     )
+
+
+# --- the training job --------------------------------------------------------------------------
+
+
+def result_key(job_key: str) -> str:
+    """Where a finished attempt leaves its staged candidate for the service to place."""
+    return f"tmp/{job_key}.result"
+
+
+def staging_key(job_key: str) -> str:
+    """Where an attempt stages its candidate while it runs (a killed attempt's leftovers too)."""
+    return f"tmp/{job_key}"
+
+
+def train_job(
+    job_key: str,
+    store_root: str,
+    ref: VersionRef,
+    dataset_id: int,
+    config: TrainingConfig,
+    limits: ModelLimits,
+    reporter: Reporter | None = None,
+) -> dict:
+    """The training as a job: it runs on a Dask worker (or inline) and touches no database.
+
+    The candidate is staged under `tmp/<job key>` and, when the run succeeded, renamed whole to
+    `tmp/<job key>.result`, which the service places as the training's candidate when it records
+    the result. A killed attempt leaves only the staging folder, which the next attempt or the
+    service removes; a cancelled or failed one leaves nothing.
+    """
+    import shutil
+
+    reporter = reporter or reporter_for(job_key)
+    reporter.started()
+    store = ArtifactStore(store_root)
+    folder, result = store.path(staging_key(job_key)), store.path(result_key(job_key))
+    for leftover in (folder, result):
+        shutil.rmtree(leftover, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        facts = train_version(
+            store_root,
+            ref,
+            dataset_id,
+            config,
+            folder,
+            limits,
+            on_epoch=reporter.epoch,
+            on_features=reporter.progress("features"),
+            should_stop=reporter.should_stop,
+        )
+        (folder / "facts.json").write_text(json.dumps(dataclasses.asdict(facts.candidate)))
+        folder.rename(result)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "epochs": facts.epochs,
+        "head": facts.head,
+        "feature_cache": facts.feature_cache,
+        "candidate": dataclasses.asdict(facts.candidate),
+    }

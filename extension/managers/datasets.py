@@ -61,15 +61,19 @@ class DatasetManager:
         with store.staging() as folder:
             staged = folder / "dataset"
             staged.mkdir()
-            result = ingest_dataset(
+            result = self.catalog.jobs.execute(
+                user,
+                "ingest",
+                ingest_dataset,
                 source,
                 staged,
                 self.catalog.ingest_limits,
                 skip_invalid=skip_invalid,
                 resize_policy=resize_policy or self.catalog.default_resize_policy,
-                progress=progress,
+                phase="ingest",
+                on_progress=progress,
             )
-            manifest = result.manifest  # type: ignore[attr-defined]
+            manifest = result.manifest
             with store.placing() as placed, transaction(self.catalog.engine) as session:
                 dataset = Dataset(
                     name=name,

@@ -83,7 +83,9 @@ class EvaluationManager:
             ).first()
             if cached is not None:
                 return EvaluationPublic(**cached.model_dump())
-        result = evaluate_split(self.catalog.store.url, ref, dataset_id, split, top_k=top_k)
+        result = self.catalog.jobs.execute(
+            viewer, "evaluate", evaluate_split, self.catalog.store.url, ref, dataset_id, split, top_k=top_k
+        )
         with transaction(self.catalog.engine) as session:
             evaluation = Evaluation(
                 model_id=model_id,
@@ -121,14 +123,18 @@ class EvaluationManager:
         if missing:
             raise Invalid(f"no such image file: {', '.join(missing)}")
         ref = self.catalog.models.ref(viewer, model_id, version)
-        return evaluate_files(
+        return self.catalog.jobs.execute(
+            viewer,
+            "evaluate",
+            evaluate_files,
             self.catalog.store.url,
             ref,
             [Path(f) for f in files],
             self.catalog.ingest_limits,
             top_k=top_k,
             resize_policy=self.catalog.default_resize_policy,
-            progress=progress,
+            # A callback reaches a task only in this process; on the cluster the job reports.
+            progress=progress if self.catalog.runner is None else None,
         )
 
     def leaderboard(

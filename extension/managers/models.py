@@ -106,8 +106,16 @@ class ModelManager:
         name = check_name(name, "model")
         store = self.catalog.store
         with store.staging() as folder:
-            facts = create_model(
-                architecture, labels, weights, options or {}, folder, self.catalog.model_limits
+            facts = self.catalog.jobs.execute(
+                user,
+                "create",
+                create_model,
+                architecture,
+                labels,
+                weights,
+                options or {},
+                folder,
+                self.catalog.model_limits,
             )
             return self.record(
                 user,
@@ -140,7 +148,9 @@ class ModelManager:
         check_model_limits(0, path.stat().st_size, self.catalog.model_limits)
         store = self.catalog.store
         with store.staging() as folder:
-            facts = upload_model(path, labels, folder, self.catalog.model_limits)
+            facts = self.catalog.jobs.execute(
+                user, "validate", upload_model, path, labels, folder, self.catalog.model_limits
+            )
             return self.record(user, facts, folder, name=name, description=description, public=public)
 
     def record(

@@ -8,21 +8,25 @@ model whose parent is the original, and `discard` deletes its weights but keeps 
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
-from headstart.extension.catalog.tables import CatalogModel, Dataset, Epoch, Training, User, now
-from headstart.extension.jobs.artifacts import ModelFacts
-from headstart.extension.jobs.training import train_version
+from headstart.extension.catalog.tables import CatalogModel, Dataset, Epoch, Job, Training, User, now
+from headstart.extension.jobs.artifacts import ModelFacts, VersionRef
+from headstart.extension.jobs.progress import LocalReporter
+from headstart.extension.jobs.training import result_key, staging_key, train_job
 from headstart.extension.managers.datasets import DatasetManager, check_name
+from headstart.extension.managers.jobs import LOST, UNFINISHED, JobManager, job_public, reason_of
 from headstart.extension.managers.models import current_version, model_public, version_ref
 from headstart.extension.store import candidate_key
-from headstart.kernels.errors import Cancelled, Conflict, Forbidden, HeadstartError, Invalid
+from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.errors import Cancelled, Conflict, Forbidden, Invalid
 from headstart.kernels.schemas import Decision, EpochPublic, ModelPublic, TrainingConfig, TrainingPublic
 
 if TYPE_CHECKING:
@@ -31,18 +35,36 @@ if TYPE_CHECKING:
     from headstart.extension.manager import Catalog
 
 DECISIONS = ("update", "keep_both", "discard")
+# train_job's arguments after the reporter-free head: job key, store URL, version, dataset, config, limits.
+JobArguments = tuple[str, str, VersionRef, int, TrainingConfig, ModelLimits]
 
 
-def training_public(session: Session, training: Training) -> TrainingPublic:
+def training_public(session: Session, training: Training, *, since: int = 0) -> TrainingPublic:
+    """A training with its job and its epochs after epoch `since` (all of them by default)."""
     epochs = session.exec(
-        select(Epoch).where(Epoch.training_id == training.id).order_by(col(Epoch.epoch))
+        select(Epoch)
+        .where(Epoch.training_id == training.id, col(Epoch.epoch) > since)
+        .order_by(col(Epoch.epoch))
     ).all()
     owner = session.get(User, training.owner_id)
+    job = _job_of(session, training.id)  # type: ignore[arg-type]
     return TrainingPublic(
         **training.model_dump(),
         owner=owner.name if owner else "?",
         epochs=[EpochPublic(**e.model_dump()) for e in epochs],
+        job=job_public(job) if job is not None else None,
     )
+
+
+def _job_of(session: Session, training_id: int) -> Job | None:
+    return session.exec(
+        select(Job).where(Job.training_id == training_id).order_by(col(Job.id).desc())
+    ).first()
+
+
+def _config_of(session: Session, job: Job) -> dict:
+    training = session.get(Training, job.training_id)
+    return training.config if training is not None else {}
 
 
 class TrainingManager:
@@ -52,6 +74,7 @@ class TrainingManager:
         self.catalog = catalog
         # One stop flag per training running in this process, for `cancel`.
         self._stops: dict[int, threading.Event] = {}
+        catalog.jobs.listeners["train"] = self._epoch_reported
 
     def start(
         self,
@@ -74,7 +97,7 @@ class TrainingManager:
     def begin(
         self, user: User, model_id: int, dataset: int | str, config: TrainingConfig | None = None
     ) -> TrainingPublic:
-        """Record a training of a visible model's current version, to be carried out by `run`."""
+        """Record a training of a visible model's current version, and its queued job."""
         config = config or TrainingConfig()
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, user)
@@ -89,8 +112,30 @@ class TrainingManager:
             )
             session.add(training)
             session.flush()
+            JobManager.create(session, user.id, "train", training_id=training.id)  # type: ignore[arg-type]
             self._stops[training.id] = threading.Event()  # type: ignore[index]
             return training_public(session, training)
+
+    def _job_arguments(self, user: User, training_id: int) -> tuple[Job, JobArguments, TrainingConfig]:
+        with transaction(self.catalog.engine) as session:
+            training = access.get_visible_training(session, training_id, user)
+            job = _job_of(session, training_id)
+            if training.status != "running" or job is None or job.state != "queued":
+                raise Conflict(f"training {training_id} is {training.status}, not waiting to run")
+            model = session.get(CatalogModel, training.model_id)
+            if model is None:
+                raise Conflict(f"the model of training {training_id} was deleted")
+            ref = version_ref(model, current_version(session, model, training.model_version))
+            config = TrainingConfig(**training.config)
+            arguments: JobArguments = (
+                job.key,
+                self.catalog.store.url,
+                ref,
+                training.dataset_id,
+                config,
+                self.catalog.model_limits,
+            )
+            return job, arguments, config
 
     def run(
         self,
@@ -100,103 +145,163 @@ class TrainingManager:
         on_epoch: Callable[[dict], None] | None = None,
         on_features: Callable[[int, int], None] | None = None,
     ) -> TrainingPublic:
-        """Carry out a recorded training; a failure is recorded on the training and raised."""
-        with transaction(self.catalog.engine) as session:
-            training = access.get_visible_training(session, training_id, user)
-            if training.status != "running" or training.finished_at is not None:
-                raise Conflict(f"training {training_id} is {training.status}, not waiting to run")
-            model = session.get(CatalogModel, training.model_id)
-            if model is None:
-                raise Conflict(f"the model of training {training_id} was deleted")
-            ref = version_ref(model, current_version(session, model, training.model_version))
-            config = TrainingConfig(**training.config)
-            model_id, dataset_id = training.model_id, training.dataset_id
+        """Carry out a recorded training in this thread; a failure is recorded and raised."""
+        job, arguments, _ = self._job_arguments(user, training_id)
         stop = self._stops.setdefault(training_id, threading.Event())
 
-        def record_epoch(epoch: dict) -> None:
-            with transaction(self.catalog.engine) as session:
-                session.add(Epoch(training_id=training_id, **epoch))
-            if on_epoch is not None:
-                on_epoch(epoch)
-            if stop.is_set():
-                raise Cancelled(f"training {training_id} was cancelled")
+        def relay(message: dict) -> None:
+            self.catalog.jobs.received(job.id, message)  # type: ignore[arg-type]
+            if message.get("event") == "epoch" and on_epoch is not None:
+                on_epoch(message["epoch"])
+            if message.get("event") == "progress" and message.get("phase") == "features" and on_features:
+                on_features(message["done"], message["total"])
 
-        store = self.catalog.store
         try:
-            with store.staging() as folder:
-                facts = train_version(
-                    store.url,
-                    ref,
-                    dataset_id,
-                    config,
-                    folder,
-                    self.catalog.model_limits,
-                    on_epoch=record_epoch,
-                    on_features=on_features,
-                )
-                (folder / "facts.json").write_text(json.dumps(_facts_json(facts.candidate)))
-                key = candidate_key(model_id, training_id)
-                with store.placing() as placed, transaction(self.catalog.engine) as session:
-                    done = session.get(Training, training_id)
-                    if done is None:
-                        raise Conflict(f"training {training_id} was deleted while it ran")
-                    store.commit(folder, key)
-                    placed.append(key)
-                    done.status = "candidate"
-                    done.candidate = key
-                    done.head = facts.head
-                    done.feature_cache = facts.feature_cache
-                    done.finished_at = now()
-                    session.add(done)
-        except Cancelled:
-            self._finish(training_id, "cancelled", None)
+            result = train_job(*arguments, reporter=LocalReporter(relay, stop))
+        except Cancelled as error:
+            self._ended(training_id, int(job.id), "cancelled", error)  # type: ignore[arg-type]
         except BaseException as error:
-            message = str(error) if isinstance(error, HeadstartError) else f"{type(error).__name__}: {error}"
-            self._finish(training_id, "failed", message[:2000])
+            self._ended(training_id, int(job.id), "failed", error)  # type: ignore[arg-type]
             raise
+        else:
+            self._ended(training_id, int(job.id), "succeeded", result)  # type: ignore[arg-type]
         finally:
             self._stops.pop(training_id, None)
         return self.get(user, training_id)
 
+    def submit(self, user: User, training_id: int) -> None:
+        """Carry out a recorded training as a job on the catalog's cluster; returns at once."""
+        runner = self.catalog.runner
+        job, arguments, config = self._job_arguments(user, training_id)
+        self._stops.pop(training_id, None)
+        runner.submit(
+            job.key,
+            train_job,
+            *arguments,
+            on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
+            on_done=functools.partial(self._ended, training_id, job.id),  # type: ignore[arg-type]
+            resources={"GPU": 1} if config.gpu else None,
+        )
+
+    def _epoch_reported(self, job: Job, message: dict) -> None:
+        """A train job's report (on the jobs' thread): a new attempt starts over, epochs are kept."""
+        with transaction(self.catalog.engine) as session:
+            if message.get("event") == "started":
+                for old in session.exec(select(Epoch).where(Epoch.training_id == job.training_id)).all():
+                    session.delete(old)
+            elif message.get("event") == "epoch":
+                figures = message["epoch"]
+                seen = session.exec(
+                    select(Epoch).where(Epoch.training_id == job.training_id, Epoch.epoch == figures["epoch"])
+                ).first()
+                if seen is None:
+                    session.add(Epoch(training_id=job.training_id, **figures))  # type: ignore[arg-type]
+                    current = session.get(Job, job.id)
+                    if current is not None:
+                        current.phase, current.done = "epochs", int(figures["epoch"])
+                        current.total = int(TrainingConfig(**_config_of(session, job)).epochs)
+                        session.add(current)
+
+    def _ended(self, training_id: int, job_id: int, state: str, value: Any) -> None:
+        """Record a training job's end: the candidate placed, or nothing left behind."""
+        store = self.catalog.store
+        with transaction(self.catalog.engine) as session:
+            job = session.get(Job, job_id)
+            key = job.key if job is not None else ""
+        if state == "succeeded":
+            try:
+                self._place_candidate(training_id, key, value)
+            except BaseException as error:
+                state, value = "failed", error
+                self.catalog.log.error("training %s: its result could not be recorded", training_id)
+        if state != "succeeded":
+            for leftover in (staging_key(key), result_key(key)):
+                store.delete(leftover)
+            status = "cancelled" if state == "cancelled" else "failed"
+            self._finish(training_id, status, None if state == "cancelled" else reason_of(value))
+        self.catalog.jobs.finish(job_id, state, None if state == "succeeded" else reason_of(value))
+
+    def _place_candidate(self, training_id: int, key: str, result: dict) -> None:
+        store = self.catalog.store
+        with transaction(self.catalog.engine) as session:
+            training = session.get(Training, training_id)
+            if training is None:
+                raise Conflict(f"training {training_id} was deleted while it ran")
+            model_id = training.model_id
+        candidate = candidate_key(model_id, training_id)
+        with store.placing() as placed, transaction(self.catalog.engine) as session:
+            done = session.get(Training, training_id)
+            if done is None:
+                raise Conflict(f"training {training_id} was deleted while it ran")
+            # Epochs a restart kept the service from hearing come with the result.
+            known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training_id))}
+            for figures in result["epochs"]:
+                if figures["epoch"] not in known:
+                    session.add(Epoch(training_id=training_id, **figures))
+            store.commit(store.path(result_key(key)), candidate)
+            placed.append(candidate)
+            done.status = "candidate"
+            done.candidate = candidate
+            done.head = result["head"]
+            done.feature_cache = result["feature_cache"]
+            done.finished_at = now()
+            session.add(done)
+
     def _finish(self, training_id: int, status: str, error: str | None) -> None:
         with transaction(self.catalog.engine) as session:
             training = session.get(Training, training_id)
-            if training is not None:
+            if training is not None and training.status == "running":
                 training.status = status
                 training.error = error
                 training.finished_at = now()
                 session.add(training)
 
-    def fail_interrupted(self, reason: str) -> int:
-        """Mark every training still `running` but not running here as failed; returns how many.
+    def reattach(self) -> tuple[int, int]:
+        """After a service start: follow the training jobs the cluster still runs, fail the rest.
 
-        Only the process that owns the catalog's trainings (the service) may call this.
+        Also fails trainings left `running` with no job at all. Returns (re-attached, lost).
         """
-        with transaction(self.catalog.engine) as session:
-            stale = session.exec(
-                select(Training).where(
-                    col(Training.status) == "running", col(Training.id).not_in(list(self._stops))
+        runner = self.catalog.runner
+
+        def follow(job: Job) -> bool:
+            if job.kind != "train" or job.training_id is None:
+                return False
+            return bool(
+                runner.attach(
+                    job.key,
+                    on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
+                    on_done=functools.partial(self._ended, job.training_id, job.id),  # type: ignore[arg-type]
                 )
-            ).all()
-            for training in stale:
-                training.status = "failed"
-                training.error = reason
-                training.finished_at = now()
-                session.add(training)
-            return len(stale)
+            )
+
+        attached, lost = self.catalog.jobs.reattach(follow)
+        with transaction(self.catalog.engine) as session:
+            running = session.exec(select(Training).where(col(Training.status) == "running")).all()
+            jobs = {t.id: _job_of(session, t.id) for t in running}  # type: ignore[arg-type]
+            orphans = [tid for tid, job in jobs.items() if job is None or job.state not in UNFINISHED]
+        for training_id in orphans:
+            self._finish(training_id, "failed", LOST)  # type: ignore[arg-type]
+        return attached, lost
 
     def cancel(self, user: User, training_id: int) -> TrainingPublic:
-        """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
+        """Ask a training to stop at its next batch; it ends `cancelled` with its finished epochs."""
         training = self.get(user, training_id)
-        stop = self._stops.get(training_id)
-        if training.status != "running" or stop is None:
+        if training.status != "running" or training.job is None or training.job.state not in UNFINISHED:
             raise Conflict(f"training {training_id} is {training.status}, not running")
-        stop.set()
+        stop = self._stops.get(training_id)
+        if stop is not None:
+            stop.set()  # running in this process
+        elif self.catalog.runner is not None:
+            self.catalog.runner.cancel(training.job.key)
+        else:
+            raise Conflict(f"training {training_id} is not running in this process")
         return training
 
-    def get(self, user: User, training_id: int) -> TrainingPublic:
+    def get(self, user: User, training_id: int, *, since: int = 0) -> TrainingPublic:
+        """A visible training, with its job's state and its epochs after epoch `since`."""
         with transaction(self.catalog.engine) as session:
-            return training_public(session, access.get_visible_training(session, training_id, user))
+            training = access.get_visible_training(session, training_id, user)
+            return training_public(session, training, since=since)
 
     def list(self, user: User, *, model_id: int | None = None) -> builtins.list[TrainingPublic]:
         with transaction(self.catalog.engine) as session:
@@ -281,14 +386,3 @@ class TrainingManager:
         if result is not None:
             self.catalog.refresh_card(result.id)
         return result
-
-
-def _facts_json(facts: ModelFacts) -> dict:
-    return {
-        "kind": facts.kind,
-        "labels": facts.labels,
-        "params": facts.params,
-        "size_bytes": facts.size_bytes,
-        "body_sha": facts.body_sha,
-        "body_ref": facts.body_ref,
-    }

@@ -10,6 +10,7 @@ import httpx
 from headstart.kernels.client.connection import Connection
 from headstart.kernels.client.datasets import RemoteDatasets
 from headstart.kernels.client.evaluations import RemoteEvaluations
+from headstart.kernels.client.jobs import RemoteJobs
 from headstart.kernels.client.models import RemoteModels
 from headstart.kernels.client.trainings import RemoteTrainings
 from headstart.kernels.errors import HeadstartError, Invalid
@@ -41,6 +42,7 @@ class HeadstartClient:
         self.datasets = RemoteDatasets(self._connection)
         self.trainings = RemoteTrainings(self._connection)
         self.evaluations = RemoteEvaluations(self._connection)
+        self.jobs = RemoteJobs(self._connection)
 
     @property
     def url(self) -> str:

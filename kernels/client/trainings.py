@@ -60,20 +60,26 @@ class RemoteTrainings:
     ) -> TrainingPublic:
         """Train a copy of a model on a dataset and wait for its candidate, like the local catalog.
 
-        `on_epoch` gets each epoch's figures once, in order, as they appear. `on_features` is taken
-        for the local catalog's signature only: the API does not report the body's feature pass.
+        `on_epoch` gets each epoch's figures once, in order, as they appear; each poll asks only for
+        the epochs after the last one seen. `on_features(done, total)` follows the body's feature
+        pass, as the training's job reports it.
         A failed training raises Invalid with its recorded error; a cancelled one is returned.
         `timeout` (seconds) stops the waiting, not the training.
         """
         training = self.begin(model_id, dataset, config)
         deadline = None if timeout is None else time.monotonic() + timeout
         reported = 0  # the last epoch number handed to on_epoch
+        features = (0, 0)
         while True:
             for epoch in sorted(training.epochs, key=lambda e: e.epoch):
                 if epoch.epoch > reported:
                     reported = epoch.epoch
                     if on_epoch is not None:
                         on_epoch(epoch.model_dump())
+            job = training.job
+            if on_features and job and job.phase == "features" and (job.done, job.total) != features:
+                features = (job.done, job.total)
+                on_features(*features)
             if training.status != "running":
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -83,15 +89,18 @@ class RemoteTrainings:
                     detail=training,
                 )
             time.sleep(poll)
-            training = self.get(training.id)
+            training = self.get(training.id, since=reported)
         if training.status == "failed":
             # The class of the original error stays on the service; its message is recorded.
             raise Invalid(training.error or f"training {training.id} failed", detail=training)
         return training
 
-    def get(self, training_id: int) -> TrainingPublic:
-        """A training you may see, with its epochs so far."""
-        return parse(self._connection.request("GET", f"api/trainings/{int(training_id)}"), TrainingPublic)
+    def get(self, training_id: int, *, since: int = 0) -> TrainingPublic:
+        """A training you may see, with its job's state and its epochs after epoch `since`."""
+        response = self._connection.request(
+            "GET", f"api/trainings/{int(training_id)}", params=query(since=since or None)
+        )
+        return parse(response, TrainingPublic)
 
     def list(self, *, model_id: int | None = None) -> builtins.list[TrainingPublic]:
         """Your trainings, oldest first, optionally of one model."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from headstart.kernels.errors import Invalid
+from headstart.kernels.errors import Cancelled, Invalid
 from headstart.kernels.schemas import TrainingConfig
 
 # Cached features up to this size (as float32) train from memory; larger ones stream by batch.
@@ -62,18 +62,39 @@ def reorder_head(head: keras.layers.Dense, order: Sequence[int]) -> None:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    """Passes each finished epoch's figures to `on_epoch` as it ends."""
+    """Passes each finished epoch's figures to `on_epoch` as it ends, and stops at a batch boundary.
 
-    def __init__(self, on_epoch: Callable[[EpochReport], None] | None) -> None:
+    `should_stop()` is asked after every batch; once it answers true the fit ends after that batch,
+    the unfinished epoch is not reported, and the fit raises Cancelled.
+    """
+
+    def __init__(
+        self,
+        on_epoch: Callable[[EpochReport], None] | None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__()
         self.on_epoch = on_epoch
+        self.should_stop = should_stop
         self.reports: list[EpochReport] = []
+        self.stopped = False
         self._started = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.should_stop is not None and not self.stopped and self.should_stop():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def raise_if_stopped(self) -> None:
+        if self.stopped:
+            raise Cancelled(f"training stopped after {len(self.reports)} finished epochs")
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.stopped:
+            return
         logs = logs or {}
 
         def figure(key: str) -> float | None:
@@ -127,6 +148,7 @@ def fit_head(
     config: TrainingConfig,
     *,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[EpochReport]:
     """Train a head-only model (features in, probabilities out) on cached features.
 
@@ -136,7 +158,7 @@ def fit_head(
     keras.utils.set_random_seed(config.seed)
     n_labels = int(head_model.output_shape[-1])
     _compile(head_model, config)
-    reporter = EpochReporter(on_epoch)
+    reporter = EpochReporter(on_epoch, should_stop)
     has_val = val is not None and len(val[1]) > 0
     callbacks = _callbacks(config, reporter, has_val)
     features, labels = train
@@ -149,6 +171,7 @@ def fit_head(
         head_model.fit(
             batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=callbacks
         )
+        reporter.raise_if_stopped()
         return reporter.reports
     x, y = np.asarray(features, dtype=np.float32), _targets(labels, n_labels, config)
     validation_arrays = None
@@ -165,6 +188,7 @@ def fit_head(
         verbose=0,
         callbacks=callbacks,
     )
+    reporter.raise_if_stopped()
     return reporter.reports
 
 
@@ -212,6 +236,7 @@ def fit_model(
     config: TrainingConfig,
     *,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[EpochReport]:
     """Train a whole Sequential (some body layers unfrozen) on a dataset's image shards."""
     keras.utils.set_random_seed(config.seed)
@@ -221,7 +246,7 @@ def fit_model(
     validation = None
     if val is not None and len(val):  # type: ignore[arg-type]
         validation = Batches(val.read, len(val), n_labels, config, shuffle=False)  # type: ignore[attr-defined, arg-type]
-    reporter = EpochReporter(on_epoch)
+    reporter = EpochReporter(on_epoch, should_stop)
     model.fit(
         batches,
         epochs=config.epochs,
@@ -229,4 +254,5 @@ def fit_model(
         verbose=0,
         callbacks=_callbacks(config, reporter, validation is not None),
     )
+    reporter.raise_if_stopped()
     return reporter.reports

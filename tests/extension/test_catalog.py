@@ -25,7 +25,7 @@ def test_migrations_create_every_table_at_head(catalog) -> None:
         "revision",
     } <= tables
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def test_users_are_created_once(catalog) -> None:

@@ -200,13 +200,17 @@ def test_a_cancelled_training_stops_after_its_epoch_and_leaves_nothing(catalog, 
 
 
 def test_trainings_cut_off_by_a_stop_are_marked_failed(catalog, alice, shapes, tmp_path) -> None:
+    """Without a cluster that still has its job, a restart fails the training: nothing stays running."""
     from headstart.extension.manager import Catalog
+    from headstart.extension.managers.jobs import LOST
 
     model = tiny_model(catalog, alice)
     cut_off = catalog.trainings.begin(alice, model.id, "shapes", QUICK)
+    assert cut_off.job is not None and cut_off.job.state == "queued"
     restarted = Catalog(home=catalog.home, db_url=catalog.db_url)
-    assert restarted.trainings.fail_interrupted("the service stopped") == 1
+    assert restarted.trainings.reattach() == (0, 1)
     failed = restarted.trainings.get(alice, cut_off.id)
-    assert failed.status == "failed" and failed.error == "the service stopped"
-    assert restarted.trainings.fail_interrupted("again") == 0
+    assert failed.status == "failed" and failed.error == LOST
+    assert failed.job is not None and (failed.job.state, failed.job.reason) == ("failed", LOST)
+    assert restarted.trainings.reattach() == (0, 0)
     restarted.close()

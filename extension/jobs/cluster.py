@@ -1,0 +1,54 @@
+"""The cluster factory: which Dask cluster the job runner uses, chosen by `c.JobRunner.cluster`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from headstart.kernels.errors import Invalid
+
+if TYPE_CHECKING:
+    from headstart.extension.jobs.runner import JobRunner
+
+# Workers import TensorFlow for their first job; keep its C++ logs out of the service's log.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def make_cluster(runner: JobRunner) -> tuple[Any, str | None]:
+    """A (cluster, address) pair: a cluster object the runner owns, or an existing address."""
+    if runner.cluster == "address":
+        if not runner.address:
+            raise Invalid("c.JobRunner.cluster is 'address' but c.JobRunner.address is empty")
+        return None, runner.address
+    if runner.cluster == "kubernetes":
+        from headstart.extension.jobs.kubernetes import cluster_spec, gpu_worker_group, kube_cluster
+
+        # Only the scheduler reads allowed-failures; every pod gets it so their env stays equal.
+        env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(runner.retries)}
+        spec = cluster_spec(
+            runner.kubernetes_name,
+            image=runner.kubernetes_image,
+            namespace=runner.kubernetes_namespace or None,
+            cpu_workers=runner.kubernetes_workers,
+            env=env,
+        )
+        group = gpu_worker_group(
+            runner.kubernetes_name,
+            image=runner.kubernetes_image,
+            namespace=runner.kubernetes_namespace or None,
+            workers=runner.kubernetes_gpu_workers,
+            env=env,
+        )
+        return kube_cluster(spec, group), None
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=runner.n_workers,
+        threads_per_worker=runner.threads_per_worker,
+        processes=True,
+        memory_limit=runner.memory_limit,
+        dashboard_address=None,
+        host="127.0.0.1",
+        scheduler_kwargs={"allowed_failures": runner.retries},
+        env=WORKER_ENV,
+    )
+    return cluster, None

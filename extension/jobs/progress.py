@@ -1,0 +1,146 @@
+"""What a job tells the service while it runs, and how it hears that it should stop.
+
+On a Dask worker, `WorkerReporter` sends events with `get_worker().log_event("headstart/<job key>",
+...)`: the attempt's start (with the worker's address), each epoch as it ends, and progress (done
+and total) for ingest, feature extraction and evaluation. Cancelling is a `distributed.Event`
+named `<job key>/stop`, which the reporter reads at batch boundaries, at most every
+`CHECK_SECONDS`. `LocalReporter` is the same contract for a job run in-process (the CLI).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from headstart.kernels.errors import Cancelled
+
+# How often, at most, a worker asks the scheduler whether its job was cancelled, and sends progress.
+CHECK_SECONDS = 0.25
+PROGRESS_SECONDS = 0.5
+
+
+def topic(key: str) -> str:
+    """The Dask event topic a job's reports go to."""
+    return f"headstart/{key}"
+
+
+def stop_event_name(key: str) -> str:
+    return f"{key}/stop"
+
+
+class Reporter:
+    """The contract task functions report through: epochs, progress, and whether to stop."""
+
+    def __init__(self) -> None:
+        self._progress_at = 0.0
+
+    def send(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def stop_requested(self) -> bool:
+        raise NotImplementedError
+
+    def started(self) -> None:
+        self.send({"event": "started"})
+
+    def epoch(self, figures: dict) -> None:
+        self.send({"event": "epoch", "epoch": figures})
+
+    def progress(self, phase: str) -> Callable[[int, int], None]:
+        """A `progress(done, total)` callback for one phase; sends at most every PROGRESS_SECONDS,
+        and always the last step, and raises Cancelled when a stop was asked for."""
+
+        def report(done: int, total: int) -> None:
+            moment = time.monotonic()
+            if done >= total or moment - self._progress_at >= PROGRESS_SECONDS:
+                self._progress_at = moment
+                self.send({"event": "progress", "phase": phase, "done": int(done), "total": int(total)})
+            self.check()
+
+        return report
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise Cancelled("the job was cancelled")
+
+    def should_stop(self) -> bool:
+        return self.stop_requested()
+
+
+class WorkerReporter(Reporter):
+    """Reports of a job running as a Dask task on a worker."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        from distributed import Event, get_worker
+
+        self.key = key
+        self.worker = get_worker()
+        self._stop = Event(stop_event_name(key), client=self.worker.client)
+        self._checked_at = 0.0
+        self._stopped = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.worker.log_event(topic(self.key), {**message, "worker": self.worker.address})
+
+    def stop_requested(self) -> bool:
+        # Asking the scheduler costs a round trip, so a batch loop asks at most every CHECK_SECONDS.
+        moment = time.monotonic()
+        if not self._stopped and moment - self._checked_at >= CHECK_SECONDS:
+            self._checked_at = moment
+            self._stopped = bool(self._stop.is_set())
+        return self._stopped
+
+
+class LocalReporter(Reporter):
+    """Reports of a job run in this process: handed to callbacks, stopped by a threading.Event."""
+
+    def __init__(
+        self, on_message: Callable[[dict[str, Any]], None] | None = None, stop: threading.Event | None = None
+    ) -> None:
+        super().__init__()
+        self.on_message = on_message
+        self.stop = stop or threading.Event()
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.on_message is not None:
+            self.on_message(message)
+
+    def stop_requested(self) -> bool:
+        return self.stop.is_set()
+
+
+def reporter_for(key: str | None) -> Reporter:
+    """The reporter of the running task: a worker's when on a Dask worker, else a silent local one."""
+    if key is not None:
+        try:
+            from distributed import get_worker
+
+            get_worker()
+        except ValueError:
+            pass
+        else:
+            return WorkerReporter(key)
+    return LocalReporter()
+
+
+def run_as_job(
+    job_key: str,
+    phase: str | None,
+    function: Callable[..., Any],
+    args: tuple,
+    kwargs: dict[str, Any],
+    reporter: Reporter | None = None,
+) -> Any:
+    """Run one of the engine's task functions as the job `job_key`, reporting its progress.
+
+    A function that takes `progress(done, total)` gets one for `phase`, which also raises
+    Cancelled at its next step once the job was cancelled.
+    """
+    reporter = reporter or reporter_for(job_key)
+    reporter.started()
+    if phase is not None:
+        kwargs = {**kwargs, "progress": reporter.progress(phase)}
+    return function(*args, **kwargs)

@@ -1,0 +1,211 @@
+"""`JobRunner`: the service's Dask client, the cluster it runs jobs on, and its jobs' futures.
+
+Jobs are the engine's task functions (`extension.jobs.*`) submitted under their job's key. A
+submitted future is published on the scheduler under that key, so a restarted service finds it
+again (`attach`) and the scheduler keeps the task while no client holds it. The runner touches no
+database: what its jobs report goes to the callbacks given, on one thread, in order.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from traitlets import CaselessStrEnum, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from headstart.extension.jobs.progress import stop_event_name, topic
+from headstart.kernels.errors import Cancelled
+
+EventSink = Callable[[dict[str, Any]], None]
+DoneSink = Callable[[str, Any], None]  # (state, result or reason)
+
+
+class JobRunner(LoggingConfigurable):
+    """Submits jobs to a Dask cluster chosen by config, and reports their events and ends."""
+
+    cluster = CaselessStrEnum(
+        ["local", "address", "kubernetes"],
+        default_value="local",
+        config=True,
+        help="Where jobs run: `local` starts a LocalCluster of worker processes on this machine; "
+        "`address` connects to a running scheduler (`address`); `kubernetes` starts a dask-kubernetes "
+        "operator cluster with a CPU worker group and a GPU worker group (see hub_config/k8s/).",
+    )
+    address = Unicode(
+        "", config=True, help="The scheduler's address when cluster='address', e.g. tcp://10.0.0.5:8786."
+    )
+    n_workers = Int(
+        config=True,
+        help="Worker processes of the local cluster; defaults to one per core, at most 4.",
+    )
+    threads_per_worker = Int(
+        1, config=True, help="Threads per local worker: one job at a time per worker process."
+    )
+    memory_limit = Unicode(
+        "auto", config=True, help="Memory limit per local worker, as Dask reads it ('auto', '4GiB')."
+    )
+    retries = Int(
+        2,
+        config=True,
+        help="How many more times a job is run when the worker running it dies, before it fails. "
+        "It sets the scheduler's allowed-failures on the clusters the service starts (local and "
+        "kubernetes); a scheduler given by `address` keeps its own setting.",
+    )
+    kubernetes_name = Unicode("headstart", config=True, help="Name of the DaskCluster resource.")
+    kubernetes_namespace = Unicode(
+        "", config=True, help="Namespace of the DaskCluster; empty means the pod's own namespace."
+    )
+    kubernetes_image = Unicode(config=True, help="Worker and scheduler image of the Kubernetes cluster.")
+    kubernetes_workers = Int(1, config=True, help="CPU workers of the Kubernetes cluster's default group.")
+    kubernetes_gpu_workers = Int(
+        1, config=True, help="Workers of the GPU group, each with one `nvidia.com/gpu` and `GPU=1`."
+    )
+
+    @default("n_workers")
+    def _default_n_workers(self) -> int:
+        return max(1, min(os.cpu_count() or 1, 4))
+
+    @default("kubernetes_image")
+    def _default_kubernetes_image(self) -> str:
+        from headstart.extension.jobs.kubernetes import WORKER_IMAGE
+
+        return WORKER_IMAGE
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client: Any = None
+        self._cluster: Any = None
+        self._lock = threading.Lock()
+        # Events and ends of every job are handled on this one thread, in the order they came.
+        self._ordered = ThreadPoolExecutor(1, thread_name_prefix="headstart-jobs")
+        self._futures: dict[str, Any] = {}
+        self._started: set[str] = set()
+        self._closed = False
+
+    # --- the cluster ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The Dask client, with its cluster started on first use."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the job runner is closed")
+            if self._client is None:
+                from distributed import Client
+
+                from headstart.extension.jobs.cluster import make_cluster
+
+                self._cluster, address = make_cluster(self)
+                self._client = Client(self._cluster if self._cluster is not None else address)
+                address = self._client.scheduler.address
+                self.log.info("headstart jobs: %s cluster at %s", self.cluster, address)
+            return self._client
+
+    @property
+    def owns_cluster(self) -> bool:
+        """Whether the cluster lives and dies with this runner (its jobs cannot outlive a restart).
+
+        A Kubernetes cluster is left running when the service stops, so a restart re-attaches.
+        """
+        return self.cluster == "local"
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        self._ordered.shutdown(wait=True, cancel_futures=False)
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        key: str,
+        function: Callable[..., Any],
+        *args: Any,
+        on_event: EventSink,
+        on_done: DoneSink,
+        resources: dict[str, float] | None = None,
+    ) -> None:
+        """Run `function(*args)` as the task `key`; events and the end reach the sinks in order."""
+        client = self.client
+        self._subscribe(key, on_event)
+        future = client.submit(function, *args, key=key, resources=resources, pure=False, retries=0)
+        client.publish_dataset(future, name=key, override=True)
+        self._follow(key, future, on_done)
+
+    def attach(self, key: str, *, on_event: EventSink, on_done: DoneSink) -> bool:
+        """Follow a job submitted before a restart; False when the cluster no longer has it."""
+        if self.owns_cluster:
+            return False  # the cluster this job ran on stopped with the service
+        client = self.client
+        future = client.get_dataset(key, default=None)
+        if future is None:
+            return False
+        self._subscribe(key, on_event)
+        self._follow(key, future, on_done)
+        return True
+
+    def _subscribe(self, key: str, on_event: EventSink) -> None:
+        def received(event: tuple[float, dict[str, Any]]) -> None:
+            message = event[1]
+            if message.get("event") == "started":
+                self._started.add(key)
+            self._ordered.submit(on_event, message)
+
+        self.client.subscribe_topic(topic(key), received)
+
+    def _follow(self, key: str, future: Any, on_done: DoneSink) -> None:
+        self._futures[key] = future
+        future.add_done_callback(lambda done: self._ordered.submit(self._ended, key, done, on_done))
+
+    def _ended(self, key: str, future: Any, on_done: DoneSink) -> None:
+        from distributed import Event
+
+        client = self._client
+        self._futures.pop(key, None)
+        self._started.discard(key)
+        try:
+            if future.status == "finished":
+                on_done("succeeded", future.result())
+            elif future.status == "cancelled":
+                on_done("cancelled", "cancelled before it started")
+            else:
+                error = future.exception()
+                if isinstance(error, Cancelled):
+                    on_done("cancelled", str(error))
+                else:
+                    on_done("failed", error)
+        finally:
+            if client is not None and not self._closed:
+                client.unsubscribe_topic(topic(key))
+                client.unpublish_dataset(key)
+                Event(stop_event_name(key), client=client).clear()
+
+    def cancel(self, key: str) -> None:
+        """Ask the job to stop: a queued one is cancelled, a running one stops at its next batch."""
+        from distributed import Event
+
+        Event(stop_event_name(key), client=self.client).set()
+        future = self._futures.get(key)
+        if future is not None and key not in self._started and future.status == "pending":
+            # Not started yet: take it off the queue. Should it start this very moment, its first
+            # look at the stop event ends it before it writes anything.
+            future.cancel()
+
+    def wait(self, key: str, timeout: float | None = None) -> None:
+        """Block until the job `key` followed here has ended and its end was handled."""
+        future = self._futures.get(key)
+        if future is not None:
+            from distributed import wait
+
+            wait(future, timeout=timeout)
+        self._ordered.submit(lambda: None).result(timeout)

@@ -1,0 +1,339 @@
+"""The Kubernetes deployment, checked as data: no Kubernetes cluster (nor Dask operator) runs here.
+
+The specs are built with dask-kubernetes' `make_cluster_spec` through headstart's own functions, and
+compared with the files under hub_config/k8s/ (the checked-in specs, Dockerfile, Helm values, RBAC
+and storage claim), so that resources, images, commands, env and versions cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from headstart.extension.jobs import kubernetes as k8s
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "hub_config" / "k8s"
+GPU = k8s.GPU_RESOURCE
+
+
+def _load(name: str) -> Any:
+    return yaml.safe_load((K8S / name).read_text())
+
+
+def _documents(name: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all((K8S / name).read_text()) if doc]
+
+
+def _pods() -> dict[str, dict]:
+    """The pod specs of the scheduler, the CPU (default) group and the GPU group, as built."""
+    spec = k8s.cluster_spec()
+    return {
+        "scheduler": spec["spec"]["scheduler"]["spec"],
+        "cpu": spec["spec"]["worker"]["spec"],
+        "gpu": k8s.gpu_worker_group()["spec"]["worker"]["spec"],
+    }
+
+
+def _container(pod: dict) -> dict:
+    [container] = pod["containers"]
+    return container
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
+
+
+def _values() -> dict:
+    return _load("values.yaml")
+
+
+def _sidecar() -> dict:
+    [container] = [c for c in _values()["hub"]["extraContainers"] if c["name"] == "headstart"]
+    return container
+
+
+def _dockerfile_args() -> dict[str, str]:
+    text = (K8S / "Dockerfile").read_text()
+    return dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.MULTILINE))
+
+
+def _dockerfile_stages() -> dict[str, str]:
+    """Each stage's name and its text, from its FROM line to the next."""
+    text = (K8S / "Dockerfile").read_text()
+    starts = list(re.finditer(r"^FROM .* AS (\w+)$", text, flags=re.MULTILINE))
+    ends = [match.start() for match in starts[1:]] + [len(text)]
+    return {match.group(1): text[match.start() : end] for match, end in zip(starts, ends, strict=True)}
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _pinned(project: dict, name: str) -> str:
+    [pin] = [dep.split("==")[1] for dep in project["dependencies"] if dep.startswith(f"{name}==")]
+    return pin
+
+
+# --- resources and placement -------------------------------------------------------------------
+
+
+def test_gpu_is_requested_and_limited_by_gpu_workers_only() -> None:
+    pods = _pods()
+    gpu = _container(pods["gpu"])["resources"]
+    assert gpu["requests"][GPU] == "1"
+    assert gpu["limits"][GPU] == "1"
+    for role in ("scheduler", "cpu"):
+        resources = _container(pods[role])["resources"] or {}
+        assert GPU not in resources.get("requests", {}), role
+        assert GPU not in resources.get("limits", {}), role
+
+
+def test_node_selector_and_toleration_sit_on_the_gpu_group_only() -> None:
+    pods = _pods()
+    assert pods["gpu"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pods["gpu"]["tolerations"]
+    for role in ("scheduler", "cpu"):
+        assert "nodeSelector" not in pods[role], role
+        assert "tolerations" not in pods[role], role
+    custom = k8s.gpu_worker_group(node_selector={"pool": "a100"})["spec"]["worker"]["spec"]
+    assert custom["nodeSelector"] == {"pool": "a100"}
+
+
+def test_gpu_group_belongs_to_the_cluster() -> None:
+    spec, group = k8s.cluster_spec("jobs", namespace="ml"), k8s.gpu_worker_group("jobs", namespace="ml")
+    assert group["kind"] == "DaskWorkerGroup"
+    assert group["spec"]["cluster"] == spec["metadata"]["name"] == "jobs"
+    assert group["metadata"] == {"name": "jobs-gpu", "namespace": "ml"}
+    assert spec["metadata"]["namespace"] == "ml"
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def _worker_params(args: list[str]) -> dict:
+    """The options `dask worker` parses from a container's args (as its CLI would, without running)."""
+    from distributed.cli.dask_worker import main
+
+    assert args[:2] == ["dask", "worker"]
+    return main.make_context("dask worker", args[2:]).params
+
+
+def test_gpu_workers_advertise_gpu_1_and_cpu_workers_nothing() -> None:
+    pods = _pods()
+    gpu_args = _container(pods["gpu"])["args"]
+    assert "--resources" in gpu_args
+    assert gpu_args[gpu_args.index("--resources") + 1] == "GPU=1"
+    resources = _worker_params(gpu_args)["resources"]
+    # The same parsing as distributed/cli/dask_worker.py's: "NAME=amount" pairs.
+    assert {name: float(amount) for name, amount in (p.split("=") for p in resources.split(","))} == {
+        "GPU": 1
+    }
+    assert _worker_params(_container(pods["cpu"])["args"])["resources"] is None
+
+
+def test_commands_exist_in_the_installed_distributed() -> None:
+    from distributed.cli.dask_scheduler import main as scheduler_main
+
+    commands = {entry.name for entry in importlib.metadata.entry_points(group="dask_cli")}
+    assert {"scheduler", "worker"} <= commands
+    args = _container(_pods()["scheduler"])["args"]
+    assert args[:2] == ["dask", "scheduler"]
+    assert scheduler_main.make_context("dask scheduler", args[2:]).params["host"] == "0.0.0.0"
+
+
+# --- images, env and versions ------------------------------------------------------------------
+
+
+def test_images_agree_across_specs_dockerfile_and_values() -> None:
+    pods = _pods()
+    assert {_container(pod)["image"] for pod in pods.values()} == {k8s.WORKER_IMAGE}
+    values = _values()
+    image = values["singleuser"]["image"]
+    assert f"{image['name']}:{image['tag']}" == k8s.NOTEBOOK_IMAGE
+    sidecar = _sidecar()
+    assert sidecar["image"] == k8s.NOTEBOOK_IMAGE
+    assert f"--JobRunner.kubernetes_image={k8s.WORKER_IMAGE}" in sidecar["args"]
+    args = _dockerfile_args()
+    tag = f"{args['HEADSTART_VERSION']}-tf{args['TENSORFLOW_VERSION']}"
+    assert k8s.WORKER_IMAGE.split(":")[1] == k8s.NOTEBOOK_IMAGE.split(":")[1] == k8s.IMAGE_TAG == tag
+    assert {"worker", "notebook"} <= set(_dockerfile_stages())
+
+
+def test_env_is_the_same_on_every_dask_pod_and_the_service() -> None:
+    envs = {role: _env(_container(pod)) for role, pod in _pods().items()}
+    assert envs["cpu"] == envs["gpu"] == envs["scheduler"] == k8s.WORKER_ENV
+    extra = {"HEADSTART_EXTRA": "1"}
+    spec, group = k8s.cluster_spec(env=extra), k8s.gpu_worker_group(env=extra)
+    built = _env(_container(spec["spec"]["worker"]["spec"]))
+    assert built == _env(_container(group["spec"]["worker"]["spec"])) == {**k8s.WORKER_ENV, **extra}
+    service = _env(_sidecar())
+    for name in ("HEADSTART_HOME", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL"):
+        assert service[name] == k8s.WORKER_ENV[name], name
+    user = _values()["singleuser"]["extraEnv"]
+    assert user["KERAS_BACKEND"] == k8s.WORKER_ENV["KERAS_BACKEND"]
+
+
+def test_dockerfile_versions_match_pyproject() -> None:
+    project = _pyproject()
+    tensorflow = _pinned(project, "tensorflow-cpu")
+    args = _dockerfile_args()
+    assert args["TENSORFLOW_VERSION"] == tensorflow == k8s.TENSORFLOW_VERSION
+    assert args["HEADSTART_VERSION"] == project["version"] == k8s.HEADSTART_VERSION
+    stages = _dockerfile_stages()
+    assert stages["worker"].startswith("FROM base AS worker")
+    assert stages["notebook"].startswith("FROM base AS notebook")
+    assert '"tensorflow[and-cuda]==${TENSORFLOW_VERSION}"' in stages["worker"]
+    assert '"tensorflow-cpu==${TENSORFLOW_VERSION}"' in stages["notebook"]
+    # Both flavours come from that one ARG, and the shared packages are held to the base's versions.
+    text = (K8S / "Dockerfile").read_text()
+    assert re.findall(r"tensorflow[\w\[\]-]*==\d", text) == []
+    for stage in ("worker", "notebook"):
+        assert "--constraint /etc/headstart/constraints.txt" in stages[stage], stage
+    assert re.search(r"FROM python:\$\{PYTHON_VERSION\}\S* AS base", stages["base"])
+    minimum = project["requires-python"].removeprefix(">=")
+    assert tuple(map(int, args["PYTHON_VERSION"].split("."))) >= tuple(map(int, minimum.split(".")))
+
+
+# --- the checked-in files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_name", sorted(k8s.SPEC_FILES))
+def test_checked_in_specs_are_what_the_code_writes(file_name: str, tmp_path: Path) -> None:
+    k8s.main(["--write", str(tmp_path)])
+    assert (K8S / file_name).read_text() == (tmp_path / file_name).read_text()
+    assert _load(file_name) == k8s.SPEC_FILES[file_name]()
+
+
+def test_store_claim_is_shared_by_workers_and_service() -> None:
+    [claim] = _documents("storage.yaml")
+    assert claim["kind"] == "PersistentVolumeClaim"
+    assert claim["metadata"]["name"] == k8s.STORE_CLAIM
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    pods = _pods()
+    for role in ("cpu", "gpu"):
+        assert pods[role]["volumes"] == [
+            {"name": "store", "persistentVolumeClaim": {"claimName": k8s.STORE_CLAIM}}
+        ]
+        assert _container(pods[role])["volumeMounts"] == [{"name": "store", "mountPath": k8s.STORE_PATH}]
+    hub = _values()["hub"]
+    [volume] = [v for v in hub["extraVolumes"] if v["name"] == "store"]
+    assert volume["persistentVolumeClaim"]["claimName"] == k8s.STORE_CLAIM
+    assert _sidecar()["volumeMounts"] == [{"name": "store", "mountPath": k8s.STORE_PATH}]
+    # The service writes files that workers read, and the other way round: one user for both.
+    assert _sidecar()["securityContext"]["runAsUser"] == pods["cpu"]["securityContext"]["runAsUser"]
+
+
+def test_rbac_lets_the_service_and_users_drive_the_dask_operator() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for doc in _documents("rbac.yaml")}
+    [role] = [doc for (kind, _), doc in docs.items() if kind == "Role"]
+    rules = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for resource in ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers"):
+        assert {"get", "list", "watch", "create", "patch", "delete"} <= rules[
+            ("kubernetes.dask.org", resource)
+        ]
+    for resource in ("pods", "services"):
+        assert {"get", "list", "watch"} <= rules[("", resource)]
+    [binding] = [doc for (kind, _), doc in docs.items() if kind == "RoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    bound = {subject["name"] for subject in binding["subjects"] if subject["kind"] == "ServiceAccount"}
+    user_account = _values()["singleuser"]["serviceAccountName"]
+    assert bound == {"hub", user_account}
+    assert ("ServiceAccount", user_account) in docs
+
+
+def test_values_wire_the_catalog_service_like_the_one_machine_hub() -> None:
+    hub = _values()["hub"]
+    read, write = "custom:headstart:read", "custom:headstart:write"
+    access = "access:services!service=headstart"
+    assert set(hub["config"]["JupyterHub"]["custom_scopes"]) == {read, write}
+    assert {access, read, write} <= set(hub["loadRoles"]["user"]["scopes"])
+    assert {access, read, write} <= set(hub["config"]["KubeSpawner"]["server_token_scopes"])
+    service = hub["services"]["headstart"]
+    assert service["oauth_client_allowed_scopes"] == [read, write]
+    port = int(service["url"].rsplit(":", 1)[1])
+    assert [p["port"] for p in hub["service"]["extraPorts"] if p["name"] == "headstart"] == [port]
+    sidecar = _sidecar()
+    assert [p["containerPort"] for p in sidecar["ports"]] == [port]
+    assert _env(sidecar)["JUPYTERHUB_SERVICE_URL"].endswith(f":{port}")
+    assert _env(sidecar)["JUPYTERHUB_SERVICE_PREFIX"] == "/services/headstart/"
+    [token] = [item for item in sidecar["env"] if item["name"] == "JUPYTERHUB_API_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["key"] == "hub.services.headstart.apiToken"
+    assert "--JobRunner.cluster=kubernetes" in sidecar["args"]
+    ingress_ports = {p["port"] for rule in hub["networkPolicy"]["ingress"] for p in rule["ports"]}
+    assert port in ingress_ports
+    assert _values()["singleuser"]["extraEnv"]["HEADSTART_URL"].endswith("/services/headstart/")
+
+
+# --- kube_cluster, against a stand-in for the operator's KubeCluster ---------------------------
+
+
+class _FakeKubeCluster:
+    """Records what kube_cluster asks of KubeCluster; add_worker_group raises `error` if set."""
+
+    error: Exception | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.name = kwargs["custom_cluster_spec"]["metadata"]["name"]
+        self.groups: list[tuple[str, dict]] = []
+
+    def add_worker_group(self, name: str, *, custom_spec: dict) -> None:
+        if self.error is not None:
+            raise self.error
+        self.groups.append((name, custom_spec))
+
+
+@pytest.fixture
+def fake_kube_cluster(monkeypatch: pytest.MonkeyPatch) -> type[_FakeKubeCluster]:
+    import dask_kubernetes.operator
+
+    class Fake(_FakeKubeCluster):
+        pass
+
+    monkeypatch.setattr(dask_kubernetes.operator, "KubeCluster", Fake)
+    return Fake
+
+
+def test_kube_cluster_creates_from_the_spec_and_adds_the_gpu_group(
+    fake_kube_cluster: type[_FakeKubeCluster],
+) -> None:
+    spec, group = k8s.cluster_spec(namespace="ml"), k8s.gpu_worker_group(namespace="ml")
+    cluster = k8s.kube_cluster(spec, group)
+    assert cluster.kwargs["custom_cluster_spec"] == spec
+    assert cluster.kwargs["namespace"] == "ml"
+    # The cluster must outlive the service, which re-attaches to its jobs after a restart.
+    assert cluster.kwargs["shutdown_on_close"] is False
+    # KubeCluster names the group `<cluster>-<name>`: `headstart-gpu`, as in the checked-in file.
+    assert cluster.groups == [("gpu", group["spec"]["worker"])]
+    assert f"{cluster.name}-{cluster.groups[0][0]}" == group["metadata"]["name"]
+    with pytest.raises(ValueError, match="belongs to"):
+        k8s.kube_cluster(k8s.cluster_spec("other"), group)
+
+
+def test_kube_cluster_reattaches_to_an_existing_gpu_group_only(
+    fake_kube_cluster: type[_FakeKubeCluster],
+) -> None:
+    import httpx
+    import kr8s
+
+    def server_error(status: int) -> kr8s.ServerError:
+        response = httpx.Response(status, request=httpx.Request("POST", "http://k8s/apis"))
+        return kr8s.ServerError(f"status {status}", response=response)
+
+    fake_kube_cluster.error = server_error(409)
+    k8s.kube_cluster(k8s.cluster_spec(), k8s.gpu_worker_group())
+    fake_kube_cluster.error = server_error(403)
+    with pytest.raises(kr8s.ServerError):
+        k8s.kube_cluster(k8s.cluster_spec(), k8s.gpu_worker_group())
