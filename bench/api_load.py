@@ -344,6 +344,49 @@ async def client_loop(
         await connection.close()
 
 
+# A training that outlasts any load: the whole small CNN trains on the images, 1,000 epochs.
+TRAINING = {"epochs": 1000, "batch_size": 8, "fine_tune_layers": "all"}
+
+
+def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
+    """Start a training of the real tiny model and wait until its job reports epochs.
+
+    Answers (training id, epochs so far). The service's JobRunner starts its local cluster of
+    worker processes for it, on these same cores.
+    """
+    with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
+        body = {"model_id": seeded.visible_ids[0], "dataset": seeded.dataset, "config": TRAINING}
+        started = http.post("api/trainings", json=body)
+        started.raise_for_status()
+        training_id = started.json()["id"]
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            training = http.get(f"api/trainings/{training_id}").json()
+            if training["status"] != "running":
+                raise RuntimeError(f"the training ended before the load: {training}")
+            if training["epochs"]:
+                job = training["job"]
+                print(
+                    f"training {training_id} running as job {job['key']} on worker {job['worker']}, "
+                    f"{len(training['epochs'])} epochs done; the load starts"
+                )
+                return training_id, len(training["epochs"])
+            time.sleep(0.5)
+    raise RuntimeError("the training reported no epoch within 300 s")
+
+
+def stop_training(service: Service, training: tuple[int, int]) -> None:
+    training_id, before = training
+    with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
+        answer = http.get(f"api/trainings/{training_id}").json()
+        during = len(answer["epochs"]) - before
+        print(
+            f"training {training_id}: {during} epochs finished during the load, still "
+            f"{answer['job']['state']}; cancelling it"
+        )
+        http.post(f"api/trainings/{training_id}/cancel").raise_for_status()
+
+
 def percentile(values: list[float], share: float) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -404,6 +447,12 @@ def main() -> None:
         help="the clients' HTTP code: a lean keep-alive client on asyncio streams (the default), or "
         "httpx.AsyncClient, which costs the shared cores about 1 ms of CPU a request",
     )
+    parser.add_argument(
+        "--training",
+        action="store_true",
+        help="keep a training running as a job on the service's local Dask cluster during the load "
+        "(issue 4: the API stays under its target while a training runs on the same machine)",
+    )
     args = parser.parse_args()
     seconds = min(args.seconds, MAX_SECONDS)
     share = min(max(args.leaderboard_share, 0.0), 1.0)
@@ -429,9 +478,12 @@ def main() -> None:
                 board = warm.get(f"api/leaderboards/{seeded.dataset}")
                 board.raise_for_status()
                 print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
+            training = start_training(service, seeded) if args.training else None
             mix = ", ".join(f"{name} {value:.0%}" for name, value in shares.items())
             print(f"{args.clients} {args.client} clients for {seconds:.0f} s, mix {mix}")
             result = asyncio.run(run_load(service, seeded, args.clients, seconds, shares, args.client))
+            if training is not None:
+                stop_training(service, training)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     sys.exit(1 if report(result) else 0)
 

@@ -109,3 +109,25 @@ def tiny_model(
         options={"filters": 2},
         **changes,
     )
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """A real Dask LocalCluster with two worker processes, shared by the tests that run jobs.
+
+    Its scheduler lets a job's worker die once and retries it there; the second death fails it.
+    """
+    from distributed import LocalCluster
+
+    from headstart.extension.jobs.cluster import WORKER_ENV
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        scheduler_kwargs={"allowed_failures": 1},
+        env=WORKER_ENV,
+    ) as cluster:
+        yield cluster.scheduler_address

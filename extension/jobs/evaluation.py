@@ -20,8 +20,20 @@ from headstart.kernels.errors import Invalid
 BATCH = 32
 
 
-def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str, *, top_k: int = 3) -> dict:
-    """Score a version on one split of a dataset; the result is `EvaluationResult.to_dict()`."""
+def evaluate_split(
+    store_root: str,
+    ref: VersionRef,
+    dataset_id: int,
+    split: str,
+    *,
+    top_k: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score a version on one split of a dataset; the result is `EvaluationResult.to_dict()`.
+
+    `progress(done, total)` counts the split's images through the body (none when its features
+    are cached), then reports the split done once scored.
+    """
     from headstart.kernels.engine.inference import predict_batches
     from headstart.kernels.engine.scoring import score
     from headstart.kernels.engine.shards import DatasetReader
@@ -36,7 +48,7 @@ def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str
         nothing = np.zeros((0, 0), np.float32)
         return score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels).to_dict()
     loaded: dict = {}
-    features, _ = cached_features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded)
+    features, _ = cached_features(store, ref, body_sha, dataset_id, {split: images}, BATCH, loaded, progress)
     head = current_head(store, ref, loaded)
     probabilities = predict_batches(
         _head_model(head, features[split].shape[-1]), [features[split]], batch_size=256
@@ -50,6 +62,8 @@ def evaluate_split(store_root: str, ref: VersionRef, dataset_id: int, split: str
         top_k=top_k,
         names=names,
     )
+    if progress is not None:
+        progress(len(images), len(images))
     return result.to_dict()
 
 

@@ -55,6 +55,12 @@ class JobRunner(LoggingConfigurable):
         "It sets the scheduler's allowed-failures on the clusters the service starts (local and "
         "kubernetes); a scheduler given by `address` keeps its own setting.",
     )
+    worker_nice = Int(
+        10,
+        config=True,
+        help="How much lower the CPU priority of the local cluster's workers is than the service's "
+        "(a nice increment, 0 to 19): jobs use the cores the API leaves idle.",
+    )
     kubernetes_name = Unicode("headstart", config=True, help="Name of the DaskCluster resource.")
     kubernetes_namespace = Unicode(
         "", config=True, help="Namespace of the DaskCluster; empty means the pod's own namespace."
@@ -101,6 +107,10 @@ class JobRunner(LoggingConfigurable):
 
                 self._cluster, address = make_cluster(self)
                 self._client = Client(self._cluster if self._cluster is not None else address)
+                if self.cluster == "local" and self.worker_nice > 0:
+                    from headstart.extension.jobs.cluster import NiceWorkers
+
+                    self._client.register_plugin(NiceWorkers(min(self.worker_nice, 19)))
                 address = self._client.scheduler.address
                 self.log.info("headstart jobs: %s cluster at %s", self.cluster, address)
             return self._client
@@ -159,17 +169,32 @@ class JobRunner(LoggingConfigurable):
             message = event[1]
             if message.get("event") == "started":
                 self._started.add(key)
-            self._ordered.submit(on_event, message)
+            self._ordered.submit(self._handle, on_event, message)
 
         self.client.subscribe_topic(topic(key), received)
 
     def _follow(self, key: str, future: Any, on_done: DoneSink) -> None:
         self._futures[key] = future
-        future.add_done_callback(lambda done: self._ordered.submit(self._ended, key, done, on_done))
+        future.add_done_callback(
+            lambda done: self._ordered.submit(self._handle, self._ended, key, done, on_done)
+        )
+
+    def _handle(self, function: Callable[..., Any], *args: Any) -> None:
+        # The ordered thread's futures are not awaited, so a failure is logged here or never seen.
+        if self._closed:
+            return
+        try:
+            function(*args)
+        except Exception:
+            self.log.exception("headstart jobs: handling a job's report failed")
 
     def _ended(self, key: str, future: Any, on_done: DoneSink) -> None:
         from distributed import Event
 
+        if self._closed:
+            # Closing the client ends its futures' waits, not the jobs: they stay unfinished in
+            # the records, for the next start to re-attach to (or to mark lost).
+            return
         client = self._client
         self._futures.pop(key, None)
         self._started.discard(key)
@@ -185,7 +210,7 @@ class JobRunner(LoggingConfigurable):
                 else:
                     on_done("failed", error)
         finally:
-            if client is not None and not self._closed:
+            if client is not None:
                 client.unsubscribe_topic(topic(key))
                 client.unpublish_dataset(key)
                 Event(stop_event_name(key), client=client).clear()

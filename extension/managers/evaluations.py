@@ -84,7 +84,15 @@ class EvaluationManager:
             if cached is not None:
                 return EvaluationPublic(**cached.model_dump())
         result = self.catalog.jobs.execute(
-            viewer, "evaluate", evaluate_split, self.catalog.store.url, ref, dataset_id, split, top_k=top_k
+            viewer,
+            "evaluate",
+            evaluate_split,
+            self.catalog.store.url,
+            ref,
+            dataset_id,
+            split,
+            top_k=top_k,
+            phase="evaluate",
         )
         with transaction(self.catalog.engine) as session:
             evaluation = Evaluation(

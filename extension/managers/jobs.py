@@ -99,10 +99,10 @@ class JobManager:
                 job.phase = str(message.get("phase"))
                 job.done, job.total = int(message.get("done", 0)), int(message.get("total", 0))
             session.add(job)
-            session.flush()
-            listener = self.listeners.get(job.kind)
-            if listener is not None:
-                listener(job, message)
+        # After the commit: a listener writes in its own transaction, and SQLite has one writer.
+        listener = self.listeners.get(job.kind)
+        if listener is not None:
+            listener(job, message)
 
     def finish(self, job_id: int, state: str, reason: str | None = None) -> Job | None:
         """End a job; a job already ended keeps its first end."""

@@ -23,7 +23,8 @@ def catalog_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(tmp_path: Path, catalog_config: dict[str, Any]) -> Config:
+def jp_server_config(tmp_path: Path, catalog_config: dict[str, Any], dask_scheduler: str) -> Config:
+    # Jobs run on the session's Dask cluster, whose workers stay warm from test to test.
     config = Config(
         {
             "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
@@ -31,6 +32,7 @@ def jp_server_config(tmp_path: Path, catalog_config: dict[str, Any]) -> Config:
                 "home": str(tmp_path / "catalog"),
                 "db_url": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
             },
+            "JobRunner": {"cluster": "address", "address": dask_scheduler},
         }
     )
     config.merge(Config(catalog_config))

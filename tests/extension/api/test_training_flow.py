@@ -139,3 +139,53 @@ def multipart(field: str, files: list[Path]) -> tuple[bytes, str]:
             + b"\r\n"
         )
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_them(
+    api, catalog, me, bob, shapes_folder: Path
+) -> None:
+    """The training runs as a job on the session's Dask workers; the API polls it as a dashboard does."""
+    catalog.datasets.add(me, shapes_folder, name="shapes")
+    model = tiny_model(catalog, me)
+    config = {"epochs": 40, "batch_size": 8, "fine_tune_layers": "all"}
+    started = await api(
+        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
+    )
+    assert started.code == 202
+    training_id = as_json(started)["id"]
+    assert as_json(started)["job"]["state"] == "queued"
+
+    seen, polls_with_news = 0, 0
+    for _ in range(600):
+        answer = as_json(await api("GET", f"api/trainings/{training_id}", params={"since": str(seen)}))
+        assert all(e["epoch"] > seen for e in answer["epochs"])  # only what is new
+        if answer["epochs"] and answer["job"]["state"] == "running":
+            polls_with_news += 1
+            seen = answer["epochs"][-1]["epoch"]
+            assert answer["job"]["phase"] == "epochs" and answer["job"]["total"] == 40
+            if polls_with_news == 2:
+                break
+        await asyncio.sleep(0.1)
+    assert polls_with_news == 2 and answer["status"] == "running"
+    assert (await api("GET", f"api/trainings/{training_id}", params={"since": "-1"})).code == 400
+
+    jobs = as_json(await api("GET", "api/jobs", params={"unfinished": "true"}))
+    assert [j["training_id"] for j in jobs] == [training_id] and jobs[0]["worker"]
+    cancelled = await api("POST", f"api/trainings/{training_id}/cancel")
+    assert cancelled.code == 202
+    done = await poll(api, training_id, "cancelled")
+    assert done["job"]["state"] == "cancelled" and 2 <= len(done["epochs"]) < 40
+    job = as_json(await api("GET", f"api/jobs/{done['job']['id']}"))
+    assert job["state"] == "cancelled" and job["finished_at"] is not None
+    assert as_json(await api("GET", "api/jobs", params={"unfinished": "true"})) == []
+
+    # Another user's job is not found, like their private models.
+    from headstart.extension.catalog.database import transaction
+    from headstart.extension.catalog.tables import Job
+
+    with transaction(catalog.engine) as session:
+        theirs = Job(kind="evaluate", owner_id=bob.id, state="succeeded")
+        session.add(theirs)
+        session.flush()
+        theirs_id = theirs.id
+    assert (await api("GET", f"api/jobs/{theirs_id}")).code == 404
