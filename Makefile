@@ -56,8 +56,9 @@ lint: install
 	mkdir -p $(TYPECHECK)
 	ln -sfn ../../../kernels $(TYPECHECK)/kernels
 	ln -sfn ../../../extension $(TYPECHECK)/extension
+	ln -sfn ../../../widgets $(TYPECHECK)/widgets
 	ln -sf ../../../headstart/__init__.py $(TYPECHECK)/__init__.py
-	$(BIN)/mypy $(TYPECHECK)/kernels $(TYPECHECK)/extension
+	$(BIN)/mypy $(TYPECHECK)/kernels $(TYPECHECK)/extension $(TYPECHECK)/widgets
 
 format: install
 	$(BIN)/ruff format .

@@ -1,0 +1,48 @@
+"""What every widget shares: its client, a message line, and polling on the kernel's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ipywidgets as w
+
+from headstart.kernels.client import HeadstartClient
+from headstart.kernels.errors import HeadstartError
+
+
+def resolve_client(client: HeadstartClient | None) -> HeadstartClient:
+    """The given client, or one from HEADSTART_URL and JUPYTERHUB_API_TOKEN (a hub kernel's)."""
+    return client if client is not None else HeadstartClient()
+
+
+class Status(w.HTML):
+    """One line saying what happened: quiet when all is well, red with the reason when not."""
+
+    def ok(self, text: str) -> None:
+        self.value = f"<span class='headstart-ok'>{text}</span>"
+
+    def error(self, error: BaseException | str) -> None:
+        known = isinstance(error, HeadstartError | str)
+        message = str(error) if known else f"{type(error).__name__}: {error}"
+        self.value = f"<span class='headstart-error' style='color:#b00020'>{message}</span>"
+
+
+def start_polling(step: Callable[[], Awaitable[bool]], interval: float) -> asyncio.Task[Any] | None:
+    """Call `step()` every `interval` seconds on the running event loop until it answers False.
+
+    In a kernel this is the kernel's own loop, so widget updates happen where ipykernel routes
+    their messages (ipykernel 7 no longer sends output from other threads to the cell). Without a
+    running loop (plain Python, tests) nothing is scheduled and the caller polls by hand.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+    async def run() -> None:
+        while await step():
+            await asyncio.sleep(interval)
+
+    return loop.create_task(run())
