@@ -116,6 +116,10 @@ class JobRunner(LoggingConfigurable):
             return self._client
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def owns_cluster(self) -> bool:
         """Whether the cluster lives and dies with this runner (its jobs cannot outlive a restart).
 

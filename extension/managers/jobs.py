@@ -161,18 +161,25 @@ class JobManager:
             self.finish(job_id, state, None if state == "succeeded" else reason_of(value))
             ended.set()
 
-        self.runner.submit(
-            key,
-            run_as_job,
-            key,
-            phase,
-            function,
-            args,
-            kwargs,
-            on_event=relay,
-            on_done=done,
-        )
-        ended.wait()
+        try:
+            self.runner.submit(
+                key,
+                run_as_job,
+                key,
+                phase,
+                function,
+                args,
+                kwargs,
+                on_event=relay,
+                on_done=done,
+            )
+        except BaseException as error:
+            self.finish(job_id, "failed", f"it could not be submitted: {reason_of(error)}")
+            raise
+        while not ended.wait(1.0):
+            if self.runner.closed:
+                # The service is stopping: the job is left to the next start (re-attached or lost).
+                raise HeadstartError(f"the catalog service stopped while job {job_id} ran")
         if outcome["state"] == "succeeded":
             return outcome["value"]
         value = outcome["value"]

@@ -174,14 +174,19 @@ class TrainingManager:
         runner = self.catalog.runner
         job, arguments, config = self._job_arguments(user, training_id)
         self._stops.pop(training_id, None)
-        runner.submit(
-            job.key,
-            train_job,
-            *arguments,
-            on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
-            on_done=functools.partial(self._ended, training_id, job.id),  # type: ignore[arg-type]
-            resources={"GPU": 1} if config.gpu else None,
-        )
+        try:
+            runner.submit(
+                job.key,
+                train_job,
+                *arguments,
+                on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
+                on_done=functools.partial(self._ended, training_id, job.id),  # type: ignore[arg-type]
+                resources={"GPU": 1} if config.gpu else None,
+            )
+        except BaseException as error:
+            # Nothing runs, so nothing may stay `running`: the training and its job fail now.
+            self._ended(training_id, int(job.id), "failed", error)  # type: ignore[arg-type]
+            raise
 
     def _epoch_reported(self, job: Job, message: dict) -> None:
         """A train job's report (on the jobs' thread): a new attempt starts over, epochs are kept."""

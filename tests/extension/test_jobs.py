@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,3 +216,23 @@ def test_two_users_train_at_once_and_each_sees_only_their_own(service, shapes_fo
         service.trainings.get(bob, trainings["alice"])
     with pytest.raises(NotFound):
         service.jobs.get(bob, job_of(service, trainings["alice"]).id)
+
+
+def test_a_job_that_cannot_be_submitted_fails_at_once(tmp_path, shapes_folder) -> None:
+    """No cluster at the address: the job and its training fail with the reason; nothing stays queued."""
+    import dask
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    catalog = open_catalog(tmp_path / "home", f"sqlite:///{tmp_path / 'catalog.sqlite'}", nowhere)
+    try:
+        alice = catalog.user("alice")
+        with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(OSError):
+            catalog.datasets.add(alice, shapes_folder, name="shapes")
+        [job] = catalog.jobs.list(alice)
+        assert (job.kind, job.state) == ("ingest", "failed") and "could not be submitted" in job.reason
+        assert [d.name for d in catalog.datasets.list()] == [] and leftovers(catalog) == []
+    finally:
+        catalog.runner.close()
+        catalog.close()
