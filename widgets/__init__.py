@@ -29,4 +29,8 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'headstart.widgets' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"headstart.widgets.{module}"), name)
+    value = getattr(importlib.import_module(f"headstart.widgets.{module}"), name)
+    # Importing `headstart.widgets.studio` sets the package's `studio` to the module; the function
+    # must win, or `from headstart.widgets import studio` would hand out the module.
+    globals()[name] = value
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,8 +25,12 @@ class Status(w.HTML):
         self.value = f"<span class='headstart-ok'>{text}</span>"
 
     def error(self, error: BaseException | str) -> None:
-        known = isinstance(error, HeadstartError | str)
-        message = str(error) if known else f"{type(error).__name__}: {error}"
+        if isinstance(error, str):
+            message = error  # the caller's own words, escaped by the caller where they quote names
+        else:
+            # An exception's message can quote names users chose: it is shown as text, not HTML.
+            known = isinstance(error, HeadstartError)
+            message = html.escape(str(error) if known else f"{type(error).__name__}: {error}")
         self.value = f"<span class='headstart-error' style='color:#b00020'>{message}</span>"
 
 
@@ -46,3 +51,19 @@ def start_polling(step: Callable[[], Awaitable[bool]], interval: float) -> async
             await asyncio.sleep(interval)
 
     return loop.create_task(run())
+
+
+def replace_options(select: w.Select | w.Dropdown, options: list[tuple[str, Any]]) -> None:
+    """Give a selection widget new options and keep its choice when it is still offered.
+
+    ipywidgets moves the choice to the first option whenever the options change; for a picker that
+    would silently choose something the user never picked, so a vanished choice becomes no choice.
+    """
+    keep = select.value
+    with select.hold_trait_notifications():
+        select.options = options
+        if any(value == keep for _, value in options):
+            select.value = keep
+        else:
+            # An explicit "any" option (value None) stands for no choice where there is one.
+            select.index = next((i for i, (_, value) in enumerate(options) if value is None), None)

@@ -1,0 +1,274 @@
+"""`Evaluate`: score a model on your own images or on a dataset split, and see where it goes wrong.
+
+It also holds the two renderings that the leaderboard and the card share: per-class precision and
+recall side by side, and a confusion matrix that stays readable from 3 to 50 classes and beyond.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from headstart.kernels.client import HeadstartClient
+from headstart.kernels.schemas import EvaluationPublic
+from headstart.widgets.base import Status, replace_options, resolve_client
+
+SPLITS = ("test", "val", "train")
+THUMBNAIL_PX = 112
+
+# The confusion matrix scales its cells to fit about this many pixels across, within bounds: at 3
+# classes a cell is big enough to read its count, at 50 it is small but still a square one can hover,
+# and the table scrolls (with sticky label headers) instead of shrinking the text to nothing.
+CONFUSION_FIT_PX = 560
+CELL_MIN_PX, CELL_MAX_PX = 14, 40
+FONT_MIN_PX, FONT_MAX_PX = 8, 12
+LABEL_CHARS = 16  # longer labels are cut in the headers; the full name is in the tooltip
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "&ndash;" if value is None else f"{value:.{digits}f}"
+
+
+def confusion_html(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
+    """A confusion matrix (rows: true labels, columns: predicted) as a compact, scrolling HTML table.
+
+    A matrix may have one column more than it has rows: the model's predictions outside the
+    dataset's labels, which the scorer gathers in an "other" column.
+    """
+    rows = [list(map(int, row)) for row in confusion]
+    if not rows:
+        return "<i>no confusion matrix: nothing was scored against true labels</i>"
+    columns = list(labels) + ["(other)"] * (len(rows[0]) - len(labels))
+    cell = max(CELL_MIN_PX, min(CELL_MAX_PX, CONFUSION_FIT_PX // max(len(columns), 1)))
+    font = max(FONT_MIN_PX, min(FONT_MAX_PX, cell // 2))
+    # With many classes the counts would crowd the squares: colour carries them, tooltips say them.
+    show_counts = cell >= 24
+    base = f"width:{cell}px;min-width:{cell}px;height:{cell}px;padding:0;text-align:center;"
+    head = (
+        f"<th style='position:sticky;top:0;left:0;z-index:2;background:#fff;font-size:{font}px'>"
+        "true \\ predicted</th>"
+    )
+    for name in columns:
+        head += (
+            f"<th title='{html.escape(name, quote=True)}' style='position:sticky;top:0;z-index:1;"
+            f"background:#fff;font-size:{font}px;font-weight:normal;vertical-align:bottom;padding:0 1px'>"
+            f"<div style='writing-mode:vertical-rl;transform:rotate(180deg);max-height:110px;"
+            f"overflow:hidden;white-space:nowrap'>{html.escape(_short(name))}</div></th>"
+        )
+    body = []
+    for label, row in zip(labels, rows, strict=False):
+        total = sum(row) or 1
+        cells = [
+            f"<th title='{html.escape(label, quote=True)}' style='position:sticky;left:0;z-index:1;"
+            f"background:#fff;font-size:{font}px;font-weight:normal;text-align:right;white-space:nowrap;"
+            f"padding:0 4px'>{html.escape(_short(label))}</th>"
+        ]
+        for j, count in enumerate(row):
+            share = count / total
+            # Blue on the diagonal (right), red off it (wrong), deeper for a larger share of the row.
+            hue = "33,102,172" if j < len(labels) and labels[j] == label else "178,24,43"
+            colour = "#fff" if share > 0.55 else "#222"
+            tip = f"true {label}, predicted {columns[j]}: {count} ({share:.0%} of {label})"
+            text = str(count) if show_counts and count else ""
+            cells.append(
+                f"<td title='{html.escape(tip, quote=True)}' style='{base}font-size:{font}px;"
+                f"background:rgba({hue},{share:.3f});color:{colour};border:1px solid #eee'>{text}</td>"
+            )
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        "<div class='headstart-confusion' style='max-height:620px;max-width:100%;overflow:auto'>"
+        "<table style='border-collapse:collapse;table-layout:fixed'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _bar(value: float | None, colour: str) -> str:
+    if value is None:
+        return "<td style='padding:1px 6px;color:#888'>&ndash;</td>"
+    return (
+        f"<td style='padding:1px 6px;min-width:90px'><div style='display:flex;align-items:center;gap:4px'>"
+        f"<div style='background:{colour};height:9px;width:{value * 60:.0f}px'></div>{value:.2f}</div></td>"
+    )
+
+
+def per_class_html(columns: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> str:
+    """Per-class precision and recall of one or more evaluations, side by side, one row per label.
+
+    `columns` pairs a heading (a model's name) with its result's `per_class` list; labels are the
+    union, in first-seen order, so models scored on the same dataset line up row by row.
+    """
+    if not columns:
+        return "<i>nothing to compare</i>"
+    labels: list[str] = []
+    tables: list[dict[str, dict[str, Any]]] = []
+    for _, per_class in columns:
+        tables.append({entry["label"]: entry for entry in per_class})
+        labels.extend(entry["label"] for entry in per_class if entry["label"] not in labels)
+    if not labels:
+        return "<i>no per-class figures: the models were not scored against labels</i>"
+    heads = "".join(
+        f"<th colspan='2' style='padding:2px 6px;border-bottom:1px solid #ccc'>{html.escape(name)}</th>"
+        for name, _ in columns
+    )
+    sub = "<th style='padding:1px 6px'>precision</th><th style='padding:1px 6px'>recall</th>" * len(columns)
+    body = []
+    for label in labels:
+        cells = ""
+        for table in tables:
+            entry = table.get(label, {})
+            cells += _bar(entry.get("precision"), "#2166ac") + _bar(entry.get("recall"), "#67a9cf")
+        body.append(f"<tr><th style='text-align:right;padding:1px 6px'>{html.escape(label)}</th>{cells}</tr>")
+    return (
+        "<div class='headstart-per-class' style='max-height:420px;overflow:auto;font-size:12px'>"
+        f"<table><thead><tr><th></th>{heads}</tr><tr><th>label</th>{sub}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _top_html(top: Sequence[dict[str, Any]]) -> str:
+    if not top:
+        return "<i>a feature vector: no labels to predict</i>"
+    lines = "".join(
+        f"<div style='display:flex;gap:4px;align-items:center'>"
+        f"<div style='background:#2166ac;height:8px;width:{p['probability'] * 50:.0f}px'></div>"
+        f"<span>{html.escape(str(p['label']))} {p['probability']:.0%}</span></div>"
+        for p in top
+    )
+    return f"<div style='font-size:11px;width:{THUMBNAIL_PX}px'>{lines}</div>"
+
+
+class Evaluate(w.VBox):
+    """Pick a model, then upload images for its top-k predictions, or score it on a dataset split."""
+
+    def __init__(self, client: HeadstartClient | None = None, *, model_id: int | None = None) -> None:
+        self.client = resolve_client(client)
+        self.status = Status()
+        self.model = w.Dropdown(description="model", layout=w.Layout(width="420px"))
+        self.top_k = w.BoundedIntText(
+            value=3, min=1, max=20, description="top k", layout=w.Layout(width="140px")
+        )
+        self.upload = w.FileUpload(accept="image/*", multiple=True, description="Upload images")
+        self.dataset = w.Dropdown(description="dataset", layout=w.Layout(width="300px"))
+        self.split = w.Dropdown(
+            options=SPLITS, value="test", description="split", layout=w.Layout(width="200px")
+        )
+        self.run_button = w.Button(description="Score split", icon="play")
+        self.thumbnails = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap"))
+        self.summary = w.HTML()
+        self.per_class = w.HTML()
+        self.confusion = w.HTML()
+        self.predictions: list[dict[str, Any]] = []
+        self.evaluation: EvaluationPublic | None = None
+
+        self.upload.observe(self._uploaded, names="value")
+        self.run_button.on_click(lambda _: self.run_split())
+        self.refresh()
+        if model_id is not None:
+            self.model.value = int(model_id)
+        super().__init__(
+            [
+                w.HBox([self.model, self.top_k]),
+                w.HTML("<b>Your images</b>"),
+                self.upload,
+                self.thumbnails,
+                w.HTML("<b>A dataset split</b>"),
+                w.HBox([self.dataset, self.split, self.run_button]),
+                self.summary,
+                self.per_class,
+                self.confusion,
+                self.status,
+            ]
+        )
+
+    def refresh(self) -> None:
+        """Reload the models and datasets you may see."""
+        try:
+            models = self.client.models.list()
+            datasets = self.client.datasets.list()
+        except Exception as error:
+            self.status.error(error)
+            return
+        replace_options(self.model, [(f"{m.name} v{m.version} · {m.owner} · {m.kind}", m.id) for m in models])
+        replace_options(self.dataset, [(d.name, d.id) for d in datasets])
+
+    def predict_files(self, paths: Sequence[Path | str]) -> list[dict[str, Any]]:
+        """Predict each image's top-k labels and show it as a thumbnail beside them."""
+        if self.model.value is None:
+            self.status.error("pick a model first")
+            return []
+        files = [Path(p) for p in paths]
+        try:
+            result = self.client.evaluations.on_files(self.model.value, files, top_k=int(self.top_k.value))
+            pictures = [f.read_bytes() for f in files]
+        except Exception as error:
+            self.status.error(error)
+            return []
+        self.predictions = list(result.get("predictions", []))
+        tiles = []
+        for file, picture, prediction in zip(files, pictures, self.predictions, strict=False):
+            kind = (mimetypes.guess_type(file.name)[0] or "image/png").split("/")[-1]
+            image = w.Image(value=picture, format=kind, width=THUMBNAIL_PX, height=THUMBNAIL_PX)
+            caption = w.HTML(
+                f"<div style='font-size:11px;font-weight:bold'>{html.escape(file.name)}</div>"
+                + _top_html(prediction.get("top", []))
+            )
+            tiles.append(
+                w.VBox([image, caption], layout=w.Layout(width=f"{THUMBNAIL_PX + 8}px", margin="0 8px 8px 0"))
+            )
+        self.thumbnails.children = tiles
+        self.status.ok(f"{len(self.predictions)} images predicted")
+        return self.predictions
+
+    def _uploaded(self, change: dict[str, Any]) -> None:
+        # FileUpload holds the bytes in the kernel; the client sends files, so they go to a scratch
+        # folder for the request and are gone again once the thumbnails hold their bytes.
+        uploads = change["new"]
+        if not uploads:
+            return
+        with tempfile.TemporaryDirectory(prefix="headstart-predict-") as scratch:
+            paths = []
+            for n, upload in enumerate(uploads):
+                name = Path(str(upload["name"])).name or f"image-{n}"
+                path = Path(scratch) / f"{n:04d}-{name}"
+                path.write_bytes(bytes(upload["content"]))
+                paths.append(path)
+            self.predict_files(paths)
+        # Emptied, so that choosing the same files again is a change and predicts again.
+        self.upload.value = ()
+
+    def run_split(self) -> EvaluationPublic | None:
+        """Score the model on the chosen split: accuracy, per-class figures and the confusion matrix."""
+        if self.model.value is None or self.dataset.value is None:
+            self.status.error("pick a model and a dataset first")
+            return None
+        self.status.ok("scoring…")
+        try:
+            evaluation = self.client.evaluations.on_split(
+                self.model.value, self.dataset.value, self.split.value, top_k=int(self.top_k.value)
+            )
+            labels = self.client.datasets.get(self.dataset.value).labels
+        except Exception as error:
+            self.status.error(error)
+            return None
+        self.evaluation = evaluation
+        result = evaluation.result
+        note = result.get("note") or ""
+        self.summary.value = (
+            f"<b>accuracy</b> {_figure(evaluation.accuracy)} &nbsp; <b>loss</b> {_figure(evaluation.loss)}"
+            f" &nbsp; on {evaluation.count} images of {html.escape(str(self.split.value))}"
+            + (f"<br><i>{html.escape(note)}</i>" if note else "")
+        )
+        self.per_class.value = per_class_html([(self.model.label or "", result.get("per_class", []))])
+        self.confusion.value = confusion_html(result.get("confusion", []), labels)
+        self.status.ok(f"scored version {evaluation.model_version} on {self.split.value}")
+        return evaluation
