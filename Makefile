@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install proxy up demo test lint format bench clean
+.PHONY: install kernelspec proxy up demo test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The `headstart` kernel (kernels/kernelspec/), in the environment that users' servers run from.
+KERNELSPEC := $(VENV)/share/jupyter/kernels/headstart/kernel.json
+
+$(KERNELSPEC): kernels/kernelspec/kernel.json | $(STAMP)
+	$(BIN)/python -c "from headstart.kernels.kernelspec import install; install()"
+
+kernelspec: $(KERNELSPEC)
 
 # The hub's one-machine platform (hub_config/): the catalog service, users' servers, the proxy.
 HOME_DIR := var
@@ -36,7 +44,7 @@ $(SHARED_PASSWORD):
 	mkdir -p $(dir $@)
 	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))" > $@
 
-up: install proxy $(HOME_DIR)/.demo-seeded $(SHARED_PASSWORD)
+up: install kernelspec proxy $(HOME_DIR)/.demo-seeded $(SHARED_PASSWORD)
 	@echo "headstart: sign in at http://127.0.0.1:8000/ with any user name and the shared password"
 	@echo "  $$(cat $(SHARED_PASSWORD))   (kept in $(SHARED_PASSWORD); Ctrl-C stops the hub)"
 	$(BIN)/jupyterhub -f hub_config/jupyterhub_config.py

@@ -18,6 +18,7 @@ below exist so that tests can run a second hub beside this one; an operator rare
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -105,6 +106,28 @@ c.Spawner.server_token_scopes = [
     READ_SCOPE,
     WRITE_SCOPE,
 ]
+
+# A new user finds the quickstart notebook in their home: it is copied when it is absent there.
+QUICKSTART = "quickstart.ipynb"
+
+
+def quickstart_notebook() -> Path:
+    """The quickstart: the repository's `notebooks/`, or the copy installed under share/."""
+    here = HUB_CONFIG.parent / "notebooks" / QUICKSTART
+    if here.exists():
+        return here
+    return Path(sys.prefix) / "share" / "headstart" / "notebooks" / QUICKSTART
+
+
+def copy_quickstart(spawner: object) -> None:
+    home = Path(spawner.home_dir)  # type: ignore[attr-defined]
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / QUICKSTART
+    if not target.exists():
+        shutil.copyfile(quickstart_notebook(), target)
+
+
+c.Spawner.pre_spawn_hook = copy_quickstart
 
 # --- the catalog service ---------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 One hub serves the whole session. Its catalog, its database and the proxy's state live in a temporary
 `HEADSTART_HOME`. A second config file loads the real one and adds only what a test needs: an admin
-service whose token creates the users alice and bob and their API tokens.
+service whose token creates the users alice and bob and their API tokens. `running_hub` is shared
+with tests/browser, whose hub starts on a seeded catalog.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:server_state", "tokens"]
 
 @dataclass
 class Hub:
-    """The running hub: its public URL, the admin client, and the users' tokens."""
+    """The running hub: its public URL, the admin client, the users' tokens and where it keeps things."""
 
     url: str
     admin: httpx.Client
     tokens: dict[str, str]
     log: Path
+    password: str  # the shared password that signs anyone in
+    home: Path  # HEADSTART_HOME: the catalog, and the hub's state in hub/
 
     @property
     def service_url(self) -> str:
@@ -99,16 +102,23 @@ def stop(hub: subprocess.Popen[bytes], state: Path) -> None:
         hub.wait(STOP_SECONDS)
 
 
-@pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def require_proxy() -> None:
+    """Skip without configurable-http-proxy, or fail in CI, where .ci/run installs it."""
     if shutil.which(PROXY) is None:
         message = f"{PROXY} is not installed: `npm install -g {PROXY}` (.ci/run does)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
 
-    home = tmp_path_factory.mktemp("hub")
+
+@contextlib.contextmanager
+def running_hub(home: Path) -> Iterator[Hub]:
+    """Start the hub of hub_config/ with `home` as its HEADSTART_HOME, make alice and bob, and stop it.
+
+    Whatever `home` holds already (a seeded catalog, users' folders) is what the hub finds there.
+    """
     admin_token = secrets.token_hex(32)
+    password = secrets.token_urlsafe(16)
     config = home / "jupyterhub_config.py"
     config.write_text(
         f"c = get_config()  # noqa: F821\n"
@@ -128,11 +138,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         "HEADSTART_PROXY_API_PORT": str(free_port()),
         "HEADSTART_SERVICE_PORT": str(free_port()),
         "HEADSTART_AUTHENTICATOR": "shared-password",
-        "HEADSTART_HUB_PASSWORD": secrets.token_urlsafe(16),
+        "HEADSTART_HUB_PASSWORD": password,
         # The service trains and evaluates; TensorFlow's chatter would drown the log.
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     env.pop("JUPYTERHUB_API_TOKEN", None)
+    env.pop("HEADSTART_URL", None)
     log = home / "hub.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -149,7 +160,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     try:
         wait_for("the hub's API", lambda: admin.get("").status_code == 200, process, log, START_SECONDS)
         admin.post("users", json={"usernames": ["alice", "bob"]}).raise_for_status()
-        running = Hub(url=url, admin=admin, tokens={}, log=log)
+        running = Hub(url=url, admin=admin, tokens={}, log=log, password=password, home=home)
         running.tokens = {name: running.new_token(name) for name in ("alice", "bob")}
         me = f"{running.service_url}api/me"
         auth = {"Authorization": f"token {running.tokens['alice']}"}
@@ -164,3 +175,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     finally:
         admin.close()
         stop(process, home / "hub")
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    require_proxy()
+    with running_hub(tmp_path_factory.mktemp("hub")) as running:
+        yield running
