@@ -107,7 +107,7 @@ c.Spawner.server_token_scopes = [
     WRITE_SCOPE,
 ]
 
-# A new user finds the quickstart notebook in their home: it is copied when it is absent there.
+# A new user finds the quickstart notebook in their home: it is copied there on their first spawn.
 QUICKSTART = "quickstart.ipynb"
 
 
@@ -120,11 +120,18 @@ def quickstart_notebook() -> Path:
 
 
 def copy_quickstart(spawner: object) -> None:
+    """On a user's first spawn, put the quickstart in their home; a marker keeps it from coming back
+    after they delete or rename it, and their own edits are never overwritten."""
     home = Path(spawner.home_dir)  # type: ignore[attr-defined]
     home.mkdir(parents=True, exist_ok=True)
+    marker = home / ".headstart" / "quickstart-copied"
+    if marker.exists():
+        return
     target = home / QUICKSTART
     if not target.exists():
         shutil.copyfile(quickstart_notebook(), target)
+    marker.parent.mkdir(exist_ok=True)
+    marker.touch()
 
 
 c.Spawner.pre_spawn_hook = copy_quickstart

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import ipywidgets as w
@@ -67,3 +67,17 @@ def replace_options(select: w.Select | w.Dropdown, options: list[tuple[str, Any]
         else:
             # An explicit "any" option (value None) stands for no choice where there is one.
             select.index = next((i for i, (_, value) in enumerate(options) if value is None), None)
+
+
+MAX_EPOCH_TICKS = 10
+
+
+def epoch_ticks(epochs: Iterable[int]) -> list[float]:
+    """Axis ticks at whole epochs, at most MAX_EPOCH_TICKS of them, for bqplot's `tick_values`.
+
+    Left to itself bqplot ticks a few epochs at fractions, which `tick_format="d"` prints as
+    repeated whole numbers (1 1 1 2 2 2).
+    """
+    numbers = sorted(set(epochs))
+    step = max(1, -(-len(numbers) // MAX_EPOCH_TICKS))
+    return [float(n) for n in numbers[::step]]

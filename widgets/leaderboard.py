@@ -12,10 +12,11 @@ from typing import Any
 
 import bqplot as bq
 import ipywidgets as w
+import numpy as np
 
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import EpochPublic, LeaderboardRow, TrainingPublic
-from headstart.widgets.base import Status, resolve_client
+from headstart.widgets.base import Status, epoch_ticks, resolve_client
 from headstart.widgets.evaluate import per_class_html
 
 # Columns as (heading, row attribute); the heading names the sort too.
@@ -52,9 +53,10 @@ class EpochCurves(w.VBox):
         self.x = bq.LinearScale()
         self.y = bq.LinearScale()
         self.y_axis = bq.Axis(scale=self.y, side="left", label="accuracy", tick_format=".2f")
+        self.x_axis = bq.Axis(scale=self.x, side="bottom", label="epoch", tick_format="d")
         self.figure = bq.Figure(
             marks=[],
-            axes=[bq.Axis(scale=self.x, side="bottom", label="epoch", tick_format="d"), self.y_axis],
+            axes=[self.x_axis, self.y_axis],
             title=title,
             legend_location="top-right",
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
@@ -86,6 +88,9 @@ class EpochCurves(w.VBox):
             if all(v is not None for v in val):
                 marks.append(self._line(x, val, f"{name} val", colour, "dashed"))
         self.y_axis.label = metric
+        self.x_axis.tick_values = np.array(
+            epoch_ticks(e.epoch for _, epochs in self.series for e in epochs), dtype=float
+        )
         self.figure.marks = marks
 
     def _line(self, x: list[int], y: list[float], label: str, colour: str, style: str) -> bq.Lines:

@@ -28,7 +28,7 @@ from headstart.kernels.schemas import (
     TrainingConfig,
     TrainingPublic,
 )
-from headstart.widgets.base import Status, resolve_client, start_polling
+from headstart.widgets.base import Status, epoch_ticks, resolve_client, start_polling
 from headstart.widgets.pickers import DatasetPicker, ModelPicker
 
 FINE_TUNE_CHOICES: list[tuple[str, int | str]] = [
@@ -232,11 +232,12 @@ class Curves:
     loss: bqplot.Figure
     accuracy: bqplot.Figure
     lines: dict[str, bqplot.Lines]
+    epoch_axes: list[bqplot.Axis]
 
     @classmethod
     def build(cls) -> Curves:
         lines: dict[str, bqplot.Lines] = {}
-        figures = []
+        figures, epoch_axes = [], []
         for metric in ("loss", "accuracy"):
             x, y = bqplot.LinearScale(), bqplot.LinearScale()
             for name, color in ((metric, "#1f77b4"), (f"val_{metric}", "#ff7f0e")):
@@ -249,10 +250,8 @@ class Curves:
                     display_legend=True,
                     marker="circle",
                 )
-            axes = [
-                bqplot.Axis(scale=x, label="epoch", tick_format="d"),
-                bqplot.Axis(scale=y, label=metric, side="left"),
-            ]
+            epoch_axes.append(bqplot.Axis(scale=x, label="epoch", tick_format="d"))
+            axes = [epoch_axes[-1], bqplot.Axis(scale=y, label=metric, side="left")]
             figures.append(
                 bqplot.Figure(
                     marks=[lines[metric], lines[f"val_{metric}"]],
@@ -262,7 +261,7 @@ class Curves:
                     fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
                 )
             )
-        return cls(figures[0], figures[1], lines)
+        return cls(figures[0], figures[1], lines, epoch_axes)
 
     def show(self, epochs: list[EpochPublic]) -> None:
         """Redraw every line from all the epochs held; a val point appears only where it was measured."""
@@ -271,6 +270,9 @@ class Curves:
             with line.hold_sync():
                 line.x = np.array([p[0] for p in points], dtype=float)
                 line.y = np.array([p[1] for p in points], dtype=float)
+        ticks = np.array(epoch_ticks(e.epoch for e in epochs), dtype=float)
+        for axis in self.epoch_axes:
+            axis.tick_values = ticks
 
 
 def phase_text(training: TrainingPublic, epochs_held: int) -> str:
