@@ -200,6 +200,8 @@ class Evaluate(w.VBox):
             return
         replace_options(self.model, [(f"{m.name} v{m.version} · {m.owner} · {m.kind}", m.id) for m in models])
         replace_options(self.dataset, [(d.name, d.id) for d in datasets])
+        if self.dataset.value is None and datasets:
+            self.dataset.value = datasets[-1].id  # the newest, most likely the one just added
 
     def predict_files(self, paths: Sequence[Path | str]) -> list[dict[str, Any]]:
         """Predict each image's top-k labels and show it as a thumbnail beside them."""
@@ -215,11 +217,14 @@ class Evaluate(w.VBox):
             return []
         self.predictions = list(result.get("predictions", []))
         tiles = []
+        names = [file.name for file in files]
         for file, picture, prediction in zip(files, pictures, self.predictions, strict=False):
+            # Files of one name from several folders (a dataset's label folders) keep their folder.
+            shown = file.name if names.count(file.name) == 1 else f"{file.parent.name}/{file.name}"
             kind = (mimetypes.guess_type(file.name)[0] or "image/png").split("/")[-1]
             image = w.Image(value=picture, format=kind, width=THUMBNAIL_PX, height=THUMBNAIL_PX)
             caption = w.HTML(
-                f"<div style='font-size:11px;font-weight:bold'>{html.escape(file.name)}</div>"
+                f"<div style='font-size:11px;font-weight:bold'>{html.escape(shown)}</div>"
                 + _top_html(prediction.get("top", []))
             )
             tiles.append(

@@ -167,6 +167,7 @@ def test_evaluate_on_a_split_shows_accuracy_and_a_confusion_matrix(
 ) -> None:
     evaluate = Evaluate(client, model_id=service.models["bob-public"])
     assert service.models["bob-private"] not in [value for _, value in evaluate.model.options]
+    assert evaluate.dataset.value is not None  # a dataset is picked from the start
     evaluate.dataset.value = client.datasets.get("shapes").id
     evaluate.split.value = "test"
 
@@ -199,6 +200,11 @@ def test_evaluate_on_uploaded_images_shows_thumbnails_with_top_k(
     images = [widget for tile in tiles for widget in _walk(tile) if isinstance(widget, w.Image)]
     assert [image.value for image in images] == [f.read_bytes() for f in files]
     assert f"{predictions[0]['top'][0]['probability']:.0%}" in tiles[0].children[1].value
+    # Files of one name from two label folders are told apart by their folder.
+    same_name = [shapes_folder / "circle" / "0.png", shapes_folder / "square" / "0.png"]
+    evaluate.predict_files(same_name)
+    captions = [tile.children[1].value for tile in evaluate.thumbnails.children]
+    assert "circle/0.png" in captions[0] and "square/0.png" in captions[1]
 
     # The same through the FileUpload, as a browser would fill it.
     picture = files[1].read_bytes()
