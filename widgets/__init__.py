@@ -19,7 +19,8 @@ _WHERE = {
     "Leaderboard": "leaderboard",
     "Evaluate": "evaluate",
     "ModelCard": "card",
-    "studio": "studio",
+    # Not a module named `studio`: importing it would set the package's `studio` to the module.
+    "studio": "tabs",
 }
 
 __all__ = sorted(_WHERE)
@@ -30,7 +31,5 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'headstart.widgets' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"headstart.widgets.{module}"), name)
-    # Importing `headstart.widgets.studio` sets the package's `studio` to the module; the function
-    # must win, or `from headstart.widgets import studio` would hand out the module.
-    globals()[name] = value
+    globals()[name] = value  # found once, then an ordinary attribute
     return value

@@ -71,7 +71,9 @@ def write_lab_settings(home: Path, users: list[str]) -> None:
             path.write_text(json.dumps(values))
 
 
-@pytest.fixture(scope="session")
+# Package scope: the hub and Playwright end with tests/browser. Playwright's sync API runs an event
+# loop in this thread while it is open, which later tests' asyncio.run() would find running.
+@pytest.fixture(scope="package")
 def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """The hub as `make up` runs it: the demo catalog seeded and the headstart kernel installed."""
     require_proxy()
@@ -87,7 +89,7 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         yield hub
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

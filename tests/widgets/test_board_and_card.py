@@ -17,6 +17,7 @@ import pytest
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import TrainingConfig
+from headstart.widgets import studio
 from headstart.widgets.card import ModelCard
 from headstart.widgets.evaluate import (
     CELL_MAX_PX,
@@ -28,9 +29,7 @@ from headstart.widgets.evaluate import (
 )
 from headstart.widgets.leaderboard import Leaderboard
 from headstart.widgets.pickers import ModelPicker
-
-# From its module: `from headstart.widgets import studio` finds the module `studio`, not the function.
-from headstart.widgets.studio import TITLES, studio
+from headstart.widgets.tabs import TITLES
 from tests.widgets.conftest import Service
 
 LABELS = ["circle", "square", "triangle"]

@@ -14,7 +14,7 @@ import headstart.widgets as widgets
 def test_every_exported_name_is_the_widget_not_its_module(name: str) -> None:
     value = getattr(widgets, name)
     assert inspect.isclass(value) or inspect.isfunction(value), value
-    # Asked again after its module was imported (as `import headstart.widgets.studio` does).
+    # Asked again after its module was imported, as other code may do first.
     importlib.import_module(value.__module__)
     assert getattr(importlib.import_module("headstart.widgets"), name) is value
 
