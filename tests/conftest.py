@@ -125,7 +125,9 @@ def dask_scheduler() -> Iterator[str]:
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # The scheduler always serves HTTP (health, metrics, the dashboard when bokeh is there):
+        # on loopback, on a free port, never on every interface at 8787.
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         scheduler_kwargs={"allowed_failures": 1},
         env=WORKER_ENV,

@@ -49,7 +49,9 @@ def make_cluster(runner: JobRunner) -> tuple[Any, str | None]:
         threads_per_worker=runner.threads_per_worker,
         processes=True,
         memory_limit=runner.memory_limit,
-        dashboard_address=None,
+        # The scheduler always serves HTTP (health, metrics, the dashboard when bokeh is there):
+        # on loopback, on a free port, never on every interface at 8787.
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         scheduler_kwargs={"allowed_failures": runner.retries},
         env=WORKER_ENV,

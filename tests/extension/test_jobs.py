@@ -236,3 +236,18 @@ def test_a_job_that_cannot_be_submitted_fails_at_once(tmp_path, shapes_folder) -
     finally:
         catalog.runner.close()
         catalog.close()
+
+
+def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
+    """The default cluster: worker processes on 127.0.0.1 only, below the service's CPU priority."""
+    runner = JobRunner(cluster="local", n_workers=1, worker_nice=7)
+    try:
+        client = runner.client
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert all(address.startswith("tcp://127.0.0.1:") for address in client.scheduler_info()["workers"])
+        # The scheduler's HTTP server too, on a free port rather than every interface at 8787.
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+        own = os.nice(0)
+        assert set(client.run(os.nice, 0).values()) == {min(own + 7, 19)}
+    finally:
+        runner.close()
