@@ -5,9 +5,9 @@ outputs are sliced off, so the function is traced once. Images travel to the dev
 quarter of float32's bytes) and are cast there. On a GPU the body runs in mixed bfloat16 by default;
 on a CPU it stays float32, where it gives model(x)'s outputs to float tolerance.
 
-The compile mechanism is the one thing that differs per Keras backend, so it is chosen here and nowhere
-else: `jax.jit` over `model.stateless_call` on JAX, `tf.function` on TensorFlow (which is why this module
-may import tensorflow, lazily and on that backend only), and a plain call under `no_grad` on PyTorch.
+The compile mechanism is the one thing that differs per Keras backend; `devices.compile_inference`
+chooses it (with the GPU checks, the only code of the engine that imports a backend's own library), so
+this module speaks keras alone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from headstart.kernels.engine.devices import compile_inference, device_description, gpu_available
 from headstart.kernels.errors import Invalid
+
+# gpu_available and device_description are devices' own, offered here beside the forward they choose.
+__all__ = [
+    "STAGING_THREADS",
+    "CompiledForward",
+    "compiled_forward",
+    "device_description",
+    "gpu_available",
+    "synchronize",
+    "with_precision",
+]
 
 if TYPE_CHECKING:
     import keras
@@ -35,47 +47,6 @@ PRECISIONS = (FLOAT32, "mixed_bfloat16", "mixed_float16")
 # computes earlier batches. A copy runs at a few GB/s per thread, and a fast GPU eats about 6 GB/s of
 # uint8 images, so one thread is not enough; the batches staged ahead bound the device memory used.
 STAGING_THREADS = min(4, os.cpu_count() or 1)
-
-
-def gpu_available() -> bool:
-    """Whether the current Keras backend sees a GPU (without starting one where it does not)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return any(device.platform == "gpu" for device in jax.devices())
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "torch":
-        import torch
-
-        return bool(torch.cuda.is_available())
-    return False
-
-
-def device_description() -> str:
-    """The device that compiled forwards run on, in words, e.g. "gpu: NVIDIA H100 80GB HBM3"."""
-    import keras
-
-    if not gpu_available():
-        return "cpu"
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return f"gpu: {jax.devices()[0].device_kind}"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        return f"gpu: {details.get('device_name', 'unknown')}"
-    import torch
-
-    return f"gpu: {torch.cuda.get_device_name()}"
 
 
 def with_precision(model: keras.Model, precision: str) -> keras.Model:
@@ -142,7 +113,12 @@ class CompiledForward:
             raise Invalid(f"the model's input shape {model.input_shape} is not fixed")
         self.backend = keras.backend.backend()
         self.traces = 0
-        self._run = self._compile(on_gpu if jit_compile is None else jit_compile)
+        self._run = compile_inference(
+            self.model,
+            self._forward,
+            (batch_size, *self.input_shape),
+            jit_compile=on_gpu if jit_compile is None else jit_compile,
+        )
 
     def _forward(self, images: Any, call: Callable[[Any], Any]) -> Any:
         import keras
@@ -153,45 +129,6 @@ class CompiledForward:
         # The input contract is float 0-255; the uint8 -> float cast runs on the device.
         outputs = call(keras.ops.cast(images, FLOAT32))
         return keras.ops.cast(outputs, FLOAT32)
-
-    def _compile(self, jit_compile: bool) -> Callable[[Any], Any]:
-        model = self.model
-        if self.backend == "jax":
-            import jax
-
-            def stateless(trainable: list, non_trainable: list, images: Any) -> Any:
-                # Variables are arguments rather than captured constants, so they are not baked into
-                # the compiled program and later weight updates are seen.
-                return self._forward(
-                    images, lambda x: model.stateless_call(trainable, non_trainable, x, training=False)[0]
-                )
-
-            jitted = jax.jit(stateless)
-
-            def run_jax(images: Any) -> Any:
-                trainable = [variable.value for variable in model.trainable_variables]
-                non_trainable = [variable.value for variable in model.non_trainable_variables]
-                return jitted(trainable, non_trainable, images)
-
-            return run_jax
-        if self.backend == "tensorflow":
-            import tensorflow as tf
-
-            signature = [tf.TensorSpec((self.batch_size, *self.input_shape), tf.uint8)]
-            return tf.function(
-                lambda images: self._forward(images, lambda x: model(x, training=False)),
-                input_signature=signature,
-                jit_compile=jit_compile,
-            )
-        if self.backend == "torch":
-            import torch
-
-            def run_torch(images: Any) -> Any:
-                with torch.no_grad():
-                    return self._forward(images, lambda x: model(x, training=False))
-
-            return run_torch
-        raise Invalid(f"no compiled forward for the Keras backend {self.backend!r}")
 
     def stage(self, batch: np.ndarray) -> Any:
         """Pad a uint8 batch of at most batch_size rows to exactly batch_size and put it on the device."""
