@@ -29,107 +29,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from headstart.extension.standalone import Service, serve_catalog
+
 VIEWER = "user000"
 MAX_SECONDS = 600
 OPERATIONS = ("list", "show", "leaderboard")
-
-
-# --- the service ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Service:
-    """A running `jupyter server` with the headstart extension: its URL, token and process."""
-
-    url: str
-    token: str
-    process: subprocess.Popen[bytes]
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-
-@contextmanager
-def serve_catalog(home: Path, catalog: dict[str, object] | None = None) -> Iterator[Service]:
-    """Start the extension in its own `jupyter server` on a free 127.0.0.1 port, on the catalog at `home`.
-
-    `catalog` adds `c.Catalog.*` settings (size limits). Jupyter's own config, data and runtime
-    folders are private to the run, so no user or machine config leaks in.
-    """
-    root = Path(tempfile.mkdtemp(prefix="jupyter-", dir=home))
-    config = {
-        "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
-        "CatalogApp": {"local_user_name": VIEWER},
-        "Catalog": {"home": str(home), **(catalog or {})},
-    }
-    (root / "jupyter_server_config.json").write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(root),
-        "JUPYTER_CONFIG_PATH": "",
-        "JUPYTER_DATA_DIR": str(root / "data"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-    }
-    token, port = secrets.token_hex(16), free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}",
-    ]
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    service = Service(f"http://127.0.0.1:{port}/", token, process)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(service.url + "api/me", headers=service.headers).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield service
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -467,7 +382,7 @@ def main() -> None:
             f"seeded {args.models} models, {args.users} users, dataset {seeded.dataset!r} in "
             f"{time.perf_counter() - start:.1f} s; {seeded.visible_total} models visible to {VIEWER}"
         )
-        with serve_catalog(home) as service:
+        with serve_catalog(home, VIEWER) as service:
             print(
                 f"service {service.url}: a single-user lab, so all {args.clients} clients sign in with "
                 f"its token as the one catalog user {VIEWER!r} (half the models are private to others)"

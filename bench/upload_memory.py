@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +31,7 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_load import Service, serve_catalog  # a sibling script, not a package
+from headstart.extension.standalone import Service, serve_catalog
 
 TARGET_MB = 300
 CHUNK = 1024 * 1024
@@ -149,7 +147,7 @@ def main() -> None:
         for number, (title, limits, path, params, body) in enumerate(cases):
             home = Path(folder) / str(number)
             home.mkdir()
-            with serve_catalog(home, limits) as service:
+            with serve_catalog(home, "user000", {"Catalog": limits}) as service:
                 idle = status_kb(service.process.pid, "VmHWM") / 1024
                 print(f"{title}: {size / 2**30:.2f} GiB to POST {path}, {limits}, idle peak {idle:.0f} MB")
                 status, seconds, peak = upload(service, path, params, body())

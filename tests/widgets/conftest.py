@@ -1,4 +1,5 @@
-"""A real catalog service for the widgets: a `jupyter server` subprocess with the extension.
+"""A real catalog service for the widgets: a `jupyter server` subprocess with the extension
+(`headstart.extension.standalone`).
 
 It is started once for the session, on 127.0.0.1, with its jobs on the session's Dask cluster and
 a catalog seeded through the local managers: the shapes dataset, a public model of bob's (a
@@ -8,21 +9,13 @@ The server is a single-user lab whose token signs in as alice.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from headstart.extension.standalone import serve_catalog
 from headstart.kernels.client import HeadstartClient
 
 
@@ -35,12 +28,6 @@ class Service:
 
     def client(self) -> HeadstartClient:
         return HeadstartClient(self.url, self.token)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -62,57 +49,12 @@ def service(
     }
     catalog.close()
 
-    root = home / "jupyter"
-    root.mkdir()
     config = {
-        "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
-        "CatalogApp": {"local_user_name": "alice"},
-        "Catalog": {"home": str(home), "revision_poll_seconds": 0.0},
+        "Catalog": {"revision_poll_seconds": 0.0},
         "JobRunner": {"cluster": "address", "address": dask_scheduler},
     }
-    (root / "jupyter_server_config.json").write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(root),
-        "JUPYTER_CONFIG_PATH": "",
-        "JUPYTER_DATA_DIR": str(root / "data"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-    }
-    token, port = secrets.token_hex(16), _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}",
-    ]
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "api/me", headers={"Authorization": f"token {token}"}).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Service(url, token, home, models)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with serve_catalog(home, "alice", config) as running:
+        yield Service(running.url, running.token, home, models)
 
 
 @pytest.fixture

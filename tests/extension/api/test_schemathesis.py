@@ -9,16 +9,10 @@ that generated ids often name real objects.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
+
+from headstart.extension.standalone import serve_catalog
 
 pytestmark = pytest.mark.slow
 
@@ -42,81 +38,18 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
 KNOWN_IDS = {"model_id": "models", "training_id": "trainings", "dataset": "datasets"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@dataclass
+class Seeded:
+    """The running service, a client signed in to it, and the objects seeded through it."""
+
+    url: str
+    token: str
+    client: httpx.Client
+    known: dict[str, list[Any]]
 
 
-class Service:
-    """A `jupyter server` subprocess with the headstart extension on a fresh catalog under `root`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.token = secrets.token_hex(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        config_dir = root / "config"
-        config_dir.mkdir(parents=True)
-        config = {
-            "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
-            "Catalog": {"home": str(root / "catalog")},
-        }
-        (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
-        # Own config, data and runtime folders: nothing of the user's or the machine's Jupyter leaks in.
-        env = {
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(config_dir),
-            "JUPYTER_DATA_DIR": str(root / "data"),
-            "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-            "JUPYTER_CONFIG_PATH": "",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--allow-root",  # harmless elsewhere; CI containers often run as root
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={self.token}",
-        ]
-        self.log = (root / "server.log").open("wb")
-        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.client = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=60
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: {(self.root / 'server.log').read_text()[-2000:]}")
-            try:
-                if self.client.get("api/me").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"the server did not answer on {self.url} in {timeout} s")
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            # A generated training may still be running, and its thread would hold the exit.
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-def seed(service: Service, shapes_zip: bytes) -> dict[str, list[Any]]:
+def seed(client: httpx.Client, shapes_zip: bytes) -> dict[str, list[Any]]:
     """One dataset, a public and a private tiny model, and one finished (candidate) training."""
-    client = service.client
     dataset = client.post("api/datasets", params={"name": "shapes"}, content=shapes_zip)
     assert dataset.status_code == 201, dataset.text
     models = []
@@ -138,15 +71,17 @@ def seed(service: Service, shapes_zip: bytes) -> dict[str, list[Any]]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, shapes_zip: bytes) -> Iterator[Service]:
-    running = Service(tmp_path_factory.mktemp("schemathesis"))
+def service(tmp_path_factory: pytest.TempPathFactory, shapes_zip: bytes) -> Iterator[Seeded]:
+    """The extension in its own `jupyter server` (headstart.extension.standalone), seeded over HTTP."""
+    home = tmp_path_factory.mktemp("schemathesis")
     try:
-        running.wait_ready()
-        running.known = seed(running, shapes_zip)  # type: ignore[attr-defined]
-        yield running
+        with (
+            serve_catalog(home, "tester") as running,
+            httpx.Client(base_url=running.url, headers=running.headers, timeout=60) as client,
+        ):
+            yield Seeded(running.url, running.token, client, seed(client, shapes_zip))
     finally:
-        running.stop()
-        shutil.rmtree(running.root / "catalog", ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # A dataset upload is a zip's raw bytes: sent like any other binary body.
@@ -165,8 +100,8 @@ def bounded(case: Any) -> None:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
-def test_the_service_keeps_to_its_description(service: Service, operation: Any, mode: GenerationMode) -> None:
-    known: dict[str, list[Any]] = service.known  # type: ignore[attr-defined]
+def test_the_service_keeps_to_its_description(service: Seeded, operation: Any, mode: GenerationMode) -> None:
+    known = service.known
     swappable = [name for name in KNOWN_IDS if name in operation.path_parameters]
 
     @given(case=operation.as_strategy(mode), data=st.data())
