@@ -62,11 +62,6 @@ def _job_of(session: Session, training_id: int) -> Job | None:
     ).first()
 
 
-def _config_of(session: Session, job: Job) -> dict:
-    training = session.get(Training, job.training_id)
-    return training.config if training is not None else {}
-
-
 class TrainingManager:
     """Starts trainings, serves their epochs, and applies decisions."""
 
@@ -201,10 +196,11 @@ class TrainingManager:
                 ).first()
                 if seen is None:
                     session.add(Epoch(training_id=job.training_id, **figures))  # type: ignore[arg-type]
-                    current = session.get(Job, job.id)
-                    if current is not None:
+                    current, training = session.get(Job, job.id), session.get(Training, job.training_id)
+                    if current is not None and training is not None:
+                        # The stored config is a whole TrainingConfig.model_dump(): epochs is there.
                         current.phase, current.done = "epochs", int(figures["epoch"])
-                        current.total = int(TrainingConfig(**_config_of(session, job)).epochs)
+                        current.total = int(training.config["epochs"])
                         session.add(current)
 
     def _ended(self, training_id: int, job_id: int, state: str, value: Any) -> None:
