@@ -229,12 +229,3 @@ class JobRunner(LoggingConfigurable):
             # Not started yet: take it off the queue. Should it start this very moment, its first
             # look at the stop event ends it before it writes anything.
             future.cancel()
-
-    def wait(self, key: str, timeout: float | None = None) -> None:
-        """Block until the job `key` followed here has ended and its end was handled."""
-        future = self._futures.get(key)
-        if future is not None:
-            from distributed import wait
-
-            wait(future, timeout=timeout)
-        self._ordered.submit(lambda: None).result(timeout)
