@@ -19,26 +19,14 @@ from sqlmodel import Session, col
 from headstart.extension.catalog.database import RevisionClock
 from headstart.extension.catalog.tables import CatalogModel, ModelVersion, User
 from headstart.kernels.errors import NotFound
-from headstart.kernels.schemas import ModelPublic
+from headstart.kernels.schemas import ModelBase, ModelPublic
 
 # Filtered lists kept per snapshot: one per (viewer, filter) asked lately.
 KEPT_LISTS = 256
 
-# ModelPublic's fields as stored, in the order the snapshot's query reads them.
-_MODEL_COLUMNS = (
-    "id",
-    "name",
-    "description",
-    "kind",
-    "labels",
-    "public",
-    "version",
-    "parent_id",
-    "parent_version",
-    "architecture",
-    "created_at",
-    "updated_at",
-)
+# ModelPublic's fields as the models table stores them, in the order the snapshot's query reads them:
+# the shared ModelBase's, so a field added there is listed and shown without a change here.
+_MODEL_COLUMNS = ("id", *ModelBase.model_fields, "created_at", "updated_at")
 
 
 class Filter(NamedTuple):
