@@ -1,7 +1,7 @@
 """Benchmark: the catalog's read paths under 50 concurrent clients (issue 3, "Speed and load").
 
-Target (no anchor: an absolute service level): p99 under 100 ms for `GET api/models?limit=50&offset=`
-and `GET api/models/{id}`, and zero errors, against a catalog of 10,000 models and 100 users; the
+Target (no anchor: an absolute service level): p99 under 100 ms for `GET headstart/models?limit=50&offset=`
+and `GET headstart/models/{id}`, and zero errors, against a catalog of 10,000 models and 100 users; the
 leaderboard's figures are reported beside them. Everything runs on 127.0.0.1.
 
 Seeding shortcut: only the list, show and leaderboard read paths are measured, so the catalog is
@@ -236,11 +236,11 @@ async def client_loop(
             operation = rng.choices(names, weights)[0]
             if operation == "list":
                 offset = rng.randrange(max(1, seeded.visible_total - 50))
-                path = f"api/models?limit=50&offset={offset}"
+                path = f"headstart/models?limit=50&offset={offset}"
             elif operation == "show":
-                path = f"api/models/{rng.choice(seeded.visible_ids)}"
+                path = f"headstart/models/{rng.choice(seeded.visible_ids)}"
             else:
-                path = f"api/leaderboards/{seeded.dataset}"
+                path = f"headstart/leaderboards/{seeded.dataset}"
             tally = tallies[operation]
             start = time.perf_counter()
             try:
@@ -271,12 +271,12 @@ def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
     """
     with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
         body = {"model_id": seeded.visible_ids[0], "dataset": seeded.dataset, "config": TRAINING}
-        started = http.post("api/trainings", json=body)
+        started = http.post("headstart/trainings", json=body)
         started.raise_for_status()
         training_id = started.json()["id"]
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            training = http.get(f"api/trainings/{training_id}").json()
+            training = http.get(f"headstart/trainings/{training_id}").json()
             if training["status"] != "running":
                 raise RuntimeError(f"the training ended before the load: {training}")
             if training["epochs"]:
@@ -293,13 +293,13 @@ def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
 def stop_training(service: Service, training: tuple[int, int]) -> None:
     training_id, before = training
     with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
-        answer = http.get(f"api/trainings/{training_id}").json()
+        answer = http.get(f"headstart/trainings/{training_id}").json()
         during = len(answer["epochs"]) - before
         print(
             f"training {training_id}: {during} epochs finished during the load, still "
             f"{answer['job']['state']}; cancelling it"
         )
-        http.post(f"api/trainings/{training_id}/cancel").raise_for_status()
+        http.post(f"headstart/trainings/{training_id}/cancel").raise_for_status()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -388,9 +388,9 @@ def main() -> None:
                 f"its token as the one catalog user {VIEWER!r} (half the models are private to others)"
             )
             with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as warm:
-                for path in ("api/models?limit=50", f"api/models/{seeded.visible_ids[0]}"):
+                for path in ("headstart/models?limit=50", f"headstart/models/{seeded.visible_ids[0]}"):
                     warm.get(path).raise_for_status()
-                board = warm.get(f"api/leaderboards/{seeded.dataset}")
+                board = warm.get(f"headstart/leaderboards/{seeded.dataset}")
                 board.raise_for_status()
                 print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
             training = start_training(service, seeded) if args.training else None

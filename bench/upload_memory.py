@@ -4,9 +4,9 @@ Target (no anchor: an absolute bound): the service's peak RSS stays under 300 MB
 stream to a temporary file and are never held whole in memory. Two uploads, each to a fresh
 `jupyter server` subprocess with the extension on 127.0.0.1 (see `bench/api_load.py`):
 
-- `POST api/models/upload` of a ~2 GB body with `max_model_bytes` at 1 GB: refused with 413 as soon
+- `POST headstart/models/upload` of a ~2 GB body with `max_model_bytes` at 1 GB: refused with 413 as soon
   as the count passes the limit, after 1 GB has streamed to disk.
-- `POST api/datasets` of a ~2 GB zip with a 3 GB `max_archive_bytes`: stored (uncompressed) entries of
+- `POST headstart/datasets` of a ~2 GB zip with a 3 GB `max_archive_bytes`: stored (uncompressed) entries of
   random bytes under label folders, received whole and then refused by validation (they are not
   images), which is what this measures: receiving, not ingesting.
 
@@ -132,14 +132,14 @@ def main() -> None:
             (
                 "model upload, refused at max_model_bytes",
                 {"max_model_bytes": size // 2},
-                "api/models/upload",
+                "headstart/models/upload",
                 {"name": "huge"},
                 lambda: chunks(block, size, 0),
             ),
             (
                 "dataset zip, received whole",
                 {"max_archive_bytes": size + 2**30},
-                "api/datasets",
+                "headstart/datasets",
                 {"name": "huge"},
                 lambda: stored_zip_stream(block, size),
             ),

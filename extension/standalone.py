@@ -93,7 +93,7 @@ def serve_catalog(
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the service did not start:\n{log_path.read_text()[-3000:]}")
                 try:
-                    if httpx.get(service.url + "api/me", headers=service.headers).status_code == 200:
+                    if httpx.get(service.url + "headstart/me", headers=service.headers).status_code == 200:
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)

@@ -14,7 +14,9 @@ from headstart.extension.handlers import (
 from headstart.extension.handlers.base import NotFoundHandler
 
 # Routes are tried in order; the catch-all comes last, so that only unknown paths under the
-# catalog's resources reach it (the server's own api/ routes are left alone).
+# catalog's own namespace reach it. Every route lives under `headstart/`, as jupyter-scheduler's
+# live under `scheduler/`: the server's `api/` (its `api/me` included) and JupyterLab's routes
+# stay theirs when the extension loads into a plain `jupyter lab`.
 default_handlers = [
     *spec.default_handlers,
     *models.default_handlers,
@@ -24,7 +26,7 @@ default_handlers = [
     *evaluations.default_handlers,
     *leaderboards.default_handlers,
     (
-        r"/api/(?:me|openapi\.yaml|models|datasets|trainings|jobs|evaluations|leaderboards)/.*",
+        r"/headstart(?:/.*)?",
         NotFoundHandler,
     ),
 ]

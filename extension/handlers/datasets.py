@@ -12,7 +12,7 @@ from headstart.kernels.schemas import Page
 
 @web.stream_request_body
 class DatasetsHandler(UploadHandler):
-    """`GET api/datasets`: a page of datasets; `POST api/datasets?name=...`: ingest a streamed zip."""
+    """`GET headstart/datasets`: a page of datasets; `POST headstart/datasets?name=...`: ingest a zip."""
 
     auth_resource = "catalog:datasets"
     suffix = ".zip"
@@ -58,7 +58,7 @@ class DatasetsHandler(UploadHandler):
 
 
 class DatasetHandler(CatalogHandler):
-    """`GET api/datasets/{id or name}`; `DELETE` answers 409, since datasets are never deleted."""
+    """`GET headstart/datasets/{id or name}`; `DELETE` answers 409, since datasets are never deleted."""
 
     auth_resource = "catalog:datasets"
 
@@ -75,6 +75,6 @@ class DatasetHandler(CatalogHandler):
 
 
 default_handlers = [
-    (r"/api/datasets", DatasetsHandler),
-    (r"/api/datasets/([^/]+)", DatasetHandler),
+    (r"/headstart/datasets", DatasetsHandler),
+    (r"/headstart/datasets/([^/]+)", DatasetHandler),
 ]

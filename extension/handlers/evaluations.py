@@ -15,7 +15,7 @@ from headstart.kernels.schemas import EvaluationRequest
 
 
 class EvaluationsHandler(CatalogHandler):
-    """`POST api/evaluations`: a version's score on a split, computed once and then cached."""
+    """`POST headstart/evaluations`: a version's score on a split, computed once and then cached."""
 
     auth_resource = "catalog:evaluations"
 
@@ -38,7 +38,7 @@ class EvaluationsHandler(CatalogHandler):
 
 @web.stream_request_body
 class PredictionsHandler(UploadHandler):
-    """`POST api/models/{id}/predictions?top_k=&version=`: top-k labels of multipart `images` files."""
+    """`POST headstart/models/{id}/predictions?top_k=&version=`: top-k labels of multipart `images` files."""
 
     auth_resource = "catalog:evaluations"
 
@@ -93,6 +93,6 @@ class PredictionsHandler(UploadHandler):
 
 
 default_handlers = [
-    (r"/api/evaluations", EvaluationsHandler),
-    (r"/api/models/(\d+)/predictions", PredictionsHandler),
+    (r"/headstart/evaluations", EvaluationsHandler),
+    (r"/headstart/models/(\d+)/predictions", PredictionsHandler),
 ]

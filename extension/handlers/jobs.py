@@ -9,7 +9,7 @@ from headstart.extension.handlers.base import CatalogHandler
 
 
 class JobsHandler(CatalogHandler):
-    """`GET api/jobs?unfinished=true`: your jobs, oldest first."""
+    """`GET headstart/jobs?unfinished=true`: your jobs, oldest first."""
 
     auth_resource = "catalog:trainings"
 
@@ -22,7 +22,7 @@ class JobsHandler(CatalogHandler):
 
 
 class JobHandler(CatalogHandler):
-    """`GET api/jobs/{id}`: one of your jobs; another user's is 404."""
+    """`GET headstart/jobs/{id}`: one of your jobs; another user's is 404."""
 
     auth_resource = "catalog:trainings"
 
@@ -33,4 +33,4 @@ class JobHandler(CatalogHandler):
         self.write_json(await self.call(self.catalog.jobs.get, viewer, int(job_id)))
 
 
-default_handlers = [(r"/api/jobs", JobsHandler), (r"/api/jobs/(\d+)", JobHandler)]
+default_handlers = [(r"/headstart/jobs", JobsHandler), (r"/headstart/jobs/(\d+)", JobHandler)]

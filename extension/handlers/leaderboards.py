@@ -9,7 +9,7 @@ from headstart.extension.handlers.base import CatalogHandler
 
 
 class LeaderboardHandler(CatalogHandler):
-    """`GET api/leaderboards/{dataset id or name}`: scores are computed once per model version."""
+    """`GET headstart/leaderboards/{dataset id or name}`: scores are computed once per model version."""
 
     auth_resource = "catalog:leaderboards"
 
@@ -24,4 +24,4 @@ class LeaderboardHandler(CatalogHandler):
         self.finish_json(body)
 
 
-default_handlers = [(r"/api/leaderboards/([^/]+)", LeaderboardHandler)]
+default_handlers = [(r"/headstart/leaderboards/([^/]+)", LeaderboardHandler)]

@@ -15,12 +15,12 @@ from headstart.extension.managers.models import model_filter
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import ModelCreate, ModelUpdate
 
-MODEL = r"/api/models/(\d+)"
+MODEL = r"/headstart/models/(\d+)"
 CHUNK = 1024 * 1024
 
 
 class ModelsHandler(CatalogHandler):
-    """`GET api/models`: a filtered page of the visible models; `POST`: build one from the zoo."""
+    """`GET headstart/models`: a filtered page of the visible models; `POST`: build one from the zoo."""
 
     auth_resource = "catalog:models"
 
@@ -50,7 +50,7 @@ class ModelsHandler(CatalogHandler):
 
 @web.stream_request_body
 class ModelUploadHandler(UploadHandler):
-    """`POST api/models/upload?name=&labels=&description=&public=`: a streamed `.keras` file."""
+    """`POST headstart/models/upload?name=&labels=&description=&public=`: a streamed `.keras` file."""
 
     auth_resource = "catalog:models"
     suffix = ".keras"  # the validator accepts .keras files only
@@ -81,7 +81,7 @@ class ModelUploadHandler(UploadHandler):
 
 
 class ModelHandler(CatalogHandler):
-    """`GET`, `PATCH` and `DELETE api/models/{id}`; only the owner changes or deletes."""
+    """`GET`, `PATCH` and `DELETE headstart/models/{id}`; only the owner changes or deletes."""
 
     auth_resource = "catalog:models"
 
@@ -112,7 +112,7 @@ class ModelHandler(CatalogHandler):
 
 
 class ModelVersionsHandler(CatalogHandler):
-    """`GET api/models/{id}/versions`: every version of a visible model, oldest first."""
+    """`GET headstart/models/{id}/versions`: every version of a visible model, oldest first."""
 
     auth_resource = "catalog:models"
 
@@ -124,7 +124,7 @@ class ModelVersionsHandler(CatalogHandler):
 
 
 class ModelTrainingsHandler(CatalogHandler):
-    """`GET api/models/{id}/trainings`: the trainings that made a visible model's versions."""
+    """`GET headstart/models/{id}/trainings`: the trainings that made a visible model's versions."""
 
     auth_resource = "catalog:models"
 
@@ -136,7 +136,7 @@ class ModelTrainingsHandler(CatalogHandler):
 
 
 class ModelDownloadHandler(CatalogHandler):
-    """`GET api/models/{id}/download?version=`: one normal `.keras` file, streamed in chunks."""
+    """`GET headstart/models/{id}/download?version=`: one normal `.keras` file, streamed in chunks."""
 
     auth_resource = "catalog:models"
 
@@ -161,7 +161,7 @@ class ModelDownloadHandler(CatalogHandler):
 
 
 class ModelNotebookHandler(CatalogHandler):
-    """`GET api/models/{id}/notebook`: a public model's read-only card, as a notebook to copy."""
+    """`GET headstart/models/{id}/notebook`: a public model's read-only card, as a notebook to copy."""
 
     auth_resource = "catalog:models"
 
@@ -175,7 +175,7 @@ class ModelNotebookHandler(CatalogHandler):
 
 
 class ModelCardHandler(CatalogHandler):
-    """`GET api/models/{id}/card`: a public model's card rendered as a page, viewable by all users."""
+    """`GET headstart/models/{id}/card`: a public model's card rendered as a page, viewable by all users."""
 
     auth_resource = "catalog:models"
 
@@ -188,8 +188,8 @@ class ModelCardHandler(CatalogHandler):
 
 
 default_handlers = [
-    (r"/api/models", ModelsHandler),
-    (r"/api/models/upload", ModelUploadHandler),
+    (r"/headstart/models", ModelsHandler),
+    (r"/headstart/models/upload", ModelUploadHandler),
     (MODEL, ModelHandler),
     (MODEL + r"/versions", ModelVersionsHandler),
     (MODEL + r"/trainings", ModelTrainingsHandler),

@@ -1,4 +1,5 @@
-"""The API's own description (`api/openapi.yaml`) and who the catalog thinks the caller is (`api/me`)."""
+"""The API's own description (`headstart/openapi.yaml`) and who the catalog thinks the caller is
+(`headstart/me`; the server's own `api/me` stays jupyter-server's identity)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def openapi_text() -> str:
 
 
 class OpenAPIHandler(CatalogHandler):
-    """`GET api/openapi.yaml`: the OpenAPI 3.0 description of every route."""
+    """`GET headstart/openapi.yaml`: the OpenAPI 3.0 description of every route."""
 
     # Reading the description is part of reading the catalog.
     auth_resource = "catalog:models"
@@ -33,7 +34,7 @@ class OpenAPIHandler(CatalogHandler):
 
 
 class MeHandler(CatalogHandler):
-    """`GET api/me`: the catalog user that owns what this caller creates."""
+    """`GET headstart/me`: the catalog user that owns what this caller creates."""
 
     auth_resource = "catalog:models"
 
@@ -45,6 +46,6 @@ class MeHandler(CatalogHandler):
 
 
 default_handlers = [
-    (r"/api/openapi.yaml", OpenAPIHandler),
-    (r"/api/me", MeHandler),
+    (r"/headstart/openapi.yaml", OpenAPIHandler),
+    (r"/headstart/me", MeHandler),
 ]

@@ -9,11 +9,11 @@ from headstart.extension.catalog.tables import User
 from headstart.extension.handlers.base import CatalogHandler
 from headstart.kernels.schemas import DecisionRequest, ModelPublic, TrainingCreate, TrainingPublic
 
-TRAINING = r"/api/trainings/(\d+)"
+TRAINING = r"/headstart/trainings/(\d+)"
 
 
 class TrainingsHandler(CatalogHandler):
-    """`POST api/trainings`: record a training and answer 202 while it runs; `GET`: yours."""
+    """`POST headstart/trainings`: record a training and answer 202 while it runs; `GET`: yours."""
 
     auth_resource = "catalog:trainings"
 
@@ -37,7 +37,7 @@ class TrainingsHandler(CatalogHandler):
 
 
 class TrainingHandler(CatalogHandler):
-    """`GET api/trainings/{id}?since=N`: a training with its job's state and the epochs after N.
+    """`GET headstart/trainings/{id}?since=N`: a training with its job's state and the epochs after N.
 
     A dashboard asks with the last epoch it has, so each poll carries only what is new.
     """
@@ -54,7 +54,7 @@ class TrainingHandler(CatalogHandler):
 
 
 class DecisionHandler(CatalogHandler):
-    """`POST api/trainings/{id}/decision`: update, keep_both or discard the candidate."""
+    """`POST headstart/trainings/{id}/decision`: update, keep_both or discard the candidate."""
 
     auth_resource = "catalog:trainings"
 
@@ -74,7 +74,7 @@ class DecisionHandler(CatalogHandler):
 
 
 class CancelHandler(CatalogHandler):
-    """`POST api/trainings/{id}/cancel`: ask a running training to stop at its next batch."""
+    """`POST headstart/trainings/{id}/cancel`: ask a running training to stop at its next batch."""
 
     auth_resource = "catalog:trainings"
 
@@ -86,7 +86,7 @@ class CancelHandler(CatalogHandler):
 
 
 default_handlers = [
-    (r"/api/trainings", TrainingsHandler),
+    (r"/headstart/trainings", TrainingsHandler),
     (TRAINING, TrainingHandler),
     (TRAINING + r"/decision", DecisionHandler),
     (TRAINING + r"/cancel", CancelHandler),

@@ -51,7 +51,7 @@ class HeadstartClient:
 
     def me(self) -> str:
         """The user name the catalog knows you by."""
-        response = self._connection.request("GET", "api/me")
+        response = self._connection.request("GET", "headstart/me")
         try:
             return str(response.json()["name"])
         except (ValueError, TypeError, KeyError):

@@ -42,7 +42,7 @@ class Connection:
     def __init__(
         self, url: str, token: str | None, *, transport: httpx.BaseTransport | None, timeout: float
     ) -> None:
-        # A trailing slash makes "api/models" land under the service prefix, not beside it.
+        # A trailing slash makes "headstart/models" land under the service prefix, not beside it.
         self.url = url.rstrip("/") + "/"
         self.timeout = timeout
         headers = {"Authorization": f"token {token}"} if token else {}

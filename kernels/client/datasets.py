@@ -22,7 +22,7 @@ from headstart.kernels.schemas import DatasetPublic
 
 def dataset_path(ref: int | str) -> str:
     """The API path of a dataset by id or name; a name may hold any character, so it is quoted."""
-    return f"api/datasets/{quote(str(ref), safe='')}"
+    return f"headstart/datasets/{quote(str(ref), safe='')}"
 
 
 def zip_folder(folder: Path, dest: Path) -> None:
@@ -87,7 +87,7 @@ class RemoteDatasets:
         )
         response = self._connection.request(
             "POST",
-            "api/datasets",
+            "headstart/datasets",
             params=params,
             content=file_chunks(archive, progress),
             headers=upload_headers(archive, "application/zip"),
@@ -97,7 +97,7 @@ class RemoteDatasets:
 
     def list(self) -> builtins.list[DatasetPublic]:
         """Every dataset, oldest first."""
-        return self._connection.every("api/datasets", DatasetPublic, {})
+        return self._connection.every("headstart/datasets", DatasetPublic, {})
 
     def get(self, ref: int | str) -> DatasetPublic:
         """A dataset by id or by name."""

@@ -33,7 +33,7 @@ class RemoteEvaluations:
             EvaluationRequest, model_id=model_id, dataset=dataset, split=split, version=version, top_k=top_k
         )
         response = self._connection.request(
-            "POST", "api/evaluations", json=body.model_dump(mode="json"), slow=True
+            "POST", "headstart/evaluations", json=body.model_dump(mode="json"), slow=True
         )
         return parse(response, EvaluationPublic)
 
@@ -71,7 +71,7 @@ class RemoteEvaluations:
             ]
             response = self._connection.request(
                 "POST",
-                f"api/models/{int(model_id)}/predictions",
+                f"headstart/models/{int(model_id)}/predictions",
                 params=query(top_k=top_k, version=version),
                 files=parts,
                 slow=True,
@@ -93,7 +93,7 @@ class RemoteEvaluations:
 
         `progress(done, total)` comes once, with the answer: the service scores the models itself.
         """
-        path = f"api/leaderboards/{quote(str(dataset), safe='')}"
+        path = f"headstart/leaderboards/{quote(str(dataset), safe='')}"
         rows = parse_list(self._connection.request("GET", path, slow=True), LeaderboardRow)
         if progress is not None:
             progress(len(rows), len(rows))

@@ -17,8 +17,8 @@ class RemoteJobs:
     def list(self, *, unfinished: bool = False) -> builtins.list[JobPublic]:
         """Your jobs, oldest first; only queued and running ones with `unfinished`."""
         params = query(unfinished="true" if unfinished else None)
-        return parse_list(self._connection.request("GET", "api/jobs", params=params), JobPublic)
+        return parse_list(self._connection.request("GET", "headstart/jobs", params=params), JobPublic)
 
     def get(self, job_id: int) -> JobPublic:
         """One of your jobs, with its state and progress."""
-        return parse(self._connection.request("GET", f"api/jobs/{int(job_id)}"), JobPublic)
+        return parse(self._connection.request("GET", f"headstart/jobs/{int(job_id)}"), JobPublic)

@@ -55,7 +55,7 @@ class RemoteModels:
             public=public,
         )
         response = self._connection.request(
-            "POST", "api/models", json=body.model_dump(mode="json"), slow=True
+            "POST", "headstart/models", json=body.model_dump(mode="json"), slow=True
         )
         return parse(response, ModelPublic)
 
@@ -76,7 +76,7 @@ class RemoteModels:
             raise Invalid(f"model uploads must be .keras files, not {path.name!r}")
         response = self._connection.request(
             "POST",
-            "api/models/upload",
+            "headstart/models/upload",
             params=query(name=name, labels=labels, description=description, public=public),
             content=file_chunks(path),
             headers=upload_headers(path, "application/octet-stream"),
@@ -97,7 +97,7 @@ class RemoteModels:
     ) -> builtins.list[ModelPublic]:
         """Every model you may see, filtered; fetched page by page."""
         filters = query(owner=owner, kind=kind, labels=labels, mine=mine or None, public=public)
-        return self._connection.every("api/models", ModelPublic, filters)
+        return self._connection.every("headstart/models", ModelPublic, filters)
 
     def page(
         self,
@@ -120,15 +120,15 @@ class RemoteModels:
             limit=limit,
             offset=offset,
         )
-        return parse_page(self._connection.request("GET", "api/models", params=params), ModelPublic)
+        return parse_page(self._connection.request("GET", "headstart/models", params=params), ModelPublic)
 
     def get(self, model_id: int) -> ModelPublic:
         """One model you may see."""
-        return parse(self._connection.request("GET", f"api/models/{int(model_id)}"), ModelPublic)
+        return parse(self._connection.request("GET", f"headstart/models/{int(model_id)}"), ModelPublic)
 
     def versions(self, model_id: int) -> builtins.list[ModelVersionPublic]:
         """Every version of a model, oldest first."""
-        response = self._connection.request("GET", f"api/models/{int(model_id)}/versions")
+        response = self._connection.request("GET", f"headstart/models/{int(model_id)}/versions")
         return parse_list(response, ModelVersionPublic)
 
     def download(self, model_id: int, dest: Path, version: int | None = None) -> Path:
@@ -140,7 +140,7 @@ class RemoteModels:
         into_folder = dest.is_dir()
         if not into_folder and dest.suffix != ".keras":
             raise Invalid(f"the download must be written to a .keras file, not {dest.name!r}")
-        path = f"api/models/{int(model_id)}/download"
+        path = f"headstart/models/{int(model_id)}/download"
         with self._connection.stream("GET", path, params=query(version=version)) as response:
             if into_folder:
                 dest = dest / self._file_name(response, model_id, version)
@@ -177,7 +177,7 @@ class RemoteModels:
 
     def notebook(self, model_id: int, dest: Path) -> Path:
         """Copy a public model's card notebook into `dest` (a file or a folder), to run it yourself."""
-        response = self._connection.request("GET", f"api/models/{int(model_id)}/notebook")
+        response = self._connection.request("GET", f"headstart/models/{int(model_id)}/notebook")
         dest = Path(dest)
         if dest.is_dir():
             dest = dest / f"model-{int(model_id)}-card.ipynb"
@@ -197,10 +197,10 @@ class RemoteModels:
         """Rename, describe, publish or unpublish a model you own; only the fields given change."""
         body = build(ModelUpdate, name=name, description=description, public=public)
         response = self._connection.request(
-            "PATCH", f"api/models/{int(model_id)}", json=body.model_dump(mode="json", exclude_none=True)
+            "PATCH", f"headstart/models/{int(model_id)}", json=body.model_dump(mode="json", exclude_none=True)
         )
         return parse(response, ModelPublic)
 
     def delete(self, model_id: int) -> None:
         """Delete a model you own, with its versions, trainings and evaluations."""
-        self._connection.request("DELETE", f"api/models/{int(model_id)}")
+        self._connection.request("DELETE", f"headstart/models/{int(model_id)}")

@@ -44,7 +44,7 @@ class RemoteTrainings:
     ) -> TrainingPublic:
         """Start a training of a model's current version on a dataset and return it while it runs."""
         body = build(TrainingCreate, model_id=model_id, dataset=dataset, config=config or TrainingConfig())
-        response = self._connection.request("POST", "api/trainings", json=body.model_dump(mode="json"))
+        response = self._connection.request("POST", "headstart/trainings", json=body.model_dump(mode="json"))
         return parse(response, TrainingPublic)
 
     def start(
@@ -98,18 +98,18 @@ class RemoteTrainings:
     def get(self, training_id: int, *, since: int = 0) -> TrainingPublic:
         """A training you may see, with its job's state and its epochs after epoch `since`."""
         response = self._connection.request(
-            "GET", f"api/trainings/{int(training_id)}", params=query(since=since or None)
+            "GET", f"headstart/trainings/{int(training_id)}", params=query(since=since or None)
         )
         return parse(response, TrainingPublic)
 
     def list(self, *, model_id: int | None = None) -> builtins.list[TrainingPublic]:
         """Your trainings, oldest first, optionally of one model."""
-        response = self._connection.request("GET", "api/trainings", params=query(model_id=model_id))
+        response = self._connection.request("GET", "headstart/trainings", params=query(model_id=model_id))
         return parse_list(response, TrainingPublic)
 
     def history(self, model_id: int) -> builtins.list[TrainingPublic]:
         """The trainings that made the versions of a model you may see: its lineage."""
-        response = self._connection.request("GET", f"api/models/{int(model_id)}/trainings")
+        response = self._connection.request("GET", f"headstart/models/{int(model_id)}/trainings")
         return parse_list(response, TrainingPublic)
 
     def decide(
@@ -121,12 +121,12 @@ class RemoteTrainings:
         body = build(DecisionRequest, decision=decision, name=name)
         response = self._connection.request(
             "POST",
-            f"api/trainings/{int(training_id)}/decision",
+            f"headstart/trainings/{int(training_id)}/decision",
             json=body.model_dump(mode="json", exclude_none=True),
         )
         return parse(response, DecisionResult).model
 
     def cancel(self, training_id: int) -> TrainingPublic:
         """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
-        response = self._connection.request("POST", f"api/trainings/{int(training_id)}/cancel")
+        response = self._connection.request("POST", f"headstart/trainings/{int(training_id)}/cancel")
         return parse(response, TrainingPublic)

@@ -127,7 +127,7 @@ def catalog(hub: Hub, user: str, path: str) -> Any:
 
 
 def model_names(hub: Hub, user: str) -> list[str]:
-    answer = catalog(hub, user, "api/models")
+    answer = catalog(hub, user, "headstart/models")
     items = answer["items"] if isinstance(answer, dict) else answer
     return [str(m["name"]) for m in items]
 

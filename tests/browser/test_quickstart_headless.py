@@ -60,7 +60,7 @@ def test_the_quickstart_runs_top_to_bottom_with_no_edits(demo_hub: Hub, tmp_path
     assert len(views) >= 5  # pickers, setup, evaluation, leaderboard
     # The model it made is carol's own, private until she publishes it.
     mine = httpx.get(
-        demo_hub.service_url + "api/models",
+        demo_hub.service_url + "headstart/models",
         params={"mine": "true"},
         headers={"Authorization": f"token {token}"},
     ).json()["items"]

@@ -157,7 +157,7 @@ def running_hub(home: Path) -> Iterator[Hub]:
         admin.post("users", json={"usernames": ["alice", "bob"]}).raise_for_status()
         running = Hub(url=url, admin=admin, tokens={}, log=log, password=password, home=home)
         running.tokens = {name: running.new_token(name) for name in ("alice", "bob")}
-        me = f"{running.service_url}api/me"
+        me = f"{running.service_url}headstart/me"
         auth = {"Authorization": f"token {running.tokens['alice']}"}
         wait_for(
             "the catalog service",

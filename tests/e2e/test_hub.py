@@ -77,7 +77,7 @@ def test_a_private_model_stays_private_until_published(
 
 
 def test_an_anonymous_request_is_refused(hub: Hub) -> None:
-    response = httpx.get(f"{hub.service_url}api/models", follow_redirects=False, timeout=30)
+    response = httpx.get(f"{hub.service_url}headstart/models", follow_redirects=False, timeout=30)
     assert response.status_code in (302, 401, 403)
     assert "items" not in response.text
 
@@ -104,7 +104,9 @@ def test_a_token_without_the_write_scope_only_reads(hub: Hub) -> None:
 
 def test_a_token_without_access_to_the_service_is_refused(hub: Hub) -> None:
     token = hub.new_token("bob", ["read:users:name!user=bob"])
-    response = httpx.get(f"{hub.service_url}api/me", headers={"Authorization": f"token {token}"}, timeout=30)
+    response = httpx.get(
+        f"{hub.service_url}headstart/me", headers={"Authorization": f"token {token}"}, timeout=30
+    )
     assert response.status_code in (401, 403)
 
 

@@ -22,7 +22,7 @@ METHODS = ("get", "post", "patch", "put", "delete")
 
 
 def route_template(pattern: str) -> str:
-    """`/api/models/(\\d+)/versions` as `/api/models/{}/versions`."""
+    """`/headstart/models/(\\d+)/versions` as `/headstart/models/{}/versions`."""
     return re.sub(r"\([^)]*\)", "{}", pattern).replace("\\.", ".")
 
 

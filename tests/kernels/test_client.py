@@ -166,9 +166,9 @@ def read_stream(request: httpx.Request) -> list[bytes]:
 def test_requests_carry_the_token_and_land_under_the_service_prefix(
     fake: FakeCatalog, client: HeadstartClient
 ) -> None:
-    fake.on("GET", "api/me", {"name": "alice"})
+    fake.on("GET", "headstart/me", {"name": "alice"})
     assert client.me() == "alice"
-    assert str(fake.last.url) == BASE + "api/me"
+    assert str(fake.last.url) == BASE + "headstart/me"
     assert fake.last.headers["Authorization"] == "token s3cret"
     assert "s3cret" not in repr(client)
 
@@ -176,7 +176,7 @@ def test_requests_carry_the_token_and_land_under_the_service_prefix(
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeCatalog) -> None:
     monkeypatch.setenv("HEADSTART_URL", "http://env.test/services/headstart/")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "from-env")
-    fake.on("GET", "api/me", {"name": "bob"})
+    fake.on("GET", "headstart/me", {"name": "bob"})
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -185,7 +185,7 @@ def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
     with HeadstartClient(transport=httpx.MockTransport(handler)) as client:
         assert client.me() == "bob"
-    assert str(seen[0].url) == "http://env.test/services/headstart/api/me"
+    assert str(seen[0].url) == "http://env.test/services/headstart/headstart/me"
     assert seen[0].headers["Authorization"] == "token from-env"
 
 
@@ -197,7 +197,7 @@ def test_a_missing_url_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_without_a_token_no_authorization_is_sent(monkeypatch: pytest.MonkeyPatch, fake: FakeCatalog) -> None:
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
-    fake.on("GET", "api/me", {"name": "me"})
+    fake.on("GET", "headstart/me", {"name": "me"})
     with HeadstartClient(BASE, transport=httpx.MockTransport(fake)) as client:
         client.me()
     assert "Authorization" not in fake.last.headers
@@ -223,7 +223,7 @@ def test_error_bodies_become_the_matching_exception(
     items = [{"file": "cat/1.jpg", "reason": "not an image"}]
     fake.on(
         "GET",
-        "api/models/3",
+        "headstart/models/3",
         lambda _: answer(status, {"error": code, "detail": "it went wrong", "items": items}),
     )
     with pytest.raises(HeadstartError) as raised:
@@ -235,7 +235,9 @@ def test_error_bodies_become_the_matching_exception(
 
 def test_an_error_without_items_has_no_detail(fake: FakeCatalog, client: HeadstartClient) -> None:
     fake.on(
-        "DELETE", "api/datasets/pets", lambda _: answer(409, {"error": "conflict", "detail": "permanent"})
+        "DELETE",
+        "headstart/datasets/pets",
+        lambda _: answer(409, {"error": "conflict", "detail": "permanent"}),
     )
     with pytest.raises(Conflict, match="permanent") as raised:
         client.datasets.delete("pets")
@@ -243,16 +245,16 @@ def test_an_error_without_items_has_no_detail(fake: FakeCatalog, client: Headsta
 
 
 def test_a_proxys_html_502_names_the_status_and_url(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/models/3", lambda _: httpx.Response(502, html="<html>Bad Gateway</html>"))
+    fake.on("GET", "headstart/models/3", lambda _: httpx.Response(502, html="<html>Bad Gateway</html>"))
     with pytest.raises(HeadstartError) as raised:
         client.models.get(3)
     assert type(raised.value) is HeadstartError
     assert "502" in raised.value.message
-    assert BASE + "api/models/3" in raised.value.message
+    assert BASE + "headstart/models/3" in raised.value.message
 
 
 def test_a_hub_refusal_points_at_the_token(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/me", lambda _: httpx.Response(403, text="Forbidden"))
+    fake.on("GET", "headstart/me", lambda _: httpx.Response(403, text="Forbidden"))
     with pytest.raises(HeadstartError, match=r"403.*token"):
         client.me()
 
@@ -261,7 +263,7 @@ def test_an_unreachable_catalog_is_named(client: HeadstartClient, fake: FakeCata
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    fake.on("GET", "api/me", refuse)
+    fake.on("GET", "headstart/me", refuse)
     with pytest.raises(HeadstartError, match=f"cannot reach the catalog at {re.escape(BASE)}"):
         client.me()
 
@@ -270,13 +272,13 @@ def test_a_timeout_says_the_catalog_did_not_answer(client: HeadstartClient, fake
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
-    fake.on("GET", "api/me", slow)
+    fake.on("GET", "headstart/me", slow)
     with pytest.raises(HeadstartError, match="did not answer"):
         client.me()
 
 
 def test_an_answer_off_the_contract_is_reported(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/models/3", {"id": "three"})
+    fake.on("GET", "headstart/models/3", {"id": "three"})
     with pytest.raises(HeadstartError, match="not a ModelPublic"):
         client.models.get(3)
 
@@ -293,7 +295,7 @@ def test_list_follows_pages_and_sends_the_filters(fake: FakeCatalog, client: Hea
         served = models[offset : offset + 2]
         return answer(200, {"items": served, "total": len(models), "limit": 2, "offset": offset})
 
-    fake.on("GET", "api/models", page)
+    fake.on("GET", "headstart/models", page)
     found = client.models.list(
         owner="alice", kind="classifier", labels=["cat", "dog"], mine=True, public=True
     )
@@ -306,14 +308,14 @@ def test_list_follows_pages_and_sends_the_filters(fake: FakeCatalog, client: Hea
 
 
 def test_page_leaves_unset_filters_out(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/models", {"items": [model_json(4)], "total": 9, "limit": 1, "offset": 3})
+    fake.on("GET", "headstart/models", {"items": [model_json(4)], "total": 9, "limit": 1, "offset": 3})
     items, total = client.models.page(limit=1, offset=3)
     assert ([m.id for m in items], total) == ([4], 9)
     assert dict(fake.last.url.params) == {"limit": "1", "offset": "3"}
 
 
 def test_create_sends_a_model_create_body(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/models", lambda r: answer(201, model_json(8, name=body_of(r)["name"])))
+    fake.on("POST", "headstart/models", lambda r: answer(201, model_json(8, name=body_of(r)["name"])))
     model = client.models.create(
         name="pets", architecture="small_cnn", labels=["cat", "dog"], weights=None, options={"filters": 4}
     )
@@ -332,16 +334,16 @@ def test_a_request_that_breaks_the_schema_is_invalid_before_sending(
 
 
 def test_update_sends_only_the_fields_given(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("PATCH", "api/models/5", model_json(5, public=True))
+    fake.on("PATCH", "headstart/models/5", model_json(5, public=True))
     assert client.models.update(5, public=True).public is True
     assert body_of(fake.last) == {"public": True}
 
 
 def test_get_versions_and_delete(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/models/5", model_json(5))
+    fake.on("GET", "headstart/models/5", model_json(5))
     version = {"version": 1, "params": 10, "size_bytes": 40, "kind": "classifier", "model_id": 5}
-    fake.on("GET", "api/models/5/versions", [{**version, "created_at": STAMP}])
-    fake.on("DELETE", "api/models/5", lambda _: httpx.Response(204))
+    fake.on("GET", "headstart/models/5/versions", [{**version, "created_at": STAMP}])
+    fake.on("DELETE", "headstart/models/5", lambda _: httpx.Response(204))
     assert client.models.get(5).id == 5
     assert [v.version for v in client.models.versions(5)] == [1]
     assert client.models.delete(5) is None
@@ -360,7 +362,7 @@ def test_upload_streams_the_file_in_chunks(
         chunks.extend(read_stream(request))
         return answer(201, model_json(9, name=request.url.params["name"]))
 
-    fake.on("POST", "api/models/upload", upload)
+    fake.on("POST", "headstart/models/upload", upload)
     model = streaming.models.upload(file, name="net", labels=["a", "b"], public=True)
     assert model.id == 9
     assert len(chunks) > 1 and max(len(c) for c in chunks) <= CHUNK_BYTES
@@ -394,7 +396,7 @@ def test_download_into_a_folder_takes_the_served_name(
     served = keras_bytes()
     fake.on(
         "GET",
-        "api/models/7/download",
+        "headstart/models/7/download",
         lambda _: httpx.Response(
             200, content=served, headers={"Content-Disposition": 'attachment; filename="../pets-v2.keras"'}
         ),
@@ -409,8 +411,8 @@ def test_download_into_a_folder_takes_the_served_name(
 def test_download_without_a_served_name_uses_the_local_catalogs(
     fake: FakeCatalog, client: HeadstartClient, tmp_path: Path
 ) -> None:
-    fake.on("GET", "api/models/7/download", lambda _: httpx.Response(200, content=keras_bytes()))
-    fake.on("GET", "api/models/7", model_json(7, version=3))
+    fake.on("GET", "headstart/models/7/download", lambda _: httpx.Response(200, content=keras_bytes()))
+    fake.on("GET", "headstart/models/7", model_json(7, version=3))
     assert client.models.download(7, tmp_path).name == "model-7-v3.keras"
     assert client.models.download(7, tmp_path / "mine.keras") == tmp_path / "mine.keras"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras", "model-7-v3.keras"]
@@ -426,7 +428,7 @@ def test_download_without_a_served_name_uses_the_local_catalogs(
 def test_a_failed_download_leaves_nothing(
     fake: FakeCatalog, client: HeadstartClient, tmp_path: Path, served: httpx.Response
 ) -> None:
-    fake.on("GET", "api/models/7/download", lambda _: served)
+    fake.on("GET", "headstart/models/7/download", lambda _: served)
     with pytest.raises(HeadstartError):
         client.models.download(7, tmp_path / "model.keras")
     assert list(tmp_path.iterdir()) == []
@@ -457,7 +459,7 @@ def test_a_folder_is_zipped_with_label_paths_and_streamed(
             received.update({name: archive.read(name) for name in archive.namelist()})
         return answer(201, dataset_json(3, request.url.params["name"]))
 
-    fake.on("POST", "api/datasets", add)
+    fake.on("POST", "headstart/datasets", add)
     reports: list[tuple[int, int]] = []
     dataset = streaming.datasets.add(
         folder, name="pets", skip_invalid=True, resize_policy="pad", progress=lambda *r: reports.append(r)
@@ -483,7 +485,7 @@ def test_a_zip_is_sent_as_it_is(fake: FakeCatalog, streaming: HeadstartClient, t
         chunks.extend(read_stream(request))
         return answer(201, dataset_json(3))
 
-    fake.on("POST", "api/datasets", add)
+    fake.on("POST", "headstart/datasets", add)
     streaming.datasets.add(archive, name="pets")
     assert len(chunks) == 2 and b"".join(chunks) == archive.read_bytes()
     assert "resize_policy" not in fake.last.url.params
@@ -498,12 +500,12 @@ def test_datasets_list_pages_and_get_quotes_names(fake: FakeCatalog, client: Hea
     datasets = [dataset_json(n, f"set {n}") for n in range(1, 4)]
     fake.on(
         "GET",
-        "api/datasets",
+        "headstart/datasets",
         lambda r: answer(
             200, {"items": datasets[int(r.url.params["offset"]) :][:2], "total": 3, "limit": 2, "offset": 0}
         ),
     )
-    fake.on("GET", "api/datasets/my%20pets%2Fv2", dataset_json(4, "my pets/v2"))
+    fake.on("GET", "headstart/datasets/my%20pets%2Fv2", dataset_json(4, "my pets/v2"))
     assert [d.id for d in client.datasets.list()] == [1, 2, 3]
     assert client.datasets.get("my pets/v2").name == "my pets/v2"
 
@@ -514,8 +516,8 @@ def test_datasets_list_pages_and_get_quotes_names(fake: FakeCatalog, client: Hea
 def test_start_polls_and_reports_each_epoch_once_in_order(fake: FakeCatalog, client: HeadstartClient) -> None:
     # What each poll sees: epochs appear one or two at a time, then the candidate is ready.
     polls = iter([("running", 1), ("running", 1), ("running", 3), ("candidate", 4)])
-    fake.on("POST", "api/trainings", lambda _: answer(202, training_json(11)))
-    fake.on("GET", "api/trainings/11", lambda _: answer(200, training_json(11, *next(polls))))
+    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(11)))
+    fake.on("GET", "headstart/trainings/11", lambda _: answer(200, training_json(11, *next(polls))))
     seen: list[int] = []
     config = TrainingConfig(epochs=4, learning_rate=0.01)
     training = client.trainings.start(
@@ -529,27 +531,29 @@ def test_start_polls_and_reports_each_epoch_once_in_order(fake: FakeCatalog, cli
 
 
 def test_start_raises_a_failed_trainings_error(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/trainings", lambda _: answer(202, training_json(12)))
-    fake.on("GET", "api/trainings/12", training_json(12, "failed", error="model is over the size limit"))
+    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(12)))
+    fake.on(
+        "GET", "headstart/trainings/12", training_json(12, "failed", error="model is over the size limit")
+    )
     with pytest.raises(Invalid, match="over the size limit"):
         client.trainings.start(7, 2, poll=0, timeout=5)
 
 
 def test_start_returns_a_cancelled_training(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/trainings", lambda _: answer(202, training_json(13)))
-    fake.on("GET", "api/trainings/13", training_json(13, "cancelled", epochs=2))
+    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(13)))
+    fake.on("GET", "headstart/trainings/13", training_json(13, "cancelled", epochs=2))
     assert client.trainings.start(7, 2, poll=0, timeout=5).status == "cancelled"
 
 
 def test_start_stops_waiting_at_the_timeout(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/trainings", lambda _: answer(202, training_json(14)))
-    fake.on("GET", "api/trainings/14", training_json(14))
+    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(14)))
+    fake.on("GET", "headstart/trainings/14", training_json(14))
     with pytest.raises(HeadstartError, match="still running"):
         client.trainings.start(7, 2, poll=0.01, timeout=0.05)
 
 
 def test_begin_sends_the_default_config(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/trainings", lambda _: answer(202, training_json(15)))
+    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(15)))
     assert client.trainings.begin(7, 2).status == "running"
     assert body_of(fake.last) == {"model_id": 7, "dataset": 2, "config": TrainingConfig().model_dump()}
 
@@ -557,10 +561,12 @@ def test_begin_sends_the_default_config(fake: FakeCatalog, client: HeadstartClie
 def test_decide_returns_the_model_or_none(fake: FakeCatalog, client: HeadstartClient) -> None:
     fake.on(
         "POST",
-        "api/trainings/11/decision",
+        "headstart/trainings/11/decision",
         {"training": training_json(11, "kept_both"), "model": model_json(20)},
     )
-    fake.on("POST", "api/trainings/12/decision", {"training": training_json(12, "discarded"), "model": None})
+    fake.on(
+        "POST", "headstart/trainings/12/decision", {"training": training_json(12, "discarded"), "model": None}
+    )
     model = client.trainings.decide(11, "keep_both", name="pets v2")
     assert model is not None and model.id == 20
     assert DecisionRequest.model_validate(body_of(fake.last)).name == "pets v2"
@@ -571,9 +577,9 @@ def test_decide_returns_the_model_or_none(fake: FakeCatalog, client: HeadstartCl
 
 
 def test_training_reads_and_cancel(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "api/trainings", [training_json(1), training_json(2)])
-    fake.on("GET", "api/models/7/trainings", [training_json(1, "updated")])
-    fake.on("POST", "api/trainings/1/cancel", lambda _: answer(202, training_json(1)))
+    fake.on("GET", "headstart/trainings", [training_json(1), training_json(2)])
+    fake.on("GET", "headstart/models/7/trainings", [training_json(1, "updated")])
+    fake.on("POST", "headstart/trainings/1/cancel", lambda _: answer(202, training_json(1)))
     assert [t.id for t in client.trainings.list(model_id=7)] == [1, 2]
     assert dict(fake.last.url.params) == {"model_id": "7"}
     assert [t.status for t in client.trainings.history(7)] == ["updated"]
@@ -584,7 +590,7 @@ def test_training_reads_and_cancel(fake: FakeCatalog, client: HeadstartClient) -
 
 
 def test_on_split_sends_an_evaluation_request(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "api/evaluations", lambda _: answer(201, evaluation_json(7)))
+    fake.on("POST", "headstart/evaluations", lambda _: answer(201, evaluation_json(7)))
     assert client.evaluations.on_split(7, "pets", "val", version=2, top_k=5).accuracy == 0.9
     sent = EvaluationRequest.model_validate(body_of(fake.last))
     assert (sent.model_id, sent.dataset, sent.split, sent.version, sent.top_k) == (7, "pets", "val", 2, 5)
@@ -597,7 +603,7 @@ def test_on_files_sends_the_images_as_multipart(
     for name in ("a.jpg", "b.png"):
         images.append(tmp_path / name)
         images[-1].write_bytes(name.encode())
-    fake.on("POST", "api/models/7/predictions", {"predictions": [{"file": "a.jpg"}, {"file": "b.png"}]})
+    fake.on("POST", "headstart/models/7/predictions", {"predictions": [{"file": "a.jpg"}, {"file": "b.png"}]})
     done: list[int] = []
     result = client.evaluations.on_files(7, images, top_k=2, progress=done.append)
     assert len(result["predictions"]) == 2 and done == [2]
@@ -623,7 +629,7 @@ def test_leaderboard(fake: FakeCatalog, client: HeadstartClient) -> None:
         "loss": 0.2,
         "count": 10,
     }
-    fake.on("GET", "api/leaderboards/pets", [row])
+    fake.on("GET", "headstart/leaderboards/pets", [row])
     reports: list[tuple[int, int]] = []
     rows = client.evaluations.leaderboard("pets", progress=lambda *r: reports.append(r))
     assert [r.model_id for r in rows] == [7] and reports == [(1, 1)]

@@ -14,22 +14,22 @@ TINY = {"architecture": "small_cnn", "weights": None, "options": {"filters": 2}}
 
 
 async def test_a_model_lives_and_dies_over_http(api, me, tmp_path: Path) -> None:
-    created = await api("POST", "api", "models", body={"name": "tiny", "labels": ["a", "b"], **TINY})
+    created = await api("POST", "headstart", "models", body={"name": "tiny", "labels": ["a", "b"], **TINY})
     assert created.code == 201
     model = as_json(created)
     assert model["owner"] == me.name and model["labels"] == ["a", "b"] and model["version"] == 1
 
-    page = as_json(await api("GET", "api", "models", params={"mine": "true", "kind": "classifier"}))
+    page = as_json(await api("GET", "headstart", "models", params={"mine": "true", "kind": "classifier"}))
     assert page["total"] == 1 and [m["id"] for m in page["items"]] == [model["id"]]
     assert page["limit"] == 50 and page["offset"] == 0
-    assert as_json(await api("GET", "api", "models", params={"labels": "b,a"}))["total"] == 1
-    assert as_json(await api("GET", "api", "models", params={"labels": "x"}))["total"] == 0
-    assert as_json(await api("GET", "api", "models", params={"public": "true"}))["total"] == 0
-    assert as_json(await api("GET", "api", "models", params={"owner": "nobody"}))["total"] == 0
-    later = as_json(await api("GET", "api", "models", params={"limit": "1", "offset": "1"}))
+    assert as_json(await api("GET", "headstart", "models", params={"labels": "b,a"}))["total"] == 1
+    assert as_json(await api("GET", "headstart", "models", params={"labels": "x"}))["total"] == 0
+    assert as_json(await api("GET", "headstart", "models", params={"public": "true"}))["total"] == 0
+    assert as_json(await api("GET", "headstart", "models", params={"owner": "nobody"}))["total"] == 0
+    later = as_json(await api("GET", "headstart", "models", params={"limit": "1", "offset": "1"}))
     assert later["items"] == [] and later["total"] == 1
 
-    path = ("api", "models", str(model["id"]))
+    path = ("headstart", "models", str(model["id"]))
     assert as_json(await api("GET", *path))["name"] == "tiny"
     changed = await api("PATCH", *path, body={"name": "renamed", "public": True})
     assert changed.code == 200 and as_json(changed)["name"] == "renamed" and as_json(changed)["public"]
@@ -63,7 +63,7 @@ async def test_a_model_lives_and_dies_over_http(api, me, tmp_path: Path) -> None
     ],
 )
 async def test_a_bad_body_is_400_and_names_the_field(api, body, fragment) -> None:
-    response = await api("POST", "api", "models", body=body)
+    response = await api("POST", "headstart", "models", body=body)
     assert response.code == 400
     reply = as_json(response)
     assert reply["error"] == "invalid" and fragment in reply["detail"]
@@ -76,7 +76,7 @@ async def test_a_bad_body_is_400_and_names_the_field(api, body, fragment) -> Non
     [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"offset": "-1"}, {"public": "maybe"}],
 )
 async def test_bad_list_arguments_are_400(api, params) -> None:
-    response = await api("GET", "api", "models", params=params)
+    response = await api("GET", "headstart", "models", params=params)
     assert response.code == 400 and as_json(response)["error"] == "invalid"
 
 
@@ -84,16 +84,16 @@ async def test_others_private_models_do_not_exist_and_public_ones_are_read_only(
     secret = tiny_model(catalog, bob, name="secret")
     shared = tiny_model(catalog, bob, name="shared", public=True)
     for route in ("", "/versions", "/trainings", "/download"):
-        response = await api("GET", f"api/models/{secret.id}{route}")
+        response = await api("GET", f"headstart/models/{secret.id}{route}")
         assert response.code == 404, route
         assert as_json(response) == {"error": "not_found", "detail": f"model {secret.id} not found"}
-    page = as_json(await api("GET", "api", "models"))
+    page = as_json(await api("GET", "headstart", "models"))
     assert [m["name"] for m in page["items"]] == ["shared"]
-    assert (await api("GET", f"api/models/{shared.id}")).code == 200
+    assert (await api("GET", f"headstart/models/{shared.id}")).code == 200
 
-    renamed = await api("PATCH", f"api/models/{shared.id}", body={"name": "mine now"})
+    renamed = await api("PATCH", f"headstart/models/{shared.id}", body={"name": "mine now"})
     assert renamed.code == 403 and as_json(renamed)["error"] == "forbidden"
-    assert (await api("DELETE", f"api/models/{shared.id}")).code == 403
+    assert (await api("DELETE", f"headstart/models/{shared.id}")).code == 403
     assert catalog.models.get(bob, shared.id).name == "shared"
 
 
@@ -101,7 +101,7 @@ async def test_an_upload_streams_into_a_model(api, catalog, me, tmp_path: Path) 
     source = catalog.models.download(me, tiny_model(catalog, me, labels=["x", "y"]).id, tmp_path)
     response = await api(
         "POST",
-        "api/models/upload",
+        "headstart/models/upload",
         body=source.read_bytes(),
         params={"name": "uploaded", "labels": "x,y", "public": "true", "description": "from disk"},
     )
@@ -110,9 +110,9 @@ async def test_an_upload_streams_into_a_model(api, catalog, me, tmp_path: Path) 
     assert (model["name"], model["labels"], model["public"]) == ("uploaded", ["x", "y"], True)
     assert store_tmp(catalog) == []
 
-    nameless = await api("POST", "api/models/upload", body=source.read_bytes())
+    nameless = await api("POST", "headstart/models/upload", body=source.read_bytes())
     assert nameless.code == 400 and "name" in as_json(nameless)["detail"]
-    junk = await api("POST", "api/models/upload", body=b"not a zip", params={"name": "junk"})
+    junk = await api("POST", "headstart/models/upload", body=b"not a zip", params={"name": "junk"})
     assert junk.code == 400 and as_json(junk)["error"] == "invalid"
     assert store_tmp(catalog) == []
 
@@ -122,7 +122,7 @@ async def test_an_upload_over_the_limit_stops_with_413(api, catalog, me, tmp_pat
     catalog.max_model_bytes = 4096
     assert len(source) > 4096
 
-    declared = await api("POST", "api/models/upload", body=source, params={"name": "big"})
+    declared = await api("POST", "headstart/models/upload", body=source, params={"name": "big"})
     assert declared.code == 413
     assert as_json(declared)["error"] == "too_large" and "4096" in as_json(declared)["detail"]
 
@@ -131,7 +131,7 @@ async def test_an_upload_over_the_limit_stops_with_413(api, catalog, me, tmp_pat
         while chunk := stream.read(1024):
             await write(chunk)
 
-    streamed = await api("POST", "api/models/upload", body_producer=chunks, params={"name": "big"})
+    streamed = await api("POST", "headstart/models/upload", body_producer=chunks, params={"name": "big"})
     assert streamed.code == 413 and as_json(streamed)["error"] == "too_large"
     assert store_tmp(catalog) == []
     assert catalog.models.list(me) and all(m.name != "big" for m in catalog.models.list(me))
@@ -142,12 +142,12 @@ async def test_public_models_have_a_card_to_view_and_copy(api, catalog, me, bob)
 
     shared = tiny_model(catalog, bob, name="shared", public=True)
     private = tiny_model(catalog, bob, name="private")
-    page = await api("GET", f"api/models/{shared.id}/card")
+    page = await api("GET", f"headstart/models/{shared.id}/card")
     assert page.code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert b"shared" in page.body
-    notebook = await api("GET", f"api/models/{shared.id}/notebook")
+    notebook = await api("GET", f"headstart/models/{shared.id}/notebook")
     assert notebook.code == 200
     assert json.loads(notebook.body)["metadata"]["headstart"]["model_id"] == shared.id
     for route in ("card", "notebook"):
-        hidden = await api("GET", f"api/models/{private.id}/{route}")
+        hidden = await api("GET", f"headstart/models/{private.id}/{route}")
         assert hidden.code == 404 and as_json(hidden)["error"] == "not_found"

@@ -50,21 +50,21 @@ class Seeded:
 
 def seed(client: httpx.Client, shapes_zip: bytes) -> dict[str, list[Any]]:
     """One dataset, a public and a private tiny model, and one finished (candidate) training."""
-    dataset = client.post("api/datasets", params={"name": "shapes"}, content=shapes_zip)
+    dataset = client.post("headstart/datasets", params={"name": "shapes"}, content=shapes_zip)
     assert dataset.status_code == 201, dataset.text
     models = []
     for public in (True, False):
         tiny = {"architecture": "small_cnn", "weights": None, "options": {"filters": 2}, "public": public}
-        model = client.post("api/models", json={"name": f"tiny-{public}", **tiny})
+        model = client.post("headstart/models", json={"name": f"tiny-{public}", **tiny})
         assert model.status_code == 201, model.text
         models.append(model.json()["id"])
     training = client.post(
-        "api/trainings", json={"model_id": models[0], "dataset": "shapes", "config": {"epochs": 1}}
+        "headstart/trainings", json={"model_id": models[0], "dataset": "shapes", "config": {"epochs": 1}}
     )
     assert training.status_code == 202, training.text
     training_id = training.json()["id"]
     deadline = time.monotonic() + 60
-    while client.get(f"api/trainings/{training_id}").json()["status"] == "running":
+    while client.get(f"headstart/trainings/{training_id}").json()["status"] == "running":
         assert time.monotonic() < deadline, "the seed training did not finish"
         time.sleep(0.2)
     return {"models": models, "trainings": [training_id], "datasets": [dataset.json()["id"], "shapes"]}
@@ -92,7 +92,7 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 
 def bounded(case: Any) -> None:
     """Cap a generated training's epochs, so that no generated request runs for long."""
-    if case.operation.label == "POST /api/trainings" and isinstance(case.body, dict):
+    if case.operation.label == "POST /headstart/trainings" and isinstance(case.body, dict):
         config = case.body.get("config")
         if isinstance(config, dict) and isinstance(config.get("epochs"), int):
             config["epochs"] = min(config["epochs"], MAX_GENERATED_EPOCHS)

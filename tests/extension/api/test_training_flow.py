@@ -15,32 +15,34 @@ pytestmark = pytest.mark.slow
 
 
 async def test_datasets_upload_list_show_and_refuse_deletion(api, shapes_zip: bytes, catalog) -> None:
-    added = await api("POST", "api/datasets", body=shapes_zip, params={"name": "shapes", "description": "d"})
+    added = await api(
+        "POST", "headstart/datasets", body=shapes_zip, params={"name": "shapes", "description": "d"}
+    )
     assert added.code == 201, added.body
     dataset = as_json(added)
     assert dataset["labels"] == ["circle", "square", "triangle"] and sum(dataset["counts"].values()) == 42
 
-    page = as_json(await api("GET", "api/datasets"))
+    page = as_json(await api("GET", "headstart/datasets"))
     assert page["total"] == 1 and page["items"][0]["name"] == "shapes"
-    assert as_json(await api("GET", "api/datasets", params={"offset": "1"}))["items"] == []
-    assert (await api("GET", "api/datasets", params={"limit": "0"})).code == 400
+    assert as_json(await api("GET", "headstart/datasets", params={"offset": "1"}))["items"] == []
+    assert (await api("GET", "headstart/datasets", params={"limit": "0"})).code == 400
     for ref in ("shapes", str(dataset["id"])):
-        assert as_json(await api("GET", f"api/datasets/{ref}"))["id"] == dataset["id"]
-    missing = await api("GET", "api/datasets/nope")
+        assert as_json(await api("GET", f"headstart/datasets/{ref}"))["id"] == dataset["id"]
+    missing = await api("GET", "headstart/datasets/nope")
     assert missing.code == 404 and as_json(missing)["error"] == "not_found"
 
-    refused = await api("DELETE", "api/datasets/shapes")
+    refused = await api("DELETE", "headstart/datasets/shapes")
     assert refused.code == 409 and as_json(refused)["error"] == "conflict"
-    again = await api("POST", "api/datasets", body=shapes_zip, params={"name": "shapes"})
+    again = await api("POST", "headstart/datasets", body=shapes_zip, params={"name": "shapes"})
     assert again.code == 409
-    assert (await api("POST", "api/datasets", body=shapes_zip)).code == 400
+    assert (await api("POST", "headstart/datasets", body=shapes_zip)).code == 400
     assert list(catalog.store.path("tmp").iterdir()) == []
 
 
 async def poll(api, training_id: int, until: str, seconds: float = 60) -> dict:
     """The training once its status is `until`; fails after `seconds`."""
     for _ in range(int(seconds / 0.2)):
-        training = as_json(await api("GET", f"api/trainings/{training_id}"))
+        training = as_json(await api("GET", f"headstart/trainings/{training_id}"))
         if training["status"] == until:
             return training
         assert training["status"] == "running", training
@@ -55,62 +57,64 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     model = tiny_model(catalog, me)
     secret = tiny_model(catalog, bob, name="bob's")
 
-    hidden = await api("POST", "api/trainings", body={"model_id": secret.id, "dataset": "shapes"})
+    hidden = await api("POST", "headstart/trainings", body={"model_id": secret.id, "dataset": "shapes"})
     assert hidden.code == 404
     bad = await api(
-        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": {"epochs": 0}}
+        "POST",
+        "headstart/trainings",
+        body={"model_id": model.id, "dataset": "shapes", "config": {"epochs": 0}},
     )
     assert bad.code == 400 and as_json(bad)["items"][0]["field"] == "config.epochs"
 
     config = {"epochs": 1, "batch_size": 16}
     started = await api(
-        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
+        "POST", "headstart/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
     )
     assert started.code == 202 and as_json(started)["status"] == "running"
     training = await poll(api, as_json(started)["id"], "candidate")
     assert [e["epoch"] for e in training["epochs"]] == [1] and training["head"] == "replaced"
 
-    listed = as_json(await api("GET", "api/trainings", params={"model_id": str(model.id)}))
+    listed = as_json(await api("GET", "headstart/trainings", params={"model_id": str(model.id)}))
     assert [t["id"] for t in listed] == [training["id"]]
-    late = await api("POST", f"api/trainings/{training['id']}/cancel")
+    late = await api("POST", f"headstart/trainings/{training['id']}/cancel")
     assert late.code == 409 and as_json(late)["error"] == "conflict"
-    assert (await api("GET", "api/trainings/999")).code == 404
+    assert (await api("GET", "headstart/trainings/999")).code == 404
 
-    decided = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "update"})
+    decided = await api("POST", f"headstart/trainings/{training['id']}/decision", body={"decision": "update"})
     assert decided.code == 200
     result = as_json(decided)
     assert result["training"]["status"] == "updated" and result["model"]["version"] == 2
-    twice = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "discard"})
+    twice = await api("POST", f"headstart/trainings/{training['id']}/decision", body={"decision": "discard"})
     assert twice.code == 409 and as_json(twice)["error"] == "conflict"
-    wrong = await api("POST", f"api/trainings/{training['id']}/decision", body={"decision": "maybe"})
+    wrong = await api("POST", f"headstart/trainings/{training['id']}/decision", body={"decision": "maybe"})
     assert wrong.code == 400
-    lineage = as_json(await api("GET", f"api/models/{model.id}/trainings"))
+    lineage = as_json(await api("GET", f"headstart/models/{model.id}/trainings"))
     assert [t["id"] for t in lineage] == [training["id"]]
 
     import keras
 
-    download = await api("GET", f"api/models/{model.id}/download", params={"version": "2"})
+    download = await api("GET", f"headstart/models/{model.id}/download", params={"version": "2"})
     saved = tmp_path / "v2.keras"
     saved.write_bytes(download.body)
     assert keras.saving.load_model(saved).output_shape == (None, 3)
 
-    scored = await api("POST", "api/evaluations", body={"model_id": model.id, "dataset": "shapes"})
+    scored = await api("POST", "headstart/evaluations", body={"model_id": model.id, "dataset": "shapes"})
     assert scored.code == 201
     evaluation = as_json(scored)
     assert evaluation["model_version"] == 2 and evaluation["split"] == "test" and evaluation["count"] > 0
-    unseen = await api("POST", "api/evaluations", body={"model_id": secret.id, "dataset": "shapes"})
+    unseen = await api("POST", "headstart/evaluations", body={"model_id": secret.id, "dataset": "shapes"})
     assert unseen.code == 404
 
-    board = as_json(await api("GET", "api/leaderboards/shapes"))
+    board = as_json(await api("GET", "headstart/leaderboards/shapes"))
     assert [row["model_id"] for row in board] == [model.id]
     assert board[0]["rank"] == 1 and board[0]["accuracy"] == evaluation["accuracy"]
-    assert (await api("GET", "api/leaderboards/nope")).code == 404
+    assert (await api("GET", "headstart/leaderboards/nope")).code == 404
 
     images = sorted(shapes_folder.rglob("*.png"))[:2]
     body, content_type = multipart("images", images)
     predicted = await api(
         "POST",
-        f"api/models/{model.id}/predictions",
+        f"headstart/models/{model.id}/predictions",
         body=body,
         headers={"Content-Type": content_type},
         params={"top_k": "2"},
@@ -121,7 +125,7 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     assert all(len(p["top"]) == 2 for p in predictions)
     empty, empty_type = multipart("other", images[:1])
     nothing = await api(
-        "POST", f"api/models/{model.id}/predictions", body=empty, headers={"Content-Type": empty_type}
+        "POST", f"headstart/models/{model.id}/predictions", body=empty, headers={"Content-Type": empty_type}
     )
     assert nothing.code == 400
     assert list(catalog.store.path("tmp").iterdir()) == []
@@ -149,7 +153,7 @@ async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_the
     model = tiny_model(catalog, me)
     config = {"epochs": 40, "batch_size": 8, "fine_tune_layers": "all"}
     started = await api(
-        "POST", "api/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
+        "POST", "headstart/trainings", body={"model_id": model.id, "dataset": "shapes", "config": config}
     )
     assert started.code == 202
     training_id = as_json(started)["id"]
@@ -157,7 +161,7 @@ async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_the
 
     seen, polls_with_news = 0, 0
     for _ in range(600):
-        answer = as_json(await api("GET", f"api/trainings/{training_id}", params={"since": str(seen)}))
+        answer = as_json(await api("GET", f"headstart/trainings/{training_id}", params={"since": str(seen)}))
         assert all(e["epoch"] > seen for e in answer["epochs"])  # only what is new
         if answer["epochs"] and answer["job"]["state"] == "running":
             polls_with_news += 1
@@ -167,17 +171,17 @@ async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_the
                 break
         await asyncio.sleep(0.1)
     assert polls_with_news == 2 and answer["status"] == "running"
-    assert (await api("GET", f"api/trainings/{training_id}", params={"since": "-1"})).code == 400
+    assert (await api("GET", f"headstart/trainings/{training_id}", params={"since": "-1"})).code == 400
 
-    jobs = as_json(await api("GET", "api/jobs", params={"unfinished": "true"}))
+    jobs = as_json(await api("GET", "headstart/jobs", params={"unfinished": "true"}))
     assert [j["training_id"] for j in jobs] == [training_id] and jobs[0]["worker"]
-    cancelled = await api("POST", f"api/trainings/{training_id}/cancel")
+    cancelled = await api("POST", f"headstart/trainings/{training_id}/cancel")
     assert cancelled.code == 202
     done = await poll(api, training_id, "cancelled")
     assert done["job"]["state"] == "cancelled" and 2 <= len(done["epochs"]) < 40
-    job = as_json(await api("GET", f"api/jobs/{done['job']['id']}"))
+    job = as_json(await api("GET", f"headstart/jobs/{done['job']['id']}"))
     assert job["state"] == "cancelled" and job["finished_at"] is not None
-    assert as_json(await api("GET", "api/jobs", params={"unfinished": "true"})) == []
+    assert as_json(await api("GET", "headstart/jobs", params={"unfinished": "true"})) == []
 
     # Another user's job is not found, like their private models.
     from headstart.extension.catalog.database import transaction
@@ -188,4 +192,4 @@ async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_the
         session.add(theirs)
         session.flush()
         theirs_id = theirs.id
-    assert (await api("GET", f"api/jobs/{theirs_id}")).code == 404
+    assert (await api("GET", f"headstart/jobs/{theirs_id}")).code == 404
