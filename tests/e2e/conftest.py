@@ -107,10 +107,12 @@ def require_proxy() -> None:
 
 
 @contextlib.contextmanager
-def running_hub(home: Path) -> Iterator[Hub]:
+def running_hub(home: Path, extra_config: str = "") -> Iterator[Hub]:
     """Start the hub of hub_config/ with `home` as its HEADSTART_HOME, make alice and bob, and stop it.
 
     Whatever `home` holds already (a seeded catalog, users' folders) is what the hub finds there.
+    `extra_config` is more config-file lines, read after the real config (such as another
+    `c.Spawner.cmd` for users' servers).
     """
     admin_token = secrets.token_hex(32)
     password = secrets.token_urlsafe(16)
@@ -122,6 +124,7 @@ def running_hub(home: Path) -> Iterator[Hub]:
         f"c.JupyterHub.load_roles.append(\n"
         f"    {{'name': 'e2e-admin', 'scopes': {ADMIN_SCOPES!r}, 'services': ['e2e-admin']}}\n"
         f")\n"
+        f"{extra_config}\n"
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
