@@ -2,8 +2,9 @@
 
 It opens one `Catalog` (configured as `c.Catalog.*`) and one `JobRunner` (`c.JobRunner.*`), the
 Dask cluster that heavy steps run on, and registers the REST handlers of
-`headstart.extension.handlers`. The same extension runs as the hub's managed service and inside a
-plain `jupyter lab`.
+`headstart.extension.handlers`, all under `headstart/`. The same extension runs as the hub's managed
+service and inside a plain `jupyter lab`, and only where its operator enables it: installing headstart
+turns it on nowhere, so users' servers under the hub never open a catalog.
 """
 
 from __future__ import annotations

@@ -94,7 +94,11 @@ c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.ip = LOOPBACK
 # jupyter-server refuses to run as root unless told; containers and CI machines often are root.
 ROOT_ARGS = ["--allow-root"] if os.geteuid() == 0 else []
-c.Spawner.args = ROOT_ARGS
+# A user's server never opens a catalog of its own: the service below is the only one. Nothing that
+# headstart installs enables the extension, but a config file could (the environment's, or a user's
+# ~/.jupyter); the command line wins over every config file.
+USER_SERVER_ARGS = ["--ServerApp.jpserver_extensions=headstart.extension=False"]
+c.Spawner.args = [*ROOT_ARGS, *USER_SERVER_ARGS]
 # Kernels find the catalog through the proxy, with the server's own JUPYTERHUB_API_TOKEN.
 c.Spawner.environment = {"HEADSTART_URL": f"{PUBLIC_URL}services/headstart/"}
 # The server's token (JUPYTERHUB_API_TOKEN, which kernels inherit) gets the `server` role's scopes

@@ -1,17 +1,21 @@
-"""hub_config/jupyterhub_config.py's pre-spawn hook: the quickstart lands once, on a first spawn."""
+"""hub_config/jupyterhub_config.py: the quickstart lands once, on a first spawn; users' servers keep the
+catalog extension off."""
 
 from __future__ import annotations
 
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+from jupyter_server.serverapp import ServerApp
 from traitlets.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_quickstart_is_copied_on_the_first_spawn_only(tmp_path: Path, monkeypatch) -> None:
+def load_hub_config(tmp_path: Path, monkeypatch) -> tuple[Config, dict[str, Any]]:
+    """The hub's config, and the config file's namespace."""
     monkeypatch.setenv("HEADSTART_HOME", str(tmp_path / "hub-home"))
     monkeypatch.setenv("HEADSTART_HUB_PASSWORD", "not used here")
     config = Config()
@@ -19,6 +23,11 @@ def test_the_quickstart_is_copied_on_the_first_spawn_only(tmp_path: Path, monkey
     namespace = runpy.run_path(
         str(REPO / "hub_config" / "jupyterhub_config.py"), {"get_config": lambda: config}
     )
+    return config, namespace
+
+
+def test_the_quickstart_is_copied_on_the_first_spawn_only(tmp_path: Path, monkeypatch) -> None:
+    config, namespace = load_hub_config(tmp_path, monkeypatch)
     hook = config.Spawner.pre_spawn_hook
     assert hook is namespace["copy_quickstart"]
     spawner = SimpleNamespace(home_dir=str(tmp_path / "alice"))
@@ -33,3 +42,14 @@ def test_the_quickstart_is_copied_on_the_first_spawn_only(tmp_path: Path, monkey
     copied.unlink()
     hook(spawner)
     assert not copied.exists()  # deleted on purpose: it does not come back
+
+
+def test_users_servers_are_started_with_the_catalog_extension_off(tmp_path: Path, monkeypatch) -> None:
+    """The spawner's arguments, as jupyter-server parses them, switch the extension off (the hub test in
+    tests/test_wheel.py shows that this wins over a user's own config); the service's do not."""
+    config, _ = load_hub_config(tmp_path, monkeypatch)
+    users_server = ServerApp()
+    users_server.parse_command_line(config.Spawner.args)
+    assert users_server.jpserver_extensions == {"headstart.extension": False}
+    [service] = [service for service in config.JupyterHub.services if service["name"] == "headstart"]
+    assert not any("jpserver_extensions" in arg for arg in service["command"])
