@@ -20,7 +20,27 @@ from headstart.extension.jobs import kubernetes as k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "hub_config" / "k8s"
-GPU = k8s.GPU_RESOURCE
+# What the deployment must say, spelled out here rather than read from the module under test, so a
+# changed constant there shows up as a failure here.
+GPU = "nvidia.com/gpu"
+ENV = {
+    "HEADSTART_HOME": "/srv/headstart",
+    "KERAS_BACKEND": "tensorflow",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+}
+CPU_WORKER_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+GPU_WORKER_RESOURCES = {
+    "requests": {"cpu": "2", "memory": "8Gi", GPU: "1"},
+    "limits": {"memory": "8Gi", GPU: "1"},
+}
+SCHEDULER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+GPU_NODES = {"nvidia.com/gpu.present": "true"}
+GPU_TOLERATIONS = [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
+STORE_VOLUMES = [{"name": "store", "persistentVolumeClaim": {"claimName": "headstart-store"}}]
+STORE_MOUNTS = [{"name": "store", "mountPath": "/srv/headstart"}]
+RUN_AS = {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100}
+WORKER_ARGS = ["--name", "$(DASK_WORKER_NAME)", "--dashboard", "--dashboard-address", "8788"]
 
 
 def _load(name: str) -> Any:
@@ -81,37 +101,59 @@ def _pinned(project: dict, name: str) -> str:
     return pin
 
 
+def _tag() -> str:
+    """The images' tag as pyproject.toml's versions make it: <headstart>-tf<TensorFlow>."""
+    project = _pyproject()
+    return f"{project['version']}-tf{_pinned(project, 'tensorflow-cpu')}"
+
+
 # --- resources and placement -------------------------------------------------------------------
 
 
 def test_gpu_is_requested_and_limited_by_gpu_workers_only() -> None:
     pods = _pods()
-    gpu = _container(pods["gpu"])["resources"]
-    assert gpu["requests"][GPU] == "1"
-    assert gpu["limits"][GPU] == "1"
-    for role in ("scheduler", "cpu"):
-        resources = _container(pods[role])["resources"] or {}
-        assert GPU not in resources.get("requests", {}), role
-        assert GPU not in resources.get("limits", {}), role
+    assert _container(pods["gpu"])["resources"] == GPU_WORKER_RESOURCES
+    assert _container(pods["cpu"])["resources"] == CPU_WORKER_RESOURCES
+    assert _container(pods["scheduler"])["resources"] == SCHEDULER_RESOURCES
+    # An operator's own sizes keep the GPU on the GPU group.
+    custom = {"requests": {"cpu": "8", "memory": "30Gi"}, "limits": {"memory": "30Gi"}}
+    group = k8s.gpu_worker_group(worker_resources=custom)["spec"]["worker"]["spec"]
+    assert _container(group)["resources"] == {
+        "requests": {"cpu": "8", "memory": "30Gi", GPU: "1"},
+        "limits": {"memory": "30Gi", GPU: "1"},
+    }
+    cluster = k8s.cluster_spec(worker_resources=custom)["spec"]["worker"]["spec"]
+    assert _container(cluster)["resources"] == custom
 
 
 def test_node_selector_and_toleration_sit_on_the_gpu_group_only() -> None:
     pods = _pods()
-    assert pods["gpu"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pods["gpu"]["tolerations"]
+    assert pods["gpu"]["nodeSelector"] == GPU_NODES
+    assert pods["gpu"]["tolerations"] == GPU_TOLERATIONS
     for role in ("scheduler", "cpu"):
         assert "nodeSelector" not in pods[role], role
         assert "tolerations" not in pods[role], role
-    custom = k8s.gpu_worker_group(node_selector={"pool": "a100"})["spec"]["worker"]["spec"]
-    assert custom["nodeSelector"] == {"pool": "a100"}
+    toleration = {"key": "pool", "operator": "Equal", "value": "a100", "effect": "NoSchedule"}
+    custom = k8s.gpu_worker_group(node_selector={"pool": "a100"}, tolerations=[toleration])
+    pod = custom["spec"]["worker"]["spec"]
+    assert (pod["nodeSelector"], pod["tolerations"]) == ({"pool": "a100"}, [toleration])
 
 
 def test_gpu_group_belongs_to_the_cluster() -> None:
     spec, group = k8s.cluster_spec("jobs", namespace="ml"), k8s.gpu_worker_group("jobs", namespace="ml")
-    assert group["kind"] == "DaskWorkerGroup"
-    assert group["spec"]["cluster"] == spec["metadata"]["name"] == "jobs"
+    assert (spec["apiVersion"], spec["kind"]) == ("kubernetes.dask.org/v1", "DaskCluster")
+    assert (group["apiVersion"], group["kind"]) == ("kubernetes.dask.org/v1", "DaskWorkerGroup")
+    assert spec["metadata"] == {"name": "jobs", "namespace": "ml"}
     assert group["metadata"] == {"name": "jobs-gpu", "namespace": "ml"}
-    assert spec["metadata"]["namespace"] == "ml"
+    assert group["spec"]["cluster"] == "jobs"
+    # The scheduler's service finds the scheduler pod of this cluster by its labels.
+    assert spec["spec"]["scheduler"]["service"]["selector"] == {
+        "dask.org/cluster-name": "jobs",
+        "dask.org/component": "scheduler",
+    }
+    assert (spec["spec"]["worker"]["replicas"], group["spec"]["worker"]["replicas"]) == (2, 1)
+    sized = k8s.cluster_spec(cpu_workers=5), k8s.gpu_worker_group(workers=3)
+    assert (sized[0]["spec"]["worker"]["replicas"], sized[1]["spec"]["worker"]["replicas"]) == (5, 3)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -128,8 +170,8 @@ def _worker_params(args: list[str]) -> dict:
 def test_gpu_workers_advertise_gpu_1_and_cpu_workers_nothing() -> None:
     pods = _pods()
     gpu_args = _container(pods["gpu"])["args"]
-    assert "--resources" in gpu_args
-    assert gpu_args[gpu_args.index("--resources") + 1] == "GPU=1"
+    assert gpu_args == ["dask", "worker", "--resources", "GPU=1", *WORKER_ARGS]
+    assert _container(pods["cpu"])["args"] == ["dask", "worker", *WORKER_ARGS]
     resources = _worker_params(gpu_args)["resources"]
     # The same parsing as distributed/cli/dask_worker.py's: "NAME=amount" pairs.
     assert {name: float(amount) for name, amount in (p.split("=") for p in resources.split(","))} == {
@@ -143,9 +185,17 @@ def test_commands_exist_in_the_installed_distributed() -> None:
 
     commands = {entry.name for entry in importlib.metadata.entry_points(group="dask_cli")}
     assert {"scheduler", "worker"} <= commands
-    args = _container(_pods()["scheduler"])["args"]
-    assert args[:2] == ["dask", "scheduler"]
+    pods = _pods()
+    args = _container(pods["scheduler"])["args"]
+    assert args == ["dask", "scheduler", "--host", "0.0.0.0"]
     assert scheduler_main.make_context("dask scheduler", args[2:]).params["host"] == "0.0.0.0"
+    for role in ("cpu", "gpu"):
+        params = _worker_params(_container(pods[role])["args"])
+        assert (params["name"], params["dashboard"], params["dashboard_address"]) == (
+            "$(DASK_WORKER_NAME)",
+            True,
+            "8788",
+        ), role
 
 
 # --- images, env and versions ------------------------------------------------------------------
@@ -153,7 +203,14 @@ def test_commands_exist_in_the_installed_distributed() -> None:
 
 def test_images_agree_across_specs_dockerfile_and_values() -> None:
     pods = _pods()
-    assert {_container(pod)["image"] for pod in pods.values()} == {k8s.WORKER_IMAGE}
+    assert {role: _container(pod)["image"] for role, pod in pods.items()} == {
+        "scheduler": f"headstart-worker:{_tag()}",
+        "cpu": f"headstart-worker:{_tag()}",
+        "gpu": f"headstart-worker:{_tag()}",
+    }
+    assert f"headstart-notebook:{_tag()}" == k8s.NOTEBOOK_IMAGE
+    custom = k8s.gpu_worker_group(image="worker:custom")["spec"]["worker"]["spec"]
+    assert _container(custom)["image"] == "worker:custom"
     values = _values()
     image = values["singleuser"]["image"]
     assert f"{image['name']}:{image['tag']}" == k8s.NOTEBOOK_IMAGE
@@ -168,16 +225,16 @@ def test_images_agree_across_specs_dockerfile_and_values() -> None:
 
 def test_env_is_the_same_on_every_dask_pod_and_the_service() -> None:
     envs = {role: _env(_container(pod)) for role, pod in _pods().items()}
-    assert envs["cpu"] == envs["gpu"] == envs["scheduler"] == k8s.WORKER_ENV
-    extra = {"HEADSTART_EXTRA": "1"}
+    assert envs == {"scheduler": ENV, "cpu": ENV, "gpu": ENV}
+    extra = {"HEADSTART_EXTRA": "1", "TF_CPP_MIN_LOG_LEVEL": "0"}
     spec, group = k8s.cluster_spec(env=extra), k8s.gpu_worker_group(env=extra)
     built = _env(_container(spec["spec"]["worker"]["spec"]))
-    assert built == _env(_container(group["spec"]["worker"]["spec"])) == {**k8s.WORKER_ENV, **extra}
+    assert built == _env(_container(group["spec"]["worker"]["spec"])) == {**ENV, **extra}
     service = _env(_sidecar())
     for name in ("HEADSTART_HOME", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL"):
-        assert service[name] == k8s.WORKER_ENV[name], name
+        assert service[name] == ENV[name], name
     user = _values()["singleuser"]["extraEnv"]
-    assert user["KERAS_BACKEND"] == k8s.WORKER_ENV["KERAS_BACKEND"]
+    assert user["KERAS_BACKEND"] == ENV["KERAS_BACKEND"]
 
 
 def test_dockerfile_versions_match_pyproject() -> None:
@@ -207,8 +264,69 @@ def test_dockerfile_versions_match_pyproject() -> None:
 @pytest.mark.parametrize("file_name", sorted(k8s.SPEC_FILES))
 def test_checked_in_specs_are_what_the_code_writes(file_name: str, tmp_path: Path) -> None:
     k8s.main(["--write", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask-cluster.yaml", "dask-gpu-workers.yaml"]
     assert (K8S / file_name).read_text() == (tmp_path / file_name).read_text()
     assert _load(file_name) == k8s.SPEC_FILES[file_name]()
+    k8s.main(["--write", str(tmp_path), "--image", "worker:custom", "--namespace", "ml"])
+    written = yaml.safe_load((tmp_path / file_name).read_text())
+    assert written["metadata"]["namespace"] == "ml"
+    assert "worker:custom" in (tmp_path / file_name).read_text()
+
+
+def _checked_in_pod(file_name: str, group: str) -> tuple[dict, dict]:
+    """The pod spec and its one container of a group ("worker" or "scheduler") in a checked-in file."""
+    spec = _load(file_name)["spec"]
+    pod = spec[group]["spec"] if file_name == "dask-cluster.yaml" else spec["worker"]["spec"]
+    return pod, _container(pod)
+
+
+def test_the_checked_in_gpu_group_is_what_operators_apply() -> None:
+    group = _load("dask-gpu-workers.yaml")
+    assert (group["kind"], group["metadata"], group["spec"]["cluster"]) == (
+        "DaskWorkerGroup",
+        {"name": "headstart-gpu"},
+        "headstart",
+    )
+    assert group["spec"]["worker"]["replicas"] == 1
+    pod, container = _checked_in_pod("dask-gpu-workers.yaml", "worker")
+    assert container["image"] == f"headstart-worker:{_tag()}"
+    assert container["args"] == ["dask", "worker", "--resources", "GPU=1", *WORKER_ARGS]
+    assert _env(container) == ENV
+    assert container["resources"] == GPU_WORKER_RESOURCES
+    assert (pod["nodeSelector"], pod["tolerations"]) == (GPU_NODES, GPU_TOLERATIONS)
+    assert (pod["volumes"], container["volumeMounts"], pod["securityContext"]) == (
+        STORE_VOLUMES,
+        STORE_MOUNTS,
+        RUN_AS,
+    )
+
+
+def test_the_checked_in_cluster_is_what_operators_apply() -> None:
+    cluster = _load("dask-cluster.yaml")
+    assert (cluster["kind"], cluster["metadata"], cluster["spec"]["idleTimeout"]) == (
+        "DaskCluster",
+        {"name": "headstart"},
+        0,
+    )
+    assert cluster["spec"]["worker"]["replicas"] == 2
+    pod, container = _checked_in_pod("dask-cluster.yaml", "worker")
+    assert container["image"] == f"headstart-worker:{_tag()}"
+    assert container["args"] == ["dask", "worker", *WORKER_ARGS]
+    assert (_env(container), container["resources"]) == (ENV, CPU_WORKER_RESOURCES)
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert (pod["volumes"], container["volumeMounts"], pod["securityContext"]) == (
+        STORE_VOLUMES,
+        STORE_MOUNTS,
+        RUN_AS,
+    )
+    pod, container = _checked_in_pod("dask-cluster.yaml", "scheduler")
+    assert container["image"] == f"headstart-worker:{_tag()}"
+    assert container["args"] == ["dask", "scheduler", "--host", "0.0.0.0"]
+    assert (_env(container), container["resources"]) == (ENV, SCHEDULER_RESOURCES)
+    assert "volumes" not in pod and pod["securityContext"] == RUN_AS
+    service = cluster["spec"]["scheduler"]["service"]
+    assert service["selector"] == {"dask.org/cluster-name": "headstart", "dask.org/component": "scheduler"}
+    assert {p["name"]: p["port"] for p in service["ports"]} == {"tcp-comm": 8786, "http-dashboard": 8787}
 
 
 def test_store_claim_is_shared_by_workers_and_service() -> None:
@@ -288,8 +406,10 @@ class _FakeKubeCluster:
         self.kwargs = kwargs
         self.name = kwargs["custom_cluster_spec"]["metadata"]["name"]
         self.groups: list[tuple[str, dict]] = []
+        self.asked: list[tuple[str, dict]] = []  # every add_worker_group call, refused or not
 
     def add_worker_group(self, name: str, *, custom_spec: dict) -> None:
+        self.asked.append((name, custom_spec))
         if self.error is not None:
             raise self.error
         self.groups.append((name, custom_spec))
@@ -333,7 +453,11 @@ def test_kube_cluster_reattaches_to_an_existing_gpu_group_only(
         return kr8s.ServerError(f"status {status}", response=response)
 
     fake_kube_cluster.error = server_error(409)
-    k8s.kube_cluster(k8s.cluster_spec(), k8s.gpu_worker_group())
+    spec, group = k8s.cluster_spec(), k8s.gpu_worker_group()
+    cluster = k8s.kube_cluster(spec, group)
+    # The group was asked for, the operator said it exists, and the cluster is used as it is.
+    assert cluster.asked == [("gpu", group["spec"]["worker"])] and cluster.groups == []
+    assert cluster.kwargs["custom_cluster_spec"] == spec
     fake_kube_cluster.error = server_error(403)
     with pytest.raises(kr8s.ServerError):
         k8s.kube_cluster(k8s.cluster_spec(), k8s.gpu_worker_group())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -110,20 +111,58 @@ def test_the_page_json_is_the_api_page(catalog, alice) -> None:
     assert page["items"][0] == json.loads(models[1].model_dump_json())
 
 
-def test_another_process_change_is_seen_within_the_poll(catalog, alice, bob) -> None:
+# Another process sharing the catalog's database: it opens the catalog, says "ready", and publishes
+# the model when told to, saying "committed" once its transaction is in.
+PUBLISHER = """
+import sys
+from headstart.extension.manager import Catalog
+catalog = Catalog(home=sys.argv[1], db_url=sys.argv[2])
+alice = catalog.user("alice")
+print("ready", flush=True)
+sys.stdin.readline()
+catalog.models.update(alice, int(sys.argv[3]), public=True)
+print("committed", flush=True)
+"""
+
+
+def test_another_process_change_is_seen_within_the_poll_and_not_before(catalog, alice, bob) -> None:
     model = tiny_model(catalog, alice, name="theirs")
-    catalog.revisions.poll_seconds = 0.5
-    index = catalog.models.index
-    assert index.current().by_id[model.id].public is False
-    assert index.peek() is not None
-    publish = (
-        "from headstart.extension.manager import Catalog\n"
-        f"c = Catalog(home={catalog.home!r}, db_url={catalog.db_url!r})\n"
-        f"c.models.update(c.user('alice'), {model.id}, public=True)\n"
+    index, clock = catalog.models.index, catalog.revisions
+    publisher = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, str(catalog.home), catalog.db_url, str(model.id)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    subprocess.run([sys.executable, "-c", publish], check=True, timeout=120)
-    # The other process's commit leaves this one's counter alone: the peek trusts the old
-    # snapshot until the poll is due, and the database is asked then.
-    time.sleep(0.6)
-    assert index.peek() is None
-    assert catalog.models.get(bob, model.id).public is True
+    watchdog = threading.Timer(120, publisher.kill)  # a stuck publisher fails the test, not the run
+    watchdog.start()
+    try:
+        # Its start-up (seconds of imports) is over before any of the timing below begins.
+        assert publisher.stdout.readline() == "ready\n"
+        # Before it commits, a read that asks the database still finds the model private.
+        clock.poll_seconds = 0.0
+        assert index.peek() is None
+        assert index.current().by_id[model.id].public is False
+        # A window longer than the commit takes: the snapshot is trusted without asking.
+        clock.poll_seconds = 3600.0
+        snapshot = index.current()
+        assert index.peek() is snapshot
+        publisher.stdin.write("publish\n")
+        publisher.stdin.flush()
+        assert publisher.stdout.readline() == "committed\n"
+        # The other process's commit leaves this one's counter alone: within the window the peek
+        # still trusts the old snapshot, and so do lists and shows served from it.
+        assert index.peek() is snapshot and snapshot.by_id[model.id].public is False
+        # Once the window has passed since the last read, the peek asks, and the change is seen.
+        clock.poll_seconds = 0.2
+        deadline = time.monotonic() + 0.2 + 10
+        while index.peek() is not None:
+            assert time.monotonic() < deadline, "the snapshot outlived its poll window"
+            time.sleep(0.01)
+        assert index.current().by_id[model.id].public is True
+        assert catalog.models.get(bob, model.id).public is True
+        assert publisher.wait(60) == 0
+    finally:
+        watchdog.cancel()
+        publisher.kill()
+        publisher.wait()
