@@ -1,8 +1,10 @@
 """Model cards: the read-only notebook of every public model, regenerated when the model changes.
 
 A card is built from `notebooks/model_card.ipynb`: its facts, lineage, training histories (with
-their plots rendered in), leaderboard results and the code to load the model. Cards live in the
-store at `notebooks/<model id>.ipynb`. A private model has none: making a model private, or
+their plots rendered in, and drawn again by their cells' code), leaderboard results, and code that
+reads the model's facts and scores from the catalog, downloads it and runs it on an image
+(tests/extension/test_card_notebook.py runs every cell). Cards live in the store at
+`notebooks/<model id>.ipynb`. A private model has none: making a model private, or
 deleting it, removes its card. Text that users wrote is escaped, because the card is also served
 rendered as HTML to every signed-in user.
 """
@@ -13,6 +15,7 @@ import base64
 import html
 import io
 import json
+import math
 import os
 import sys
 import uuid
@@ -63,6 +66,14 @@ def _cell(value: object) -> str:
     return _text(value)
 
 
+def _finite(epochs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Epoch figures that read back as Python literals: a NaN or infinite figure becomes None."""
+    return [
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in epoch.items()}
+        for epoch in epochs
+    ]
+
+
 def _history_plot(epochs: list[dict[str, Any]], title: str) -> dict[str, Any]:
     """A PNG of one training's loss and accuracy curves, as a notebook display output."""
     import matplotlib
@@ -70,18 +81,9 @@ def _history_plot(epochs: list[dict[str, Any]], title: str) -> dict[str, Any]:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, (loss, accuracy) = pyplot.subplots(1, 2, figsize=(9, 3))
-    numbers = [e["epoch"] for e in epochs]
-    for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
-        axes.plot(numbers, [e[key] for e in epochs], marker="o", label="train")
-        val = [e[f"val_{key}"] for e in epochs]
-        if any(v is not None for v in val):
-            axes.plot(numbers, val, marker="o", label="val")
-        axes.set_xlabel("epoch")
-        axes.set_title(key)
-        axes.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
+    from headstart.kernels.history_plot import plot_history
+
+    figure = plot_history(epochs, title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
     pyplot.close(figure)
@@ -152,7 +154,8 @@ class ModelCards:
                 facts["evaluations"], ["dataset", "version", "accuracy", "loss", "images"]
             ),
             "model_id": str(facts["id"]),
-            "labels": json.dumps(facts["labels"]),
+            # A Python literal for the card's code: the datasets its current version was scored on.
+            "scored_datasets": repr(facts["scored_datasets"]),
         }
         cells = []
         for cell in template["cells"]:
@@ -171,10 +174,15 @@ class ModelCards:
     def _history_cells(self, histories: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cells = []
         for history in histories:
-            epochs = history["epochs"]
+            epochs = _finite(history["epochs"])
+            title = f"training {history['training']}"
+            # The cell draws what its output shows, so running the card draws the curves again.
+            # Python literals (repr), not JSON: a figure that was not measured is None, not null.
             source = (
-                f"# Training {history['training']} on {history['dataset']!r}: per-epoch figures.\n"
-                f"epochs = {json.dumps(epochs)}"
+                f"# Training {history['training']} on {history['dataset']!r}: loss and accuracy per epoch.\n"
+                "from headstart.kernels.history_plot import plot_history\n\n"
+                f"epochs = {epochs!r}\n"
+                f"plot_history(epochs, {title!r});"
             )
             cells.append(
                 {
@@ -183,7 +191,7 @@ class ModelCards:
                     "metadata": {"tags": ["headstart:history-plot"]},
                     "execution_count": None,
                     "source": source,
-                    "outputs": [_history_plot(epochs, f"training {history['training']}")] if epochs else [],
+                    "outputs": [_history_plot(epochs, title)] if epochs else [],
                 }
             )
         return cells
@@ -221,7 +229,6 @@ class ModelCards:
             "id": model.id,
             "name": model.name,
             "description": model.description,
-            "labels": model.labels,
             "lineage": lineage,
             "table": {
                 "owner": owner.name if owner else "?",
@@ -251,6 +258,13 @@ class ModelCards:
                 }
                 for t in trainings
             ],
+            "scored_datasets": sorted(
+                {
+                    datasets[e.dataset_id]
+                    for e in evaluations
+                    if e.comparable and e.model_version == model.version and e.dataset_id in datasets
+                }
+            ),
             "evaluations": [
                 {
                     "dataset": datasets.get(e.dataset_id, e.dataset_id),
