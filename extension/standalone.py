@@ -52,7 +52,8 @@ def serve_catalog(
 ) -> Iterator[Service]:
     """Serve the catalog at `home` until the block ends, signed in as `user`.
 
-    `config` adds traitlets settings by section, e.g. {"Catalog": {...}, "JobRunner": {...}}.
+    `config` adds traitlets settings by section, e.g. {"Catalog": {...}, "JobRunner": {...}}. A
+    `ServerApp.base_url` among them (the hub's `/services/headstart/`) moves the service's URL with it.
     """
     root = Path(tempfile.mkdtemp(prefix="jupyter-", dir=home))
     settings: dict[str, dict[str, object]] = {
@@ -86,7 +87,9 @@ def serve_catalog(
     log_path = root / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        service = Service(f"http://127.0.0.1:{port}/", token, process)
+        prefix = str(settings["ServerApp"].get("base_url", "/")).strip("/")
+        url = f"http://127.0.0.1:{port}/" + (f"{prefix}/" if prefix else "")
+        service = Service(url, token, process)
         try:
             deadline = time.monotonic() + START_SECONDS
             while True:
@@ -96,7 +99,9 @@ def serve_catalog(
                     if httpx.get(service.url + "headstart/me", headers=service.headers).status_code == 200:
                         break
                 except httpx.TransportError:
-                    time.sleep(0.2)
+                    pass
+                # Not up yet, or up without the catalog's routes so far: ask again shortly.
+                time.sleep(0.2)
             yield service
         finally:
             process.send_signal(signal.SIGINT)

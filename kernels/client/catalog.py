@@ -7,7 +7,7 @@ from types import TracebackType
 
 import httpx
 
-from headstart.kernels.client.connection import Connection
+from headstart.kernels.client.connection import LIST_PAGE, Connection
 from headstart.kernels.client.datasets import RemoteDatasets
 from headstart.kernels.client.evaluations import RemoteEvaluations
 from headstart.kernels.client.jobs import RemoteJobs
@@ -21,6 +21,8 @@ class HeadstartClient:
 
     Its `models`, `datasets`, `trainings` and `evaluations` take the same calls as the local
     catalog's managers, without their first (user) argument: the service knows you by your token.
+    `timeout` (seconds) bounds each request but the slow ones' wait for an answer; `page_size`
+    is how many items each request of a full listing (`models.list()`) asks for, 500 at most.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class HeadstartClient:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
+        page_size: int = LIST_PAGE,
     ) -> None:
         # The hub's spawner sets both variables in every kernel, so a notebook passes neither.
         url = url or os.environ.get("HEADSTART_URL")
@@ -37,7 +40,7 @@ class HeadstartClient:
             raise Invalid("no catalog URL: set HEADSTART_URL or pass url= to HeadstartClient")
         if token is None:
             token = os.environ.get("JUPYTERHUB_API_TOKEN")
-        self._connection = Connection(url, token, transport=transport, timeout=timeout)
+        self._connection = Connection(url, token, transport=transport, timeout=timeout, page_size=page_size)
         self.models = RemoteModels(self._connection)
         self.datasets = RemoteDatasets(self._connection)
         self.trainings = RemoteTrainings(self._connection)

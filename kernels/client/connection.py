@@ -17,7 +17,8 @@ from headstart.kernels.schemas import Page
 # Uploads and downloads move this much at a time, so memory stays bounded by a chunk, not a file.
 CHUNK_BYTES = 1024 * 1024
 
-# The most that the API serves in one page; fewer pages make a full listing quicker.
+# The most that the API serves in one page (it refuses a larger `limit`); fewer pages make a full
+# listing quicker.
 LIST_PAGE = 500
 
 # The `error` codes of docs/api.md; any other code (such as `internal`) stays a plain HeadstartError.
@@ -32,6 +33,7 @@ ERRORS: dict[str, type[HeadstartError]] = {
 # Statuses that JupyterHub or the proxy answer before a request reaches the service, usually
 # because the token is missing or lacks the service's scopes.
 _SIGN_IN_STATUSES = frozenset({301, 302, 303, 307, 308, 401, 403})
+_TOKEN_HINT = "check the token (JUPYTERHUB_API_TOKEN, or pass token=)"
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -40,11 +42,20 @@ class Connection:
     """An authenticated httpx.Client bound to the catalog's base URL, raising HeadstartErrors."""
 
     def __init__(
-        self, url: str, token: str | None, *, transport: httpx.BaseTransport | None, timeout: float
+        self,
+        url: str,
+        token: str | None,
+        *,
+        transport: httpx.BaseTransport | None,
+        timeout: float,
+        page_size: int = LIST_PAGE,
     ) -> None:
+        if not 1 <= page_size <= LIST_PAGE:
+            raise Invalid(f"page_size must be from 1 to {LIST_PAGE}, not {page_size}")
         # A trailing slash makes "headstart/models" land under the service prefix, not beside it.
         self.url = url.rstrip("/") + "/"
         self.timeout = timeout
+        self.page_size = page_size
         headers = {"Authorization": f"token {token}"} if token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, transport=transport, timeout=timeout)
 
@@ -80,10 +91,10 @@ class Connection:
         """Every item of a paginated list, fetched page by page."""
         items: list[Schema] = []
         while True:
-            paging = {**params, "limit": str(LIST_PAGE), "offset": str(len(items))}
+            paging = {**params, "limit": str(self.page_size), "offset": str(len(items))}
             page, total = parse_page(self.request("GET", path, params=paging), schema)
             items.extend(page)
-            # The service may serve fewer than asked, so the count served decides the next offset.
+            # The count served, not the count asked, decides the next offset and the end.
             if not page or len(items) >= total:
                 return items
 
@@ -125,14 +136,17 @@ def raise_for_status(response: httpx.Response) -> None:
         body = response.json()
     except ValueError:
         body = None
+    request = response.request
+    status = f"{request.method} {request.url} answered {response.status_code} {response.reason_phrase}"
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         error = ERRORS.get(body["error"], HeadstartError)
-        raise error(str(body.get("detail") or body["error"]), detail=body.get("items"))
+        message = str(body.get("detail") or body["error"])
+        if response.status_code in _SIGN_IN_STATUSES and message == response.reason_phrase:
+            # jupyter-server refused the token before any catalog code ran, and said only the status.
+            message = f"{status}; {_TOKEN_HINT}"
+        raise error(message, detail=body.get("items"))
     # Not our service's answer: a proxy's error page, or the hub refusing the request.
-    request = response.request
-    message = f"{request.method} {request.url} answered {response.status_code} {response.reason_phrase}"
-    if response.status_code in _SIGN_IN_STATUSES:
-        message += "; check the token (JUPYTERHUB_API_TOKEN, or pass token=)"
+    message = f"{status}; {_TOKEN_HINT}" if response.status_code in _SIGN_IN_STATUSES else status
     raise HeadstartError(message, detail=response.text[:1000] or None)
 
 

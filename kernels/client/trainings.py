@@ -63,8 +63,8 @@ class RemoteTrainings:
         `on_epoch` gets each epoch's figures once, in order, as they appear; each poll asks only for
         the epochs after the last one seen. `on_features(done, total)` follows the body's feature
         pass, as the training's job reports it.
-        A failed training raises Invalid with its recorded error; a cancelled one is returned.
-        `timeout` (seconds) stops the waiting, not the training.
+        A failed training raises Invalid with its recorded error; a cancelled one is returned. The
+        training returned holds all its epochs. `timeout` (seconds) stops the waiting, not the training.
         """
         training = self.begin(model_id, dataset, config)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -90,6 +90,9 @@ class RemoteTrainings:
                 )
             time.sleep(poll)
             training = self.get(training.id, since=reported)
+        if reported:
+            # The last poll held only the epochs after `since`; the training returned holds them all.
+            training = self.get(training.id)
         if training.status == "failed":
             # The class of the original error stays on the service; its message is recorded.
             raise Invalid(training.error or f"training {training.id} failed", detail=training)

@@ -1,192 +1,301 @@
-"""The REST client against an in-process fake of the API (docs/api.md), through httpx's MockTransport."""
+"""The REST client against the real catalog service.
+
+The service is the extension in its own `jupyter server` (headstart.extension.standalone), under
+the hub's prefix `/services/headstart/`, with its jobs on the session's Dask cluster; its token
+signs in as alice. What it holds besides is seeded through the local managers before it starts:
+the shapes dataset, alice's and bob's tiny models, and a model over the service's size limit.
+Requests go out through httpx's own transport, which keeps a copy of each (`Recorder`), so a test
+can check what the client sent as well as what the service answered.
+
+What the service never answers (a proxy's HTML page, a sign-in redirect, a closed port, silence)
+comes from tiny real HTTP servers on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
+import http.server
+import importlib
 import io
 import json
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from headstart.extension.standalone import free_port, serve_catalog
 from headstart.kernels.client import HeadstartClient
-from headstart.kernels.client.connection import CHUNK_BYTES
+from headstart.kernels.client.connection import CHUNK_BYTES, LIST_PAGE
 from headstart.kernels.errors import Conflict, Forbidden, HeadstartError, Invalid, NotFound, TooLarge
-from headstart.kernels.schemas import (
-    DecisionRequest,
-    EvaluationRequest,
-    ModelCreate,
-    ModelPublic,
-    TrainingConfig,
-    TrainingCreate,
-)
+from headstart.kernels.schemas import JobPublic, TrainingConfig, TrainingPublic
 
-BASE = "http://catalog.test/services/headstart/"
+pytestmark = pytest.mark.slow
+
 PREFIX = "/services/headstart/"
-STAMP = "2024-05-01T12:00:00"
+SHAPES = ["circle", "square", "triangle"]
+PETS = ["cat", "dog"]
+# Above the wide upload's 2.5 MB (three chunks) and below the too-big model's 3.8 MB.
+MAX_MODEL_BYTES = 3 * 2**20
+# Tiny models train an epoch on cached features in milliseconds. The most epochs, one image a batch,
+# keep one running for a minute or more: long enough to be followed, timed out and cancelled (a
+# cancel stops it at its next batch).
+LONG = TrainingConfig(epochs=1000, batch_size=1)
 
-Handler = Callable[[httpx.Request], httpx.Response]
+
+# --- the service ---------------------------------------------------------------------------------
 
 
-def model_json(model_id: int, **fields: Any) -> dict:
+@dataclass
+class Served:
+    """The running service, and the ids of what was seeded before it started."""
+
+    url: str
+    token: str
+    models: dict[str, int]
+    bob_jobs: list[int]
+    shapes_counts: dict[str, int]
+
+
+def wide_model(path: Path, units: int, labels: list[str] | None) -> Path:
+    """A real .keras model of about `units` * 25 kB (a wide Dense on a strided conv), written to `path`."""
+    import keras
+
+    layers = [
+        keras.Input((224, 224, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(2, 3, strides=4, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(units, activation="relu"),
+    ]
+    if labels:
+        layers.append(keras.layers.Dense(len(labels), activation="softmax"))
+    keras.Sequential(layers).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wide_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("wide")
     return {
-        "id": model_id,
-        "name": f"model {model_id}",
-        "owner": "alice",
-        "kind": "classifier",
-        "labels": ["cat", "dog"],
-        "public": False,
-        "version": 1,
-        "params": 1000,
-        "size_bytes": 4000,
-        "created_at": STAMP,
-        "updated_at": STAMP,
-        **fields,
+        "upload": wide_model(folder / "net.keras", 100, ["a", "b"]),
+        "too-big": wide_model(folder / "too-big.keras", 150, None),
     }
 
 
-def dataset_json(dataset_id: int, name: str = "pets") -> dict:
-    return {
-        "id": dataset_id,
-        "name": name,
-        "labels": ["cat", "dog"],
-        "counts": {"train": 8, "val": 1, "test": 1},
-        "skipped": [],
-        "created_by": "alice",
-        "created_at": STAMP,
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    shapes_folder: Path,
+    dask_scheduler: str,
+    wide_files: dict[str, Path],
+) -> Iterator[Served]:
+    from distributed import Client, wait
+
+    from headstart.extension.manager import Catalog
+    from tests.conftest import tiny_model
+
+    # The workers' first job imports Keras, for seconds: they do that while this process seeds.
+    dask = Client(dask_scheduler, set_as_default=False)
+    warming = [
+        dask.submit(importlib.import_module, "keras", workers=[worker], pure=False)
+        for worker in dask.scheduler_info()["workers"]
+    ]
+    home = tmp_path_factory.mktemp("client-catalog")
+    catalog = Catalog(home=str(home))
+    alice, bob = catalog.user("alice"), catalog.user("bob")
+    shapes = catalog.datasets.add(alice, shapes_folder, name="shapes")
+    catalog.datasets.add(bob, shapes_folder, name="my pets/v2")
+    models = {
+        f"pet-{n}": tiny_model(catalog, alice, name=f"pet-{n}", labels=PETS, public=True).id for n in range(5)
     }
+    models["pet-private"] = tiny_model(catalog, alice, name="pet-private", labels=PETS).id
+    models["vector"] = tiny_model(catalog, alice, name="vector", public=True).id
+    models["shapes-net"] = tiny_model(catalog, alice, name="shapes-net", labels=SHAPES).id
+    models["bob-public"] = tiny_model(catalog, bob, name="bob-public", labels=PETS, public=True).id
+    models["bob-private"] = tiny_model(catalog, bob, name="bob-private", labels=SHAPES).id
+    # Seeded without the service's limit, which refuses what a training of it would produce.
+    models["too-big"] = catalog.models.upload(alice, wide_files["too-big"], name="too-big").id
+    bob_jobs = [job.id for job in catalog.jobs.list(bob)]
+    catalog.close()
 
-
-def training_json(training_id: int, status: str = "running", epochs: int = 0, **fields: Any) -> dict:
-    return {
-        "id": training_id,
-        "model_id": 7,
-        "model_version": 1,
-        "dataset_id": 2,
-        "config": TrainingConfig().model_dump(),
-        "status": status,
-        "owner": "alice",
-        "created_at": STAMP,
-        "finished_at": None if status == "running" else STAMP,
-        "epochs": [{"epoch": n, "loss": 1.0 / n, "accuracy": 0.5} for n in range(1, epochs + 1)],
-        **fields,
+    config = {
+        "ServerApp": {"base_url": PREFIX},
+        "Catalog": {"max_model_bytes": MAX_MODEL_BYTES, "revision_poll_seconds": 0.0},
+        "JobRunner": {"cluster": "address", "address": dask_scheduler},
     }
+    with serve_catalog(home, "alice", config) as running:
+        assert running.url.endswith(PREFIX)
+        wait(warming)
+        dask.close()
+        yield Served(running.url, running.token, models, bob_jobs, dict(shapes.counts))
 
 
-def evaluation_json(model_id: int) -> dict:
-    return {
-        "id": 1,
-        "model_id": model_id,
-        "model_version": 1,
-        "dataset_id": 2,
-        "split": "test",
-        "accuracy": 0.9,
-        "loss": 0.3,
-        "count": 10,
-        "result": {},
-        "created_at": STAMP,
-    }
+# --- what the client sent ------------------------------------------------------------------------
 
 
-def answer(status: int, body: Any = None, **kwargs: Any) -> httpx.Response:
-    return (
-        httpx.Response(status, json=body, **kwargs) if body is not None else httpx.Response(status, **kwargs)
-    )
+@dataclass
+class Sent:
+    """One request as it went out; a streamed body is kept chunk by chunk, as it was sent."""
 
-
-class FakeCatalog:
-    """The API as a dict of routes, `(method, path under the prefix)` to a handler; it records requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], Handler] = {}
-        self.requests: list[httpx.Request] = []
-
-    def on(self, method: str, path: str, handler: Handler | Any) -> None:
-        self.routes[method, path] = handler if callable(handler) else lambda _: answer(200, handler)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        assert request.url.raw_path.decode().startswith(PREFIX), request.url
-        path = request.url.raw_path.decode().split("?")[0][len(PREFIX) :]
-        handler = self.routes.get((request.method, path))
-        if handler is None:
-            return answer(404, {"error": "not_found", "detail": f"no route {request.method} {path}"})
-        return handler(request)
+    request: httpx.Request
+    streamed: bool
+    chunks: list[bytes] = field(default_factory=list)
+    answer: Any = None  # the JSON answer, if it was JSON
 
     @property
-    def last(self) -> httpx.Request:
-        return self.requests[-1]
+    def body(self) -> bytes:
+        return b"".join(self.chunks) if self.streamed else self.request.content
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.request.url.params)
+
+    @property
+    def path(self) -> str:
+        return self.request.url.raw_path.decode().split("?")[0]
 
 
-class StreamingTransport(httpx.MockTransport):
-    """MockTransport without its `request.read()`, so the handler sees the body as it is streamed."""
+class Recorder(httpx.HTTPTransport):
+    """httpx's own HTTP transport, keeping a copy of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Sent] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self.handler(request)  # type: ignore[return-value]
+        # A body given whole is a ByteStream; a file or a generator is streamed as it is read.
+        sent = Sent(request, streamed=not isinstance(request.stream, httpx.ByteStream))
+        self.sent.append(sent)
+        if sent.streamed:
+            request.stream = _Tee(request.stream, sent.chunks)  # type: ignore[arg-type]
+        response = super().handle_request(request)
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            response.read()
+            sent.answer = response.json()
+        return response
+
+    def to(self, method: str, path: str) -> list[Sent]:
+        return [s for s in self.sent if s.request.method == method and s.path == PREFIX + path]
+
+    @property
+    def last(self) -> Sent:
+        return self.sent[-1]
+
+
+class _Tee(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes], chunks: list[bytes]) -> None:
+        self.stream, self.chunks = stream, chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.stream:
+            self.chunks.append(bytes(chunk))
+            yield chunk
 
 
 @pytest.fixture
-def fake() -> FakeCatalog:
-    return FakeCatalog()
+def recorder() -> Recorder:
+    return Recorder()
 
 
 @pytest.fixture
-def client(fake: FakeCatalog) -> Iterator[HeadstartClient]:
-    with HeadstartClient(BASE.rstrip("/"), "s3cret", transport=httpx.MockTransport(fake)) as client:
+def client(served: Served, recorder: Recorder) -> Iterator[HeadstartClient]:
+    # Without its trailing slash: the client must still land under the prefix.
+    with HeadstartClient(served.url.rstrip("/"), served.token, transport=recorder) as client:
         yield client
 
 
+def wait_until_ended(client: HeadstartClient, training_id: int, seconds: float = 60) -> TrainingPublic:
+    deadline = time.monotonic() + seconds
+    while (training := client.trainings.get(training_id)).status == "running":
+        assert time.monotonic() < deadline, f"training {training_id} did not end"
+        time.sleep(0.1)
+    return training
+
+
+# --- tiny real servers for what the service never answers ----------------------------------------
+
+
+class CannedServer:
+    """An HTTP server on 127.0.0.1 answering GETs by path with canned replies; 404 otherwise."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        replies = self.replies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, headers, body = replies.get(self.path.split("?")[0], (404, {}, b"no such page"))
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PREFIX}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, path: str, status: int, body: bytes | str | dict, **headers: str) -> None:
+        if isinstance(body, dict):
+            body, headers = json.dumps(body), {"Content-Type": "application/json", **headers}
+        self.replies[PREFIX + path] = (status, headers, body.encode() if isinstance(body, str) else body)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
-def streaming(fake: FakeCatalog) -> Iterator[HeadstartClient]:
-    with HeadstartClient(BASE, "s3cret", transport=StreamingTransport(fake)) as client:
-        yield client
+def canned() -> Iterator[CannedServer]:
+    server = CannedServer()
+    yield server
+    server.close()
 
 
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
-
-
-def read_stream(request: httpx.Request) -> list[bytes]:
-    """The chunks of a streamed request body, asserting that nobody read it whole before."""
-    assert isinstance(request.stream, httpx.SyncByteStream)
-    assert not isinstance(request.stream, httpx.ByteStream), "the body was read into memory"
-    return list(request.stream)
-
-
-# --- connection, identity and configuration ----------------------------------------------------
+# --- connection, identity and configuration ------------------------------------------------------
 
 
 def test_requests_carry_the_token_and_land_under_the_service_prefix(
-    fake: FakeCatalog, client: HeadstartClient
+    served: Served, client: HeadstartClient, recorder: Recorder
 ) -> None:
-    fake.on("GET", "headstart/me", {"name": "alice"})
     assert client.me() == "alice"
-    assert str(fake.last.url) == BASE + "headstart/me"
-    assert fake.last.headers["Authorization"] == "token s3cret"
-    assert "s3cret" not in repr(client)
+    assert client.url == served.url
+    assert str(recorder.last.request.url) == served.url + "headstart/me"
+    assert recorder.last.request.headers["Authorization"] == f"token {served.token}"
+    assert served.token not in repr(client)
+    # The same server without the prefix has no catalog: the prefix is what reaches it.
+    beside = HeadstartClient(served.url.removesuffix(PREFIX), served.token)
+    with beside, pytest.raises(HeadstartError, match="404"):
+        beside.me()
 
 
-def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, fake: FakeCatalog) -> None:
-    monkeypatch.setenv("HEADSTART_URL", "http://env.test/services/headstart/")
-    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "from-env")
-    fake.on("GET", "headstart/me", {"name": "bob"})
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return answer(200, {"name": "bob"})
-
-    with HeadstartClient(transport=httpx.MockTransport(handler)) as client:
-        assert client.me() == "bob"
-    assert str(seen[0].url) == "http://env.test/services/headstart/headstart/me"
-    assert seen[0].headers["Authorization"] == "token from-env"
+def test_url_and_token_come_from_the_environment(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADSTART_URL", served.url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", served.token)
+    with HeadstartClient() as client:
+        assert client.url == served.url
+        assert client.me() == "alice"
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "not-the-token")
+    with HeadstartClient() as client, pytest.raises(Forbidden, match=r"403 Forbidden; check the token"):
+        client.me()
 
 
 def test_a_missing_url_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,192 +304,274 @@ def test_a_missing_url_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> No
         HeadstartClient()
 
 
-def test_without_a_token_no_authorization_is_sent(monkeypatch: pytest.MonkeyPatch, fake: FakeCatalog) -> None:
-    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
-    fake.on("GET", "headstart/me", {"name": "me"})
-    with HeadstartClient(BASE, transport=httpx.MockTransport(fake)) as client:
-        client.me()
-    assert "Authorization" not in fake.last.headers
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "exception"),
-    [
-        (400, "invalid", Invalid),
-        (404, "not_found", NotFound),
-        (403, "forbidden", Forbidden),
-        (413, "too_large", TooLarge),
-        (409, "conflict", Conflict),
-        (500, "internal", HeadstartError),
-    ],
-)
-def test_error_bodies_become_the_matching_exception(
-    fake: FakeCatalog, client: HeadstartClient, status: int, code: str, exception: type
+def test_without_a_token_none_is_sent_and_the_refusal_names_the_token(
+    served: Served, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    items = [{"file": "cat/1.jpg", "reason": "not an image"}]
-    fake.on(
-        "GET",
-        "headstart/models/3",
-        lambda _: answer(status, {"error": code, "detail": "it went wrong", "items": items}),
-    )
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    refused = r"GET .*headstart/me answered 403 Forbidden; check the token"
+    with HeadstartClient(served.url, transport=recorder) as client, pytest.raises(Forbidden, match=refused):
+        client.me()
+    assert "Authorization" not in recorder.last.request.headers
+
+
+def test_a_page_size_outside_the_services_limit_is_refused_before_sending() -> None:
+    for size in (0, LIST_PAGE + 1):
+        with pytest.raises(Invalid, match=f"page_size must be from 1 to {LIST_PAGE}"):
+            HeadstartClient("http://127.0.0.1:1/", page_size=size)
+
+
+# --- errors: the service's real refusals ---------------------------------------------------------
+
+
+def not_images(tmp_path: Path) -> Path:
+    archive = tmp_path / "not-images.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("cat/1.jpg", b"not an image")
+        zipped.writestr("dog/1.jpg", b"nor this")
+    return archive
+
+
+REFUSALS: dict[str, tuple[Callable[[HeadstartClient, Served, Path], Any], type, str]] = {
+    "invalid": (lambda c, s, t: c.models.page(limit=LIST_PAGE + 1), Invalid, "limit must be from 1 to 500"),
+    "not_found": (
+        lambda c, s, t: c.models.get(s.models["bob-private"]),
+        NotFound,
+        "model {bob-private} not found",
+    ),
+    "forbidden": (
+        lambda c, s, t: c.models.update(s.models["bob-public"], name="mine now"),
+        Forbidden,
+        "owner",
+    ),
+    "conflict": (lambda c, s, t: c.datasets.delete("shapes"), Conflict, "permanent"),
+    "too_large": (
+        lambda c, s, t: c.models.upload(t / "huge.keras", name="huge"),
+        TooLarge,
+        f"over the limit of {MAX_MODEL_BYTES} bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_refusal_becomes_its_exception_and_changes_nothing(
+    served: Served, client: HeadstartClient, tmp_path: Path, case: str
+) -> None:
+    action, exception, message = REFUSALS[case]
+    (tmp_path / "huge.keras").write_bytes(bytes(MAX_MODEL_BYTES + 1))
+    before = [m.model_dump() for m in client.models.list()]
     with pytest.raises(HeadstartError) as raised:
-        client.models.get(3)
+        action(client, served, tmp_path)
     assert type(raised.value) is exception
-    assert raised.value.message == "it went wrong"
-    assert raised.value.detail == items
-
-
-def test_an_error_without_items_has_no_detail(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on(
-        "DELETE",
-        "headstart/datasets/pets",
-        lambda _: answer(409, {"error": "conflict", "detail": "permanent"}),
-    )
-    with pytest.raises(Conflict, match="permanent") as raised:
-        client.datasets.delete("pets")
+    assert message.format_map(served.models) in raised.value.message
     assert raised.value.detail is None
+    # The same client goes on, and the refused request left the catalog as it was.
+    assert [m.model_dump() for m in client.models.list()] == before
+    assert client.models.get(served.models["bob-public"]).name == "bob-public"
 
 
-def test_a_proxys_html_502_names_the_status_and_url(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/models/3", lambda _: httpx.Response(502, html="<html>Bad Gateway</html>"))
-    with pytest.raises(HeadstartError) as raised:
+def test_a_refusal_with_items_carries_them_as_detail(client: HeadstartClient, tmp_path: Path) -> None:
+    with pytest.raises(Invalid, match="2 of 2 files are not usable images") as raised:
+        client.datasets.add(not_images(tmp_path), name="not images")
+    assert [item["file"] for item in raised.value.detail] == ["cat/1.jpg", "dog/1.jpg"]
+    assert all("not an image" in item["reason"] for item in raised.value.detail)
+    with pytest.raises(NotFound):
+        client.datasets.get("not images")
+
+
+# --- errors the service never answers ------------------------------------------------------------
+
+
+NOT_THE_SERVICE = {
+    "a proxy's HTML 503": (
+        503,
+        "<html><body>Service Unavailable</body></html>",
+        {"Content-Type": "text/html"},
+        r"GET {url}headstart/models/3 answered 503 Service Unavailable$",
+    ),
+    "a sign-in redirect": (
+        302,
+        "",
+        {"Location": "/hub/login?next=/services/headstart/headstart/models/3"},
+        r"answered 302 Found; check the token",
+    ),
+    "a hub's plain 403": (403, "Forbidden", {"Content-Type": "text/plain"}, r"answered 403 Forbidden; check"),
+    "an internal error": (
+        500,
+        json.dumps({"error": "internal", "detail": "internal error"}),
+        {"Content-Type": "application/json"},
+        r"^internal error$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_THE_SERVICE))
+def test_answers_from_outside_the_catalog_name_status_and_url(canned: CannedServer, case: str) -> None:
+    status, body, headers, message = NOT_THE_SERVICE[case]
+    canned.answer("headstart/models/3", status, body, **headers)
+    with HeadstartClient(canned.url, "token") as client, pytest.raises(HeadstartError) as raised:
         client.models.get(3)
     assert type(raised.value) is HeadstartError
-    assert "502" in raised.value.message
-    assert BASE + "headstart/models/3" in raised.value.message
+    assert "\n" not in raised.value.message
+    assert re.search(message.format(url=re.escape(canned.url)), raised.value.message), raised.value.message
+    if body and status != 500:
+        assert raised.value.detail == body
 
 
-def test_a_hub_refusal_points_at_the_token(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/me", lambda _: httpx.Response(403, text="Forbidden"))
-    with pytest.raises(HeadstartError, match=r"403.*token"):
-        client.me()
-
-
-def test_an_unreachable_catalog_is_named(client: HeadstartClient, fake: FakeCatalog) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
-
-    fake.on("GET", "headstart/me", refuse)
-    with pytest.raises(HeadstartError, match=f"cannot reach the catalog at {re.escape(BASE)}"):
-        client.me()
-
-
-def test_a_timeout_says_the_catalog_did_not_answer(client: HeadstartClient, fake: FakeCatalog) -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    fake.on("GET", "headstart/me", slow)
-    with pytest.raises(HeadstartError, match="did not answer"):
-        client.me()
-
-
-def test_an_answer_off_the_contract_is_reported(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/models/3", {"id": "three"})
-    with pytest.raises(HeadstartError, match="not a ModelPublic"):
+def test_an_answer_off_the_contract_is_reported(canned: CannedServer) -> None:
+    canned.answer("headstart/models/3", 200, {"id": "three"})
+    with HeadstartClient(canned.url) as client, pytest.raises(HeadstartError, match="not a ModelPublic"):
         client.models.get(3)
 
 
-# --- models ----------------------------------------------------------------------------------
+def test_an_unreachable_catalog_is_named() -> None:
+    url = f"http://127.0.0.1:{free_port()}{PREFIX}"  # nothing listens there any more
+    with HeadstartClient(url) as client, pytest.raises(HeadstartError) as raised:
+        client.me()
+    assert raised.value.message.startswith(f"cannot reach the catalog at {url}: ")
 
 
-def test_list_follows_pages_and_sends_the_filters(fake: FakeCatalog, client: HeadstartClient) -> None:
-    models = [model_json(n, public=True) for n in range(1, 6)]
-
-    def page(request: httpx.Request) -> httpx.Response:
-        # The service caps pages below what the client asks for; the client must keep going.
-        offset = int(request.url.params["offset"])
-        served = models[offset : offset + 2]
-        return answer(200, {"items": served, "total": len(models), "limit": 2, "offset": offset})
-
-    fake.on("GET", "headstart/models", page)
-    found = client.models.list(
-        owner="alice", kind="classifier", labels=["cat", "dog"], mine=True, public=True
-    )
-    assert [m.id for m in found] == [1, 2, 3, 4, 5]
-    assert all(isinstance(m, ModelPublic) for m in found)
-    assert [int(r.url.params["offset"]) for r in fake.requests] == [0, 2, 4]
-    params = fake.requests[0].url.params
-    assert (params["owner"], params["kind"], params["labels"]) == ("alice", "classifier", "cat,dog")
-    assert (params["mine"], params["public"]) == ("true", "true")
+def test_a_catalog_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:
+        # It listens, so the connection is made, but it never reads or answers.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}{PREFIX}"
+        started = time.monotonic()
+        with HeadstartClient(url, timeout=0.5) as client, pytest.raises(HeadstartError) as raised:
+            client.me()
+    assert raised.value.message == f"the catalog at {url} did not answer within 0.5 s"
+    assert 0.5 <= time.monotonic() - started < 10
 
 
-def test_page_leaves_unset_filters_out(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/models", {"items": [model_json(4)], "total": 9, "limit": 1, "offset": 3})
+# --- models --------------------------------------------------------------------------------------
+
+
+def test_list_follows_pages_and_sends_the_filters(served: Served, recorder: Recorder) -> None:
+    with HeadstartClient(served.url, served.token, transport=recorder, page_size=2) as client:
+        found = client.models.list(owner="alice", kind="classifier", labels=PETS, mine=True, public=True)
+    # alice's public cat-and-dog classifiers: not her private one, her feature vector or bob's.
+    assert [m.id for m in found] == [served.models[f"pet-{n}"] for n in range(5)]
+    assert [m.name for m in found] == [f"pet-{n}" for n in range(5)]
+    pages = recorder.to("GET", "headstart/models")
+    assert [(p.params["limit"], p.params["offset"]) for p in pages] == [("2", "0"), ("2", "2"), ("2", "4")]
+    filters = {k: v for k, v in pages[0].params.items() if k not in ("limit", "offset")}
+    assert filters == {
+        "owner": "alice",
+        "kind": "classifier",
+        "labels": "cat,dog",
+        "mine": "true",
+        "public": "true",
+    }
+
+
+def test_a_full_listing_asks_for_pages_the_service_serves(
+    client: HeadstartClient, recorder: Recorder
+) -> None:
+    everything = client.models.list()
+    assert recorder.last.params == {"limit": str(LIST_PAGE), "offset": "0"}
     items, total = client.models.page(limit=1, offset=3)
-    assert ([m.id for m in items], total) == ([4], 9)
-    assert dict(fake.last.url.params) == {"limit": "1", "offset": "3"}
+    assert recorder.last.params == {"limit": "1", "offset": "3"}
+    assert ([m.id for m in items], total) == ([everything[3].id], len(everything))
+    items, total = client.models.page(limit=LIST_PAGE)
+    assert [m.id for m in items] == [m.id for m in everything] and total == len(everything)
 
 
-def test_create_sends_a_model_create_body(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/models", lambda r: answer(201, model_json(8, name=body_of(r)["name"])))
+def test_create_sends_a_model_create_body(
+    served: Served, client: HeadstartClient, recorder: Recorder
+) -> None:
     model = client.models.create(
-        name="pets", architecture="small_cnn", labels=["cat", "dog"], weights=None, options={"filters": 4}
+        name="made", architecture="small_cnn", labels=PETS, weights=None, options={"filters": 4}
     )
-    assert model.name == "pets"
-    sent = body_of(fake.last)
-    assert ModelCreate.model_validate(sent).options == {"filters": 4}
-    assert sent["weights"] is None and sent["labels"] == ["cat", "dog"] and sent["public"] is False
+    sent = recorder.to("POST", "headstart/models")[0].json()
+    assert (sent["name"], sent["architecture"], sent["labels"]) == ("made", "small_cnn", PETS)
+    assert (sent["weights"], sent["options"], sent["public"]) == (None, {"filters": 4}, False)
+    assert (model.name, model.owner, model.kind, model.labels, model.public) == (
+        "made",
+        "alice",
+        "classifier",
+        PETS,
+        False,
+    )
+    # Four filters reached the builder: more weights than the seeded two-filter pets have.
+    assert model.params > client.models.get(served.models["pet-0"]).params
+    assert client.models.get(model.id) == model
 
 
 def test_a_request_that_breaks_the_schema_is_invalid_before_sending(
-    fake: FakeCatalog, client: HeadstartClient
+    client: HeadstartClient, recorder: Recorder
 ) -> None:
     with pytest.raises(Invalid, match="name"):
         client.models.create(name="", architecture="small_cnn")
-    assert fake.requests == []
+    assert recorder.sent == []
 
 
-def test_update_sends_only_the_fields_given(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("PATCH", "headstart/models/5", model_json(5, public=True))
-    assert client.models.update(5, public=True).public is True
-    assert body_of(fake.last) == {"public": True}
-
-
-def test_get_versions_and_delete(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/models/5", model_json(5))
-    version = {"version": 1, "params": 10, "size_bytes": 40, "kind": "classifier", "model_id": 5}
-    fake.on("GET", "headstart/models/5/versions", [{**version, "created_at": STAMP}])
-    fake.on("DELETE", "headstart/models/5", lambda _: httpx.Response(204))
-    assert client.models.get(5).id == 5
-    assert [v.version for v in client.models.versions(5)] == [1]
-    assert client.models.delete(5) is None
-    assert fake.last.method == "DELETE"
-
-
-def test_upload_streams_the_file_in_chunks(
-    fake: FakeCatalog, streaming: HeadstartClient, tmp_path: Path
+def test_update_sends_only_the_fields_given(
+    served: Served, client: HeadstartClient, recorder: Recorder
 ) -> None:
-    data = bytes(range(256)) * (CHUNK_BYTES * 5 // 2 // 256)
-    file = tmp_path / "net.keras"
-    file.write_bytes(data)
-    chunks: list[bytes] = []
+    before = client.models.get(served.models["vector"])
+    after = client.models.update(before.id, description="a vector of features")
+    assert recorder.last.json() == {"description": "a vector of features"}
+    assert after.description == "a vector of features"
+    assert (after.name, after.public, after.labels) == (before.name, before.public, before.labels)
+    assert client.models.get(before.id) == after
 
-    def upload(request: httpx.Request) -> httpx.Response:
-        chunks.extend(read_stream(request))
-        return answer(201, model_json(9, name=request.url.params["name"]))
 
-    fake.on("POST", "headstart/models/upload", upload)
-    model = streaming.models.upload(file, name="net", labels=["a", "b"], public=True)
-    assert model.id == 9
-    assert len(chunks) > 1 and max(len(c) for c in chunks) <= CHUNK_BYTES
-    assert b"".join(chunks) == data
-    request = fake.last
-    assert request.headers["Content-Length"] == str(len(data))
-    assert dict(request.url.params) == {"name": "net", "labels": "a,b", "description": "", "public": "true"}
+def test_get_versions_and_delete(client: HeadstartClient) -> None:
+    model = client.models.create(
+        name="short-lived", architecture="small_cnn", weights=None, options={"filters": 2}
+    )
+    assert client.models.get(model.id).name == "short-lived"
+    [version] = client.models.versions(model.id)
+    assert (version.version, version.params, version.model_id) == (1, model.params, model.id)
+    assert client.models.delete(model.id) is None
+    with pytest.raises(NotFound):
+        client.models.get(model.id)
+    with pytest.raises(NotFound):
+        client.models.versions(model.id)
+
+
+def test_upload_streams_the_file_in_chunks_with_its_length(
+    client: HeadstartClient, recorder: Recorder, wide_files: dict[str, Path]
+) -> None:
+    path = wide_files["upload"]
+    data = path.read_bytes()
+    assert len(data) > 2 * CHUNK_BYTES
+    model = client.models.upload(path, name="net", labels=["a", "b"], public=True)
+    [sent] = recorder.to("POST", "headstart/models/upload")
+    assert sent.streamed and len(sent.chunks) >= 3 and max(len(c) for c in sent.chunks) <= CHUNK_BYTES
+    assert sent.body == data
+    assert sent.request.headers["Content-Length"] == str(len(data))
+    assert sent.params == {"name": "net", "labels": "a,b", "description": "", "public": "true"}
+    assert (model.name, model.labels, model.public, model.kind) == ("net", ["a", "b"], True, "classifier")
+    # 6272 flattened features into 100 units, then 2 outputs, after a 3x3x3x2 conv.
+    assert model.params == (3 * 3 * 3 * 2 + 2) + (56 * 56 * 2 * 100 + 100) + (100 * 2 + 2)
 
 
 def test_upload_refuses_what_is_not_a_keras_file_without_sending(
-    fake: FakeCatalog, client: HeadstartClient, tmp_path: Path
+    client: HeadstartClient, recorder: Recorder, tmp_path: Path
 ) -> None:
     (tmp_path / "net.h5").write_bytes(b"x")
     with pytest.raises(Invalid, match=r"\.keras"):
         client.models.upload(tmp_path / "net.h5", name="net")
     with pytest.raises(Invalid, match="no such file"):
         client.models.upload(tmp_path / "missing.keras", name="net")
-    assert fake.requests == []
+    assert recorder.sent == []
+
+
+def test_download_into_a_folder_or_to_a_file(served: Served, client: HeadstartClient, tmp_path: Path) -> None:
+    import keras
+
+    model_id = served.models["pet-0"]
+    path = client.models.download(model_id, tmp_path, version=1)
+    assert path == tmp_path / f"model-{model_id}-v1.keras"
+    assert keras.saving.load_model(path).output_shape == (None, len(PETS))
+    named = client.models.download(model_id, tmp_path / "mine.keras")
+    assert named.read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras", path.name]
+    with pytest.raises(NotFound):
+        client.models.download(model_id, tmp_path, version=2)
+    with pytest.raises(Invalid, match=r"\.keras file"):
+        client.models.download(model_id, tmp_path / "model.zip")
 
 
 def keras_bytes() -> bytes:
@@ -390,252 +581,348 @@ def keras_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_download_into_a_folder_takes_the_served_name(
-    fake: FakeCatalog, client: HeadstartClient, tmp_path: Path
+def test_a_served_file_name_never_leaves_the_folder(canned: CannedServer, tmp_path: Path) -> None:
+    disposition = 'attachment; filename="../pets-v2.keras"'
+    canned.answer("headstart/models/7/download", 200, keras_bytes(), **{"Content-Disposition": disposition})
+    with HeadstartClient(canned.url) as client:
+        assert client.models.download(7, tmp_path) == tmp_path / "pets-v2.keras"
+    assert [p.name for p in tmp_path.iterdir()] == ["pets-v2.keras"]
+
+
+def test_without_a_served_name_the_local_catalogs_is_used(
+    served: Served, canned: CannedServer, tmp_path: Path
 ) -> None:
-    served = keras_bytes()
-    fake.on(
-        "GET",
-        "headstart/models/7/download",
-        lambda _: httpx.Response(
-            200, content=served, headers={"Content-Disposition": 'attachment; filename="../pets-v2.keras"'}
-        ),
-    )
-    path = client.models.download(7, tmp_path, version=2)
-    assert path == tmp_path / "pets-v2.keras"
-    assert path.read_bytes() == served
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pets-v2.keras"]
-    assert dict(fake.last.url.params) == {"version": "2"}
+    # What a proxy that drops Content-Disposition leaves; the model itself is the service's answer.
+    with HeadstartClient(served.url, served.token) as real:
+        shown = real.models.get(served.models["pet-0"]).model_dump(mode="json")
+    canned.answer("headstart/models/7/download", 200, keras_bytes())
+    canned.answer("headstart/models/7", 200, {**shown, "id": 7, "version": 3})
+    with HeadstartClient(canned.url) as client:
+        assert client.models.download(7, tmp_path).name == "model-7-v3.keras"
 
 
-def test_download_without_a_served_name_uses_the_local_catalogs(
-    fake: FakeCatalog, client: HeadstartClient, tmp_path: Path
-) -> None:
-    fake.on("GET", "headstart/models/7/download", lambda _: httpx.Response(200, content=keras_bytes()))
-    fake.on("GET", "headstart/models/7", model_json(7, version=3))
-    assert client.models.download(7, tmp_path).name == "model-7-v3.keras"
-    assert client.models.download(7, tmp_path / "mine.keras") == tmp_path / "mine.keras"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras", "model-7-v3.keras"]
-
-
-@pytest.mark.parametrize(
-    "served",
-    [
-        answer(404, {"error": "not_found", "detail": "model 7 not found"}),
-        httpx.Response(200, content=b"<html>sign in</html>"),
-    ],
-)
-def test_a_failed_download_leaves_nothing(
-    fake: FakeCatalog, client: HeadstartClient, tmp_path: Path, served: httpx.Response
-) -> None:
-    fake.on("GET", "headstart/models/7/download", lambda _: served)
-    with pytest.raises(HeadstartError):
+def test_a_failed_download_leaves_nothing(served: Served, canned: CannedServer, tmp_path: Path) -> None:
+    with HeadstartClient(served.url, served.token) as client, pytest.raises(NotFound):
+        client.models.download(served.models["bob-private"], tmp_path / "model.keras")
+    canned.answer("headstart/models/7/download", 200, "<html>sign in</html>", **{"Content-Type": "text/html"})
+    with HeadstartClient(canned.url) as client, pytest.raises(HeadstartError, match=r"not a \.keras model"):
         client.models.download(7, tmp_path / "model.keras")
     assert list(tmp_path.iterdir()) == []
 
 
-# --- datasets --------------------------------------------------------------------------------
+# --- datasets ------------------------------------------------------------------------------------
 
 
 def test_a_folder_is_zipped_with_label_paths_and_streamed(
-    fake: FakeCatalog, streaming: HeadstartClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: HeadstartClient,
+    recorder: Recorder,
+    shapes_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    folder = tmp_path / "pets"
-    for relative, data in {
-        "cat/1.jpg": b"c1",
-        "cat/2.jpg": b"c2",
-        "dog/1.jpg": b"d1",
-        ".DS_Store": b"x",
-    }.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_bytes(data)
+    folder = tmp_path / "shapes"
+    shutil.copytree(shapes_folder, folder)
+    (folder / ".DS_Store").write_bytes(b"litter")
+    images = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    received: dict[str, bytes] = {}
-
-    def add(request: httpx.Request) -> httpx.Response:
-        with zipfile.ZipFile(io.BytesIO(b"".join(read_stream(request)))) as archive:
-            received.update({name: archive.read(name) for name in archive.namelist()})
-        return answer(201, dataset_json(3, request.url.params["name"]))
-
-    fake.on("POST", "headstart/datasets", add)
     reports: list[tuple[int, int]] = []
-    dataset = streaming.datasets.add(
-        folder, name="pets", skip_invalid=True, resize_policy="pad", progress=lambda *r: reports.append(r)
+    dataset = client.datasets.add(
+        folder,
+        name="shapes padded",
+        skip_invalid=True,
+        resize_policy="pad",
+        progress=lambda *r: reports.append(r),
     )
-    assert dataset.name == "pets"
-    assert received == {"cat/1.jpg": b"c1", "cat/2.jpg": b"c2", "dog/1.jpg": b"d1"}
-    assert dict(fake.last.url.params) == {
-        "name": "pets",
+    assert (dataset.name, dataset.labels, dataset.resize_policy) == ("shapes padded", SHAPES, "pad")
+    assert sum(dataset.counts.values()) == len(images) and dataset.skipped == []
+    [sent] = recorder.to("POST", "headstart/datasets")
+    assert sent.streamed
+    with zipfile.ZipFile(io.BytesIO(sent.body)) as archive:
+        assert sorted(archive.namelist()) == images
+    assert sent.params == {
+        "name": "shapes padded",
         "description": "",
         "skip_invalid": "true",
         "resize_policy": "pad",
     }
-    assert reports and reports[-1][0] == reports[-1][1] == int(fake.last.headers["Content-Length"])
+    assert reports and reports[-1][0] == reports[-1][1] == int(sent.request.headers["Content-Length"])
     assert list(scratch.iterdir()) == [], "the temporary zip outlived the upload"
 
 
-def test_a_zip_is_sent_as_it_is(fake: FakeCatalog, streaming: HeadstartClient, tmp_path: Path) -> None:
-    archive = tmp_path / "pets.zip"
-    archive.write_bytes(b"PK" + bytes(CHUNK_BYTES + 10))
-    chunks: list[bytes] = []
+def test_a_zip_is_sent_as_it_is(
+    client: HeadstartClient, recorder: Recorder, shapes_folder: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from PIL import Image
 
-    def add(request: httpx.Request) -> httpx.Response:
-        chunks.extend(read_stream(request))
-        return answer(201, dataset_json(3))
+    archive = Path(shutil.make_archive(str(tmp_path / "shapes"), "zip", shapes_folder))
+    # Noise does not compress: one large image makes the archive span chunks.
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        zipped.writestr("circle/noise.png", buffer.getvalue())
+    dataset = client.datasets.add(archive, name="shapes zipped")
+    [sent] = recorder.to("POST", "headstart/datasets")
+    assert len(sent.chunks) == -(-archive.stat().st_size // CHUNK_BYTES) >= 2
+    assert sent.body == archive.read_bytes()
+    assert sent.params == {"name": "shapes zipped", "description": "", "skip_invalid": "false"}
+    assert sum(dataset.counts.values()) == len(list(shapes_folder.rglob("*.png"))) + 1
 
-    fake.on("POST", "headstart/datasets", add)
-    streaming.datasets.add(archive, name="pets")
-    assert len(chunks) == 2 and b"".join(chunks) == archive.read_bytes()
-    assert "resize_policy" not in fake.last.url.params
 
-
-def test_a_missing_source_is_invalid(client: HeadstartClient, tmp_path: Path) -> None:
+def test_a_missing_source_is_invalid(client: HeadstartClient, recorder: Recorder, tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="no such file or folder"):
         client.datasets.add(tmp_path / "nothing", name="x")
+    assert recorder.sent == []
 
 
-def test_datasets_list_pages_and_get_quotes_names(fake: FakeCatalog, client: HeadstartClient) -> None:
-    datasets = [dataset_json(n, f"set {n}") for n in range(1, 4)]
-    fake.on(
-        "GET",
-        "headstart/datasets",
-        lambda r: answer(
-            200, {"items": datasets[int(r.url.params["offset"]) :][:2], "total": 3, "limit": 2, "offset": 0}
-        ),
-    )
-    fake.on("GET", "headstart/datasets/my%20pets%2Fv2", dataset_json(4, "my pets/v2"))
-    assert [d.id for d in client.datasets.list()] == [1, 2, 3]
-    assert client.datasets.get("my pets/v2").name == "my pets/v2"
+def test_datasets_list_pages_and_get_quotes_names(served: Served, recorder: Recorder) -> None:
+    with HeadstartClient(served.url, served.token, transport=recorder, page_size=1) as client:
+        found = client.datasets.list()
+        assert [d.name for d in found][:2] == ["shapes", "my pets/v2"]
+        pages = recorder.to("GET", "headstart/datasets")
+        assert [p.params["offset"] for p in pages] == [str(n) for n in range(len(found))]
+        shown = client.datasets.get("my pets/v2")
+    assert shown == found[1] and shown.created_by == "bob"
+    assert recorder.last.path == PREFIX + "headstart/datasets/my%20pets%2Fv2"
 
 
-# --- trainings -------------------------------------------------------------------------------
+# --- trainings -----------------------------------------------------------------------------------
 
 
-def test_start_polls_and_reports_each_epoch_once_in_order(fake: FakeCatalog, client: HeadstartClient) -> None:
-    # What each poll sees: epochs appear one or two at a time, then the candidate is ready.
-    polls = iter([("running", 1), ("running", 1), ("running", 3), ("candidate", 4)])
-    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(11)))
-    fake.on("GET", "headstart/trainings/11", lambda _: answer(200, training_json(11, *next(polls))))
+def test_start_polls_since_the_last_epoch_and_reports_each_once_in_order(
+    served: Served, client: HeadstartClient, recorder: Recorder
+) -> None:
     seen: list[int] = []
-    config = TrainingConfig(epochs=4, learning_rate=0.01)
+    config = TrainingConfig(epochs=3, learning_rate=0.01)
     training = client.trainings.start(
-        7, "pets", config, on_epoch=lambda e: seen.append(e["epoch"]), poll=0, timeout=5
+        served.models["shapes-net"], "shapes", config, on_epoch=lambda e: seen.append(e["epoch"]), poll=0.05
     )
-    assert seen == [1, 2, 3, 4]
-    assert training.status == "candidate"
-    sent = TrainingCreate.model_validate(body_of(fake.requests[0]))
-    assert (sent.model_id, sent.dataset, sent.config) == (7, "pets", config)
-    assert len(fake.requests) == 5
+    assert seen == [1, 2, 3]
+    assert training.status == "candidate" and training.job is not None and training.job.state == "succeeded"
+    [begun] = recorder.to("POST", "headstart/trainings")
+    assert begun.json() == {
+        "model_id": served.models["shapes-net"],
+        "dataset": "shapes",
+        "config": config.model_dump(),
+    }
+    assert [e.epoch for e in training.epochs] == [1, 2, 3]
+    *polls, whole = recorder.to("GET", f"headstart/trainings/{training.id}")
+    assert polls, "the training ended before its first poll"
+    # Each poll asks only for the epochs after the last one reported, and gets only those.
+    reported = max((e["epoch"] for e in begun.answer["epochs"]), default=0)
+    for poll in polls:
+        assert poll.params == ({"since": str(reported)} if reported else {})
+        epochs = [e["epoch"] for e in poll.answer["epochs"]]
+        assert all(n > reported for n in epochs), (reported, epochs)
+        reported = max([reported, *epochs])
+    assert reported == 3
+    # Once it has ended, the training is fetched whole, so what start returns has every epoch.
+    assert whole.params == {} and [e["epoch"] for e in whole.answer["epochs"]] == [1, 2, 3]
 
 
-def test_start_raises_a_failed_trainings_error(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(12)))
-    fake.on(
-        "GET", "headstart/trainings/12", training_json(12, "failed", error="model is over the size limit")
+def test_start_raises_a_failed_trainings_error(served: Served, client: HeadstartClient) -> None:
+    with pytest.raises(Invalid, match=f"over the limit of {MAX_MODEL_BYTES:,} bytes") as raised:
+        client.trainings.start(served.models["too-big"], "shapes", TrainingConfig(epochs=1), poll=0.05)
+    failed = raised.value.detail
+    assert isinstance(failed, TrainingPublic) and failed.status == "failed"
+    assert failed.error == raised.value.message
+    assert client.trainings.get(failed.id).status == "failed"
+    assert client.jobs.get(failed.job.id).state == "failed"  # type: ignore[union-attr]
+
+
+def test_start_returns_a_cancelled_training(served: Served, client: HeadstartClient) -> None:
+    model_id = served.models["shapes-net"]
+
+    def cancel_at_first_epoch(epoch: dict) -> None:
+        if epoch["epoch"] == 1:
+            [job] = [j for j in client.jobs.list(unfinished=True) if j.kind == "train"]
+            client.trainings.cancel(job.training_id)  # type: ignore[arg-type]
+
+    training = client.trainings.start(model_id, "shapes", LONG, on_epoch=cancel_at_first_epoch, poll=0.05)
+    assert training.status == "cancelled"
+    assert 1 <= len(training.epochs) < LONG.epochs
+    assert training.job is not None and training.job.state == "cancelled"
+
+
+def test_start_stops_waiting_at_the_timeout_and_the_training_goes_on(
+    served: Served, client: HeadstartClient
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(HeadstartError, match=r"still running after 0\.3 s") as raised:
+        client.trainings.start(served.models["shapes-net"], "shapes", LONG, poll=0.05, timeout=0.3)
+    assert time.monotonic() - started < 10
+    running = raised.value.detail
+    assert isinstance(running, TrainingPublic)
+    assert client.trainings.get(running.id).status == "running"
+    assert client.trainings.cancel(running.id).id == running.id
+    assert wait_until_ended(client, running.id).status == "cancelled"
+
+
+def test_begin_sends_the_default_config(served: Served, client: HeadstartClient, recorder: Recorder) -> None:
+    training = client.trainings.begin(served.models["shapes-net"], "shapes")
+    assert (
+        training.status == "running"
+        and training.job is not None
+        and training.job.state in ("queued", "running")
     )
-    with pytest.raises(Invalid, match="over the size limit"):
-        client.trainings.start(7, 2, poll=0, timeout=5)
-
-
-def test_start_returns_a_cancelled_training(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(13)))
-    fake.on("GET", "headstart/trainings/13", training_json(13, "cancelled", epochs=2))
-    assert client.trainings.start(7, 2, poll=0, timeout=5).status == "cancelled"
-
-
-def test_start_stops_waiting_at_the_timeout(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(14)))
-    fake.on("GET", "headstart/trainings/14", training_json(14))
-    with pytest.raises(HeadstartError, match="still running"):
-        client.trainings.start(7, 2, poll=0.01, timeout=0.05)
-
-
-def test_begin_sends_the_default_config(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/trainings", lambda _: answer(202, training_json(15)))
-    assert client.trainings.begin(7, 2).status == "running"
-    assert body_of(fake.last) == {"model_id": 7, "dataset": 2, "config": TrainingConfig().model_dump()}
-
-
-def test_decide_returns_the_model_or_none(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on(
-        "POST",
-        "headstart/trainings/11/decision",
-        {"training": training_json(11, "kept_both"), "model": model_json(20)},
+    assert recorder.last.json() == {
+        "model_id": served.models["shapes-net"],
+        "dataset": "shapes",
+        "config": TrainingConfig().model_dump(),
+    }
+    ended = wait_until_ended(client, training.id)
+    assert ended.status == "candidate" and [e.epoch for e in ended.epochs] == list(
+        range(1, TrainingConfig().epochs + 1)
     )
-    fake.on(
-        "POST", "headstart/trainings/12/decision", {"training": training_json(12, "discarded"), "model": None}
+
+
+def test_decisions_and_the_trainings_they_leave(client: HeadstartClient, recorder: Recorder) -> None:
+    model = client.models.create(
+        name="decided", architecture="small_cnn", labels=SHAPES, weights=None, options={"filters": 2}
     )
-    model = client.trainings.decide(11, "keep_both", name="pets v2")
-    assert model is not None and model.id == 20
-    assert DecisionRequest.model_validate(body_of(fake.last)).name == "pets v2"
-    assert client.trainings.decide(12, "discard") is None
-    assert body_of(fake.last) == {"decision": "discard"}
+    one = TrainingConfig(epochs=1)
+    kept, thrown, updating = (client.trainings.start(model.id, "shapes", one, poll=0.05) for _ in range(3))
+    child = client.trainings.decide(kept.id, "keep_both", name="decided v2")
+    assert recorder.last.json() == {"decision": "keep_both", "name": "decided v2"}
+    assert child is not None and (child.name, child.parent_id, child.labels) == (
+        "decided v2",
+        model.id,
+        SHAPES,
+    )
+    assert client.trainings.decide(thrown.id, "discard") is None
+    assert recorder.last.json() == {"decision": "discard"}
+    sent = len(recorder.sent)
     with pytest.raises(Invalid, match="unknown decision"):
-        client.trainings.decide(12, "keep")
+        client.trainings.decide(thrown.id, "keep")
+    assert len(recorder.sent) == sent
+    with pytest.raises(Conflict, match="not awaiting a decision"):
+        client.trainings.decide(thrown.id, "update")
+    updated = client.trainings.decide(updating.id, "update")
+    assert updated is not None and (updated.id, updated.version) == (model.id, 2)
+    assert [v.version for v in client.models.versions(model.id)] == [1, 2]
+
+    statuses = {t.id: t.status for t in client.trainings.list(model_id=model.id)}
+    assert recorder.last.params == {"model_id": str(model.id)}
+    assert statuses == {kept.id: "kept_both", thrown.id: "discarded", updating.id: "updated"}
+    assert [(t.id, t.status) for t in client.trainings.history(model.id)] == [(updating.id, "updated")]
+    assert all(t.owner == "alice" for t in client.trainings.list())
 
 
-def test_training_reads_and_cancel(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("GET", "headstart/trainings", [training_json(1), training_json(2)])
-    fake.on("GET", "headstart/models/7/trainings", [training_json(1, "updated")])
-    fake.on("POST", "headstart/trainings/1/cancel", lambda _: answer(202, training_json(1)))
-    assert [t.id for t in client.trainings.list(model_id=7)] == [1, 2]
-    assert dict(fake.last.url.params) == {"model_id": "7"}
-    assert [t.status for t in client.trainings.history(7)] == ["updated"]
-    assert client.trainings.cancel(1).id == 1
+# --- evaluations ---------------------------------------------------------------------------------
 
 
-# --- evaluations -----------------------------------------------------------------------------
-
-
-def test_on_split_sends_an_evaluation_request(fake: FakeCatalog, client: HeadstartClient) -> None:
-    fake.on("POST", "headstart/evaluations", lambda _: answer(201, evaluation_json(7)))
-    assert client.evaluations.on_split(7, "pets", "val", version=2, top_k=5).accuracy == 0.9
-    sent = EvaluationRequest.model_validate(body_of(fake.last))
-    assert (sent.model_id, sent.dataset, sent.split, sent.version, sent.top_k) == (7, "pets", "val", 2, 5)
+def test_on_split_scores_a_version_and_keeps_the_score(
+    served: Served, client: HeadstartClient, recorder: Recorder
+) -> None:
+    model_id = served.models["shapes-net"]
+    scored = client.evaluations.on_split(model_id, "shapes", "val", version=1, top_k=2)
+    assert recorder.last.json() == {
+        "model_id": model_id,
+        "dataset": "shapes",
+        "split": "val",
+        "version": 1,
+        "top_k": 2,
+    }
+    assert (scored.model_id, scored.model_version, scored.split, scored.comparable) == (
+        model_id,
+        1,
+        "val",
+        True,
+    )
+    assert scored.count == served.shapes_counts["val"] and scored.accuracy is not None
+    predictions = scored.result["predictions"]
+    assert len(predictions) == scored.count
+    assert all(len(p["top"]) == 2 and {t["label"] for t in p["top"]} <= set(SHAPES) for p in predictions)
+    assert scored.accuracy == sum(p["true"] == p["top"][0]["label"] for p in predictions) / scored.count
+    assert client.evaluations.on_split(model_id, "shapes", "val", version=1, top_k=2).id == scored.id
 
 
 def test_on_files_sends_the_images_as_multipart(
-    fake: FakeCatalog, client: HeadstartClient, tmp_path: Path
+    served: Served, client: HeadstartClient, recorder: Recorder, shapes_folder: Path, tmp_path: Path
 ) -> None:
-    images = []
-    for name in ("a.jpg", "b.png"):
-        images.append(tmp_path / name)
-        images[-1].write_bytes(name.encode())
-    fake.on("POST", "headstart/models/7/predictions", {"predictions": [{"file": "a.jpg"}, {"file": "b.png"}]})
+    images = [sorted((shapes_folder / label).iterdir())[0] for label in ("circle", "square")]
     done: list[int] = []
-    result = client.evaluations.on_files(7, images, top_k=2, progress=done.append)
-    assert len(result["predictions"]) == 2 and done == [2]
-    request = fake.last
-    assert request.headers["Content-Type"].startswith("multipart/form-data")
-    assert request.content.count(b'name="images"') == 2
-    assert b'filename="b.png"' in request.content and b"\r\nb.png\r\n" in request.content
-    assert dict(request.url.params) == {"top_k": "2"}
+    result = client.evaluations.on_files(served.models["shapes-net"], images, top_k=2, progress=done.append)
+    assert [p["file"] for p in result["predictions"]] == [image.name for image in images]
+    assert all([t["label"] for t in p["top"]] and len(p["top"]) == 2 for p in result["predictions"])
+    assert done == [2]
+    [sent] = recorder.to("POST", f"headstart/models/{served.models['shapes-net']}/predictions")
+    assert sent.request.headers["Content-Type"].startswith("multipart/form-data")
+    assert sent.body.count(b'name="images"') == 2
+    assert images[1].read_bytes() in sent.body
+    assert sent.params == {"top_k": "2"}
     with pytest.raises(Invalid, match="no such image"):
-        client.evaluations.on_files(7, [tmp_path / "missing.jpg"])
+        client.evaluations.on_files(served.models["shapes-net"], [tmp_path / "missing.jpg"])
 
 
-def test_leaderboard(fake: FakeCatalog, client: HeadstartClient) -> None:
-    row = {
-        "rank": 1,
-        "model_id": 7,
-        "model_name": "pets",
-        "owner": "alice",
-        "version": 1,
-        "public": True,
-        "comparable": True,
-        "accuracy": 0.9,
-        "loss": 0.2,
-        "count": 10,
-    }
-    fake.on("GET", "headstart/leaderboards/pets", [row])
+def test_the_leaderboard_ranks_what_alice_may_see(served: Served, client: HeadstartClient) -> None:
     reports: list[tuple[int, int]] = []
-    rows = client.evaluations.leaderboard("pets", progress=lambda *r: reports.append(r))
-    assert [r.model_id for r in rows] == [7] and reports == [(1, 1)]
+    rows = client.evaluations.leaderboard("shapes", progress=lambda *r: reports.append(r))
+    assert reports == [(len(rows), len(rows))]
+    by_id = {row.model_id: row for row in rows}
+    assert served.models["bob-private"] not in by_id
+    assert {served.models["bob-public"], served.models["pet-private"], served.models["shapes-net"]} <= set(
+        by_id
+    )
+    net = by_id[served.models["shapes-net"]]
+    assert net.comparable and net.count == served.shapes_counts["test"] and net.rank is not None
+    # Pets' labels are not the shapes': listed, never ranked.
+    assert not by_id[served.models["pet-0"]].comparable and by_id[served.models["pet-0"]].rank is None
+    ranked = [row for row in rows if row.rank is not None]
+    assert [row.rank for row in ranked] == list(range(1, len(ranked) + 1))
+    assert [row.accuracy for row in ranked] == sorted((row.accuracy for row in ranked), reverse=True)
 
 
-# --- import cost -----------------------------------------------------------------------------
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+def test_jobs_are_the_callers_own_with_their_state(served: Served, client: HeadstartClient) -> None:
+    model = client.models.create(
+        name="jobbed", architecture="small_cnn", weights=None, options={"filters": 2}
+    )
+    jobs = client.jobs.list()
+    assert all(isinstance(job, JobPublic) for job in jobs)
+    assert not set(served.bob_jobs) & {job.id for job in jobs}
+    assert [job.id for job in jobs] == sorted(job.id for job in jobs)
+    # The seeded ingest of shapes ran in alice's name, inline: no worker, no Dask attempt.
+    ingest = jobs[0]
+    assert (ingest.kind, ingest.state, ingest.worker) == ("ingest", "succeeded", None)
+    built = jobs[-1]
+    assert (built.kind, built.state, built.attempts, built.reason) == ("create", "succeeded", 1, None)
+    assert built.worker is not None and built.worker.startswith("tcp://127.0.0.1:")
+    assert (
+        built.started_at is not None
+        and built.finished_at is not None
+        and built.started_at <= built.finished_at
+    )
+    assert client.jobs.get(built.id) == built
+    assert model.id  # the build this job made
+    for job_id in served.bob_jobs:
+        with pytest.raises(NotFound, match=f"job {job_id} not found"):
+            client.jobs.get(job_id)
+
+
+def test_unfinished_jobs_are_the_queued_and_running_ones(served: Served, client: HeadstartClient) -> None:
+    training = client.trainings.begin(served.models["shapes-net"], "shapes", LONG)
+    assert training.job is not None
+    deadline = time.monotonic() + 60
+    while (job := client.jobs.get(training.job.id)).phase != "epochs":
+        assert time.monotonic() < deadline, f"the training's job never reached its epochs: {job}"
+        time.sleep(0.05)
+    assert (job.kind, job.state, job.training_id, job.attempts) == ("train", "running", training.id, 1)
+    assert job.worker is not None and job.worker.startswith("tcp://127.0.0.1:")
+    assert [j.id for j in client.jobs.list(unfinished=True)] == [job.id]
+    client.trainings.cancel(training.id)
+    assert wait_until_ended(client, training.id).status == "cancelled"
+    assert client.jobs.list(unfinished=True) == []
+    assert client.jobs.get(job.id).state == "cancelled"
+    assert job.id in [j.id for j in client.jobs.list()]
+
+
+# --- import cost ---------------------------------------------------------------------------------
 
 
 def test_importing_the_client_does_not_import_keras() -> None:
