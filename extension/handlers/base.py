@@ -20,7 +20,9 @@ from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.httputil import responses
+from tornado.iostream import IOStream
 
+from headstart.extension.handlers.lingering import close_lingering
 from headstart.kernels.errors import (
     Cancelled,
     Conflict,
@@ -250,8 +252,10 @@ class UploadHandler(CatalogHandler):
     """Base of handlers whose request body streams to a temporary file under the store's `tmp/`.
 
     The body is never held in memory: `data_received` appends each chunk to the file and answers
-    413 as soon as the count passes `body_limit()`. The file is deleted whatever happens.
-    Subclasses are decorated with `@tornado.web.stream_request_body`.
+    413 as soon as the count passes `body_limit()`. The file is deleted whatever happens. A refusal
+    before the body is in hangs up with a lingering close (lingering.py), so that a proxy in front
+    passes the answer on instead of its own 503. Subclasses are decorated with
+    `@tornado.web.stream_request_body`.
     """
 
     suffix = ""
@@ -302,7 +306,7 @@ class UploadHandler(CatalogHandler):
         if self.received > limit:
             self.discard_upload()
             error = TooLarge(f"the upload passed the limit of {limit} bytes")
-            # Finishing while the body is still coming makes tornado drop the rest and hang up.
+            # Finishing while the body is still coming makes tornado drop the rest; `finish` hangs up.
             self.send_error(413, exc_info=(TooLarge, error, None))
             return
         await self.call(self._upload.write, chunk)
@@ -321,6 +325,27 @@ class UploadHandler(CatalogHandler):
         if self.upload_path is not None:
             self.upload_path.unlink(missing_ok=True)
             self.upload_path = None
+
+    def finish(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        # An answer before the whole body is in (any refusal in `prepare` or `data_received`) makes
+        # tornado hang up with the body still arriving: lingering.py says why that loses the answer
+        # behind a proxy, and closes the connection so that it does not. Reading the rest instead
+        # would keep the connection, but costs the service the whole of a refused 2 GiB upload.
+        if not self._finished and self._body_pending():
+            self.set_header("Connection", "close")
+            stream = getattr(self.request.connection, "stream", None)
+            if isinstance(stream, IOStream):
+                close_lingering(stream)
+        return super().finish(*args, **kwargs)
+
+    def _body_pending(self) -> bool:
+        """Whether the request has a body and not all of it has been received yet."""
+        headers = self.request.headers
+        if "Transfer-Encoding" not in headers and headers.get("Content-Length", "0") == "0":
+            return False  # a GET, or an empty POST: nothing is left to arrive
+        # Tornado resolves the request's body future once the last byte has been received.
+        body = getattr(self.request, "_body_future", None)
+        return body is not None and not body.done()
 
     def on_finish(self) -> None:
         self.discard_upload()

@@ -36,6 +36,10 @@ STOP_SECONDS = 20
 # What the test's admin service may do: make users, their tokens, and see their servers' state.
 ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:server_state", "tokens"]
 
+# The session hub's catalog refuses model files over this many bytes, so that a test passes the
+# limit with a few MiB instead of the default 512; the tests' tiny models are a few kB.
+MODEL_LIMIT = 4 * 2**20
+
 
 @dataclass
 class Hub:
@@ -104,6 +108,12 @@ def require_proxy() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def service_arguments(*arguments: str) -> str:
+    """Config lines for `running_hub` that add command-line arguments to the catalog service."""
+    service = "next(s for s in c.JupyterHub.services if s['name'] == 'headstart')"
+    return "".join(f"{service}['command'].append({argument!r})\n" for argument in arguments)
 
 
 @contextlib.contextmanager
@@ -176,7 +186,15 @@ def running_hub(home: Path, extra_config: str = "") -> Iterator[Hub]:
 
 
 @pytest.fixture(scope="session")
+def shapes_zip(shapes_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The shapes dataset as the bytes of a zip of label folders, as a dataset upload sends it."""
+    archive = shutil.make_archive(str(tmp_path_factory.mktemp("zips") / "shapes"), "zip", shapes_folder)
+    return Path(archive).read_bytes()
+
+
+@pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     require_proxy()
-    with running_hub(tmp_path_factory.mktemp("hub")) as running:
+    limits = service_arguments(f"--Catalog.max_model_bytes={MODEL_LIMIT}")
+    with running_hub(tmp_path_factory.mktemp("hub"), limits) as running:
         yield running
