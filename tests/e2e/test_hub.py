@@ -110,15 +110,18 @@ def test_a_token_without_access_to_the_service_is_refused(hub: Hub) -> None:
     assert response.status_code in (401, 403)
 
 
-def test_a_kernels_token_reaches_the_service(hub: Hub) -> None:
+def test_a_kernels_token_reaches_the_service(hub: Hub, bob: HeadstartClient) -> None:
     """Bob's own server gets HEADSTART_URL and a JUPYTERHUB_API_TOKEN that the service accepts."""
+    # Private: only a token that is bob's, with the read scope, lists it.
+    tiny = {"architecture": "small_cnn", "weights": None, "options": {"filters": 2}}
+    own = bob.models.create(name="bob-for-his-kernel", public=False, **tiny)
     hub.admin.post("users/bob/server").raise_for_status()
     try:
         environment = server_environment(hub, "bob")
         assert environment["HEADSTART_URL"] == hub.service_url
         with HeadstartClient(environment["HEADSTART_URL"], environment["JUPYTERHUB_API_TOKEN"]) as kernel:
             assert kernel.me() == "bob"
-            assert kernel.models.list() is not None
+            assert own.id in [model.id for model in kernel.models.list(mine=True)]
     finally:
         hub.admin.delete("users/bob/server")
 
