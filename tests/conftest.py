@@ -6,8 +6,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from headstart.extension.jobs.runner import JobRunner
 
 POSTGRES_ENV = "HEADSTART_TEST_POSTGRES_URL"
 
@@ -51,15 +55,6 @@ def catalog(tmp_path: Path, db_url: str) -> Iterator[object]:
     from headstart.extension.manager import Catalog
 
     instance = Catalog(home=str(tmp_path / "home"), db_url=db_url)
-    yield instance
-    instance.close()
-
-
-@pytest.fixture
-def sqlite_catalog(tmp_path: Path) -> Iterator[object]:
-    from headstart.extension.manager import Catalog
-
-    instance = Catalog(home=str(tmp_path / "home"))
     yield instance
     instance.close()
 
@@ -112,24 +107,25 @@ def tiny_model(
 
 
 @pytest.fixture(scope="session")
-def dask_scheduler() -> Iterator[str]:
-    """A real Dask LocalCluster with two worker processes, shared by the tests that run jobs.
+def job_runner() -> Iterator[JobRunner]:
+    """The service's own local cluster, made by its cluster factory: two worker processes, retries=1.
 
-    Its scheduler lets a job's worker die once and retries it there; the second death fails it.
+    Shared by the tests that run jobs (directly, or through `dask_scheduler`), so its workers import
+    TensorFlow once. A job's worker may die once and the job runs again; the second death fails it.
     """
-    from distributed import LocalCluster
+    from headstart.extension.jobs.runner import JobRunner
 
-    from headstart.extension.jobs.cluster import WORKER_ENV
+    # Not niced: on a busy CI machine the tests would wait on workers at the lowest priority
+    # (test_jobs checks the niced default on a cluster of its own).
+    runner = JobRunner(cluster="local", n_workers=2, retries=1, worker_nice=0)
+    # Each worker imports Keras now, at once, rather than in the first test that sends it a job:
+    # on a busy machine that import outlasts an HTTP test's 20 s request timeout.
+    runner.client.run(exec, "import keras")
+    yield runner
+    runner.close()
 
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        # The scheduler always serves HTTP (health, metrics, the dashboard when bokeh is there):
-        # on loopback, on a free port, never on every interface at 8787.
-        dashboard_address="127.0.0.1:0",
-        host="127.0.0.1",
-        scheduler_kwargs={"allowed_failures": 1},
-        env=WORKER_ENV,
-    ) as cluster:
-        yield cluster.scheduler_address
+
+@pytest.fixture(scope="session")
+def dask_scheduler(job_runner: JobRunner) -> str:
+    """The address of the shared cluster's scheduler, for services configured with cluster='address'."""
+    return str(job_runner.client.scheduler.address)

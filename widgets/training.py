@@ -284,7 +284,8 @@ def phase_text(training: TrainingPublic, epochs_held: int) -> str:
         return outcome
     job = training.job
     if job is None or job.state == "queued":
-        return "queued"
+        # A queued job's phase says what it waits for, e.g. "waiting for a worker with GPU=1".
+        return f"queued: {job.phase}" if job is not None and job.phase else "queued"
     if job.phase == "features":
         return f"extracting features {job.done}/{job.total}"
     total = int(training.config.get("epochs", 0))

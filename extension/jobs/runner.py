@@ -4,24 +4,45 @@ Jobs are the engine's task functions (`extension.jobs.*`) submitted under their 
 submitted future is published on the scheduler under that key, so a restarted service finds it
 again (`attach`) and the scheduler keeps the task while no client holds it. The runner touches no
 database: what its jobs report goes to the callbacks given, on one thread, in order.
+
+A job that asks for resources (a training's `GPU=1`) is checked against the workers the scheduler
+knows: when none offers them and none can join, it is refused at once with the reason; on a cluster
+that adds workers, it waits with that said in its phase, up to `resource_wait` seconds.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from traitlets import CaselessStrEnum, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from headstart.extension.jobs.progress import stop_event_name, topic
-from headstart.kernels.errors import Cancelled
+from headstart.kernels.errors import Cancelled, Invalid
 
 EventSink = Callable[[dict[str, Any]], None]
 DoneSink = Callable[[str, Any], None]  # (state, result or reason)
+Resources = Mapping[str, float]
+# How often a job waiting for a worker with its resources asks the scheduler whether one joined.
+WATCH_SECONDS = 1.0
+# Each cluster in the words of a reason: "no worker of the local cluster offers GPU=1".
+CLUSTER_WORDS = {"local": "local cluster", "address": "cluster", "kubernetes": "kubernetes cluster"}
+
+
+def resource_words(resources: Resources) -> str:
+    """Resources as `dask worker --resources` takes them, e.g. "GPU=1"."""
+    return " ".join(f"{name}={amount:g}" for name, amount in sorted(resources.items()))
+
+
+def offers(worker: Mapping[str, Any], resources: Resources) -> bool:
+    """Whether one worker (as the scheduler describes it) has every resource in the amount asked."""
+    has = worker.get("resources") or {}
+    return all(has.get(name, 0) >= amount for name, amount in resources.items())
 
 
 class JobRunner(LoggingConfigurable):
@@ -61,6 +82,23 @@ class JobRunner(LoggingConfigurable):
         help="How much lower the CPU priority of the local cluster's workers is than the service's "
         "(a nice increment, 0 to 19): jobs use the cores the API leaves idle.",
     )
+    resource_wait = Float(
+        600.0,
+        min=0,
+        config=True,
+        help="Seconds that a job whose resources (a training's GPU=1) no worker offers yet waits for "
+        "a worker that offers them to join, on a cluster that adds workers: the kubernetes cluster's "
+        "GPU group (a GPU node may take minutes to come up), or a scheduler at `address` with "
+        "`address_scales_up`. Its job's phase says what it waits for; past this time it fails with the "
+        "reason. On any other cluster such a job is refused at once.",
+    )
+    address_scales_up = Bool(
+        False,
+        config=True,
+        help="Whether workers join the scheduler at `address` on demand (an autoscaler, or an operator "
+        "who starts them): a job whose resources no worker offers yet then waits for one, up to "
+        "`resource_wait` seconds, instead of being refused at once.",
+    )
     kubernetes_name = Unicode("headstart", config=True, help="Name of the DaskCluster resource.")
     kubernetes_namespace = Unicode(
         "", config=True, help="Namespace of the DaskCluster; empty means the pod's own namespace."
@@ -90,6 +128,8 @@ class JobRunner(LoggingConfigurable):
         self._ordered = ThreadPoolExecutor(1, thread_name_prefix="headstart-jobs")
         self._futures: dict[str, Any] = {}
         self._started: set[str] = set()
+        # Jobs given up on while they waited for a worker with their resources: key -> the reason.
+        self._refused: dict[str, str] = {}
         self._closed = False
 
     # --- the cluster ------------------------------------------------------------------------
@@ -147,17 +187,33 @@ class JobRunner(LoggingConfigurable):
         *args: Any,
         on_event: EventSink,
         on_done: DoneSink,
-        resources: dict[str, float] | None = None,
+        resources: Resources | None = None,
     ) -> None:
-        """Run `function(*args)` as the task `key`; events and the end reach the sinks in order."""
+        """Run `function(*args)` as the task `key`; events and the end reach the sinks in order.
+
+        A job asking for `resources` that no worker offers and none can join is refused (Invalid)
+        before anything is submitted; one that may wait for such a worker is submitted, waiting.
+        """
         client = self.client
+        waiting = self.require(resources)
         self._subscribe(key, on_event)
-        future = client.submit(function, *args, key=key, resources=resources, pure=False, retries=0)
+        if waiting is not None:
+            # Queued ahead of the job's own reports, so its start always comes after this.
+            self._ordered.submit(self._handle, on_event, waiting_report(waiting))
+        asked = dict(resources) if resources else None
+        future = client.submit(function, *args, key=key, resources=asked, pure=False, retries=0)
         client.publish_dataset(future, name=key, override=True)
         self._follow(key, future, on_done)
+        if waiting is not None:
+            self._watch(key, future, resources or {})
 
-    def attach(self, key: str, *, on_event: EventSink, on_done: DoneSink) -> bool:
-        """Follow a job submitted before a restart; False when the cluster no longer has it."""
+    def attach(
+        self, key: str, *, on_event: EventSink, on_done: DoneSink, resources: Resources | None = None
+    ) -> bool:
+        """Follow a job submitted before a restart; False when the cluster no longer has it.
+
+        `resources` are what the job asked for: it is checked again, as a new job would be.
+        """
         if self.owns_cluster:
             return False  # the cluster this job ran on stopped with the service
         client = self.client
@@ -165,8 +221,86 @@ class JobRunner(LoggingConfigurable):
         if future is None:
             return False
         self._subscribe(key, on_event)
+        try:
+            waiting = self.require(resources)
+        except Invalid as refusal:
+            waiting = None
+            self._refuse(key, future, str(refusal))
+        if waiting is not None:
+            self._ordered.submit(self._handle, on_event, waiting_report(waiting))
         self._follow(key, future, on_done)
+        if waiting is not None:
+            self._watch(key, future, resources or {})
         return True
+
+    # --- resources --------------------------------------------------------------------------
+
+    def offered(self, resources: Resources) -> bool:
+        """Whether a worker of the cluster offers all of `resources` now, as its scheduler says."""
+        workers = self.client.scheduler_info()["workers"].values()
+        return any(offers(worker, resources) for worker in workers)
+
+    def can_add(self, resources: Resources) -> bool:
+        """Whether workers offering `resources` may still join the cluster (so a job may wait)."""
+        if self.cluster == "kubernetes":
+            # The GPU group's pods each offer GPU=1, once a GPU node takes them.
+            return self.kubernetes_gpu_workers > 0 and all(
+                name == "GPU" and amount <= 1 for name, amount in resources.items()
+            )
+        return self.cluster == "address" and self.address_scales_up
+
+    def require(self, resources: Resources | None) -> str | None:
+        """Check that a job asking for `resources` can run here.
+
+        None when a worker offers them now (or nothing is asked); the phase to show while the
+        cluster adds a worker that offers them; Invalid with the reason when no worker ever will.
+        """
+        if not resources or self.offered(resources):
+            return None
+        wanted = resource_words(resources)
+        if self.can_add(resources):
+            return f"waiting for a worker with {wanted}"
+        if self.cluster == "kubernetes":
+            hint = "set c.JobRunner.kubernetes_gpu_workers to 1 or more"
+        else:
+            hint = f"start one with `dask worker {self.client.scheduler.address} --resources {wanted}`"
+        words = CLUSTER_WORDS[self.cluster]
+        raise Invalid(f"no worker of the {words} offers {wanted}; {hint}, or train on the CPU")
+
+    def _watch(self, key: str, future: Any, resources: Resources) -> None:
+        """Give up on a waiting job once no worker has offered its resources for `resource_wait` s."""
+
+        def watch() -> None:
+            offered_at = time.monotonic()
+            while not self._closed and not future.done() and key not in self._started:
+                try:
+                    if self.offered(resources):
+                        offered_at = time.monotonic()  # one is there: the job waits its turn
+                except Exception:
+                    if self._closed:
+                        return
+                    self.log.warning("headstart jobs: could not ask the scheduler about %s", key)
+                if time.monotonic() - offered_at >= self.resource_wait:
+                    wanted = resource_words(resources)
+                    self._refuse(
+                        key,
+                        future,
+                        f"no worker with {wanted} joined the {CLUSTER_WORDS[self.cluster]} within "
+                        f"{self.resource_wait:g} s; train on the CPU, or ask the operator for one",
+                    )
+                    return
+                time.sleep(WATCH_SECONDS)
+
+        threading.Thread(target=watch, name=f"headstart-wait-{key}", daemon=True).start()
+
+    def _refuse(self, key: str, future: Any, reason: str) -> None:
+        """End a job that cannot run here: it fails with `reason` (its end reaches `on_done`)."""
+        from distributed import Event
+
+        self._refused[key] = reason
+        # Should a worker take it this very moment, its first look at the stop event ends it.
+        Event(stop_event_name(key), client=self.client).set()
+        future.cancel()
 
     def _subscribe(self, key: str, on_event: EventSink) -> None:
         def received(event: tuple[float, dict[str, Any]]) -> None:
@@ -202,8 +336,11 @@ class JobRunner(LoggingConfigurable):
         client = self._client
         self._futures.pop(key, None)
         self._started.discard(key)
+        refused = self._refused.pop(key, None)
         try:
-            if future.status == "finished":
+            if refused is not None and future.status != "finished":
+                on_done("failed", Invalid(refused))
+            elif future.status == "finished":
                 on_done("succeeded", future.result())
             elif future.status == "cancelled":
                 on_done("cancelled", "cancelled before it started")
@@ -229,3 +366,8 @@ class JobRunner(LoggingConfigurable):
             # Not started yet: take it off the queue. Should it start this very moment, its first
             # look at the stop event ends it before it writes anything.
             future.cancel()
+
+
+def waiting_report(phase: str) -> dict[str, Any]:
+    """The report that puts a job waiting for a worker in its phase, as a worker's progress would."""
+    return {"event": "progress", "phase": phase, "done": 0, "total": 0}

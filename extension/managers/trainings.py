@@ -39,6 +39,11 @@ DECISIONS = ("update", "keep_both", "discard")
 JobArguments = tuple[str, str, VersionRef, int, TrainingConfig, ModelLimits]
 
 
+def resources_of(config: TrainingConfig) -> dict[str, float] | None:
+    """The Dask resources a training's job asks for: a GPU worker's `GPU=1` when `config.gpu`."""
+    return {"GPU": 1} if config.gpu else None
+
+
 def training_public(session: Session, training: Training, *, since: int = 0) -> TrainingPublic:
     """A training with its job and its epochs after epoch `since` (all of them by default)."""
     epochs = session.exec(
@@ -92,8 +97,14 @@ class TrainingManager:
     def begin(
         self, user: User, model_id: int, dataset: int | str, config: TrainingConfig | None = None
     ) -> TrainingPublic:
-        """Record a training of a visible model's current version, and its queued job."""
+        """Record a training of a visible model's current version, and its queued job.
+
+        A GPU training that no worker of the catalog's cluster can take is refused (Invalid) before
+        anything is recorded; inline runs (no cluster) ignore `gpu`.
+        """
         config = config or TrainingConfig()
+        if self.catalog.runner is not None:
+            self.catalog.runner.require(resources_of(config))
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, user)
             data = DatasetManager.row(session, dataset)
@@ -176,7 +187,7 @@ class TrainingManager:
                 *arguments,
                 on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
                 on_done=functools.partial(self._ended, training_id, job.id),  # type: ignore[arg-type]
-                resources={"GPU": 1} if config.gpu else None,
+                resources=resources_of(config),
             )
         except BaseException as error:
             # Nothing runs, so nothing may stay `running`: the training and its job fail now.
@@ -267,11 +278,15 @@ class TrainingManager:
         def follow(job: Job) -> bool:
             if job.kind != "train" or job.training_id is None:
                 return False
+            with transaction(self.catalog.engine) as session:
+                training = session.get(Training, job.training_id)
+                resources = resources_of(TrainingConfig(**training.config)) if training else None
             return bool(
                 runner.attach(
                     job.key,
                     on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
                     on_done=functools.partial(self._ended, job.training_id, job.id),  # type: ignore[arg-type]
+                    resources=resources,
                 )
             )
 

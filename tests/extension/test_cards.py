@@ -1,4 +1,7 @@
-"""Model cards: a read-only notebook for every public model, kept up to date, none for private ones."""
+"""Model cards: a read-only notebook for every public model, kept up to date, none for private ones.
+
+Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,6 @@ from headstart.extension.cards import card_key
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import TrainingConfig
 from tests.conftest import tiny_model
-
-
-@pytest.fixture
-def catalog(sqlite_catalog):
-    return sqlite_catalog
 
 
 def card_text(catalog, model_id: int) -> str:

@@ -1,4 +1,7 @@
-"""Evaluations and leaderboards: platform scores, cached per version, mapped by label name."""
+"""Evaluations and leaderboards: platform scores, cached per version, mapped by label name.
+
+Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +16,6 @@ from headstart.extension.catalog.tables import Evaluation
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import TrainingConfig
 from tests.conftest import tiny_model
-
-
-@pytest.fixture
-def catalog(sqlite_catalog):
-    return sqlite_catalog
 
 
 def evaluation_rows(catalog) -> list[Evaluation]:

@@ -1,4 +1,7 @@
-"""Transfer training, the feature cache and decisions (rules 2 and 3), on a real catalog."""
+"""Transfer training, the feature cache and decisions (rules 2 and 3), on a real catalog.
+
+Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def catalog(sqlite_catalog):
-    return sqlite_catalog
+def assert_counted(rate: float, count: int) -> None:
+    """An accuracy over `count` images is a whole number of correct ones over that count."""
+    correct = rate * count
+    assert abs(correct - round(correct)) < 1e-3 * count, f"{rate} is no count of {count}"
 
 
 def test_frozen_training_uses_the_feature_cache_and_leaves_the_original(catalog, alice, shapes) -> None:
@@ -39,9 +43,29 @@ def test_frozen_training_uses_the_feature_cache_and_leaves_the_original(catalog,
     assert first.status == "candidate"
     assert first.head == "replaced" and first.feature_cache == "miss"
     assert [e.epoch for e in first.epochs] == [1, 2] == [e["epoch"] for e in seen]
-    assert all(e.val_loss is not None and 0 <= e.accuracy <= 1 for e in first.epochs)
+    assert [e.model_dump() for e in first.epochs] == seen  # what was reported is what was stored
     for split in ("train", "val"):
         assert any(catalog.store.path("features").rglob(f"{split}.npy"))
+    for epoch in first.epochs:
+        assert_counted(epoch.accuracy, shapes.counts["train"])
+        assert_counted(epoch.val_accuracy, shapes.counts["val"])
+    # The last epoch's val figures are the candidate head's on the cached val features.
+    import keras
+
+    from headstart.kernels.engine.shards import DatasetReader
+
+    head = keras.saving.load_model(
+        catalog.store.path(f"models/{model.id}/candidates/t{first.id}") / "head.keras", compile=False
+    )
+    [val_features] = catalog.store.path("features").rglob("val.npy")
+    features = np.load(val_features).astype(np.float32)
+    truth = DatasetReader(catalog.store.path(f"datasets/{shapes.id}")).split("val").labels
+    probabilities = np.asarray(head.predict(features, verbose=0))
+    assert len(features) == len(truth) == shapes.counts["val"]
+    last = first.epochs[-1]
+    assert last.val_accuracy == pytest.approx(float(np.mean(probabilities.argmax(axis=1) == truth)))
+    picked = probabilities[np.arange(len(truth)), truth]
+    assert last.val_loss == pytest.approx(float(-np.mean(np.log(picked))), rel=1e-3)
     passes.clear()
     second = catalog.trainings.start(
         alice, model.id, "shapes", QUICK, on_features=lambda *p: passes.append(p)

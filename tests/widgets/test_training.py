@@ -154,6 +154,51 @@ def test_start_without_a_choice_says_what_is_missing(service: Service, client: H
     assert setup.output.children == ()
 
 
+def test_the_gpu_toggle_on_a_cluster_without_a_gpu_worker_says_why(
+    service: Service, client: HeadstartClient
+) -> None:
+    """The session's cluster has no worker with GPU=1: the service refuses, the status says why."""
+    setup = setup_for(client, service.models["bob-public"])
+    setup.device.value = "GPU"
+    with pytest.raises(Invalid, match="no worker of the cluster offers GPU=1"):
+        setup.start()
+    assert "or train on the CPU" in setup.status.value and setup.output.children == ()
+    assert not [t for t in client.trainings.list() if t.config["gpu"]]
+
+
+def test_a_queued_jobs_phase_says_what_it_waits_for() -> None:
+    from datetime import UTC, datetime
+
+    from headstart.kernels.schemas import JobPublic, TrainingPublic
+    from headstart.widgets.training import phase_text
+
+    moment = datetime.now(UTC)
+    job = JobPublic(
+        id=1,
+        key="headstart-train-1-0",
+        kind="train",
+        created_at=moment,
+        started_at=None,
+        finished_at=None,
+        phase="waiting for a worker with GPU=1",
+    )
+    training = TrainingPublic(
+        id=1,
+        owner="alice",
+        created_at=moment,
+        finished_at=None,
+        model_id=1,
+        model_version=1,
+        dataset_id=1,
+        config={"epochs": 3},
+        job=job,
+    )
+    assert phase_text(training, 0) == "queued: waiting for a worker with GPU=1"
+    assert (
+        phase_text(training.model_copy(update={"job": job.model_copy(update={"phase": None})}), 0) == "queued"
+    )
+
+
 # --- the dashboard --------------------------------------------------------------------------
 
 

@@ -1,5 +1,8 @@
 """A real jupyter-server with the headstart extension, on a fresh catalog under tmp_path.
 
+Every API test runs twice: on a SQLite file and on a fresh database of the real PostgreSQL server
+(`db_url`, from tests/conftest.py).
+
 pytest-jupyter's fixtures and hooks are imported here rather than registered as a plugin, so that
 its autouse fixtures (a server cleanup after every test) stay inside the API tests.
 """
@@ -23,15 +26,14 @@ def catalog_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(tmp_path: Path, catalog_config: dict[str, Any], dask_scheduler: str) -> Config:
+def jp_server_config(
+    tmp_path: Path, db_url: str, catalog_config: dict[str, Any], dask_scheduler: str
+) -> Config:
     # Jobs run on the session's Dask cluster, whose workers stay warm from test to test.
     config = Config(
         {
             "ServerApp": {"jpserver_extensions": {"headstart.extension": True}},
-            "Catalog": {
-                "home": str(tmp_path / "catalog"),
-                "db_url": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
-            },
+            "Catalog": {"home": str(tmp_path / "catalog"), "db_url": db_url},
             "JobRunner": {"cluster": "address", "address": dask_scheduler},
         }
     )

@@ -13,9 +13,9 @@ from headstart.extension.managers.models import ModelManager
 from tests.extension.api.conftest import as_json
 
 
-async def test_me_names_the_catalog_user(api, catalog_app, tmp_path) -> None:
+async def test_me_names_the_catalog_user(api, catalog_app, db_url) -> None:
     # `c.Catalog.*` in the server's config reaches the app's catalog.
-    assert catalog_app.catalog.db_url == f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    assert catalog_app.catalog.db_url == db_url
     response = await api("GET", "headstart/me")
     assert response.code == 200 and as_json(response) == {"name": catalog_app.local_user_name}
 

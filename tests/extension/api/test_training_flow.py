@@ -193,3 +193,21 @@ async def test_epochs_reach_the_api_while_the_training_runs_and_cancel_keeps_the
         session.flush()
         theirs_id = theirs.id
     assert (await api("GET", f"headstart/jobs/{theirs_id}")).code == 404
+
+
+async def test_a_gpu_training_on_a_cluster_without_a_gpu_worker_is_400_and_records_nothing(
+    api, catalog, me, shapes_folder: Path
+) -> None:
+    """The session's cluster has no worker with GPU=1 and does not scale: refused before recording."""
+    catalog.datasets.add(me, shapes_folder, name="shapes")
+    model = tiny_model(catalog, me)
+    body = {"model_id": model.id, "dataset": "shapes", "config": {"epochs": 1, "gpu": True}}
+    refused = await api("POST", "headstart/trainings", body=body)
+    assert refused.code == 400, refused.body
+    answer = as_json(refused)
+    assert answer["error"] == "invalid"
+    assert answer["detail"].startswith("no worker of the cluster offers GPU=1; start one with `dask worker ")
+    assert answer["detail"].endswith(" --resources GPU=1`, or train on the CPU")
+    assert as_json(await api("GET", "headstart/trainings")) == []
+    assert [j["kind"] for j in as_json(await api("GET", "headstart/jobs"))] == ["ingest", "create"]
+    assert list(catalog.store.path("tmp").iterdir()) == []
