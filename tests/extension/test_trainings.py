@@ -1,6 +1,7 @@
 """Transfer training, the feature cache and decisions (rules 2 and 3), on a real catalog.
 
-Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py).
+Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py), except those whose
+subject is the engine's training rather than what the catalog records (ENGINE_ONLY: SQLite only).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tests.conftest import tiny_model
 
 SHAPE_LABELS = ["circle", "square", "triangle"]
 QUICK = TrainingConfig(epochs=2, batch_size=16)
+ENGINE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def digest(path: Path) -> str:
@@ -76,6 +78,7 @@ def test_frozen_training_uses_the_feature_cache_and_leaves_the_original(catalog,
     assert catalog.models.get(alice, model.id).version == 1
 
 
+@ENGINE_ONLY
 def test_frozen_candidate_is_a_head_and_a_shared_body(catalog, alice, shapes) -> None:
     model = tiny_model(catalog, alice)
     training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
@@ -137,6 +140,7 @@ def test_others_retrain_public_models_but_cannot_update_them(catalog, alice, bob
     assert catalog.models.get(alice, model.id).version == 1
 
 
+@ENGINE_ONLY
 def test_head_is_kept_and_reordered_when_labels_match(catalog, alice, shapes) -> None:
     import keras
 
@@ -152,6 +156,7 @@ def test_head_is_kept_and_reordered_when_labels_match(catalog, alice, shapes) ->
     np.testing.assert_allclose(new_kernel, kernel[:, [1, 2, 0]], atol=1e-6)
 
 
+@ENGINE_ONLY
 def test_head_is_replaced_when_labels_differ(catalog, alice, shapes) -> None:
     model = tiny_model(catalog, alice, labels=["cat", "dog"])
     training = catalog.trainings.start(alice, model.id, "shapes", QUICK)
@@ -159,6 +164,7 @@ def test_head_is_replaced_when_labels_differ(catalog, alice, shapes) -> None:
     assert catalog.trainings.decide(alice, training.id, "update").labels == SHAPE_LABELS
 
 
+@ENGINE_ONLY
 def test_fine_tuning_trains_the_body_and_stores_a_full_model(catalog, alice, shapes) -> None:
     model = tiny_model(catalog, alice)
     config = TrainingConfig(epochs=1, batch_size=8, fine_tune_layers="all")
@@ -196,6 +202,7 @@ def test_bad_training_configs_are_refused() -> None:
             TrainingConfig(**bad)
 
 
+@ENGINE_ONLY
 def test_early_stopping_ends_a_diverging_run(catalog, alice, shapes) -> None:
     model = tiny_model(catalog, alice)
     config = TrainingConfig(epochs=30, learning_rate=10.0, optimizer="sgd", early_stopping_patience=1)
