@@ -1,68 +1,107 @@
 """The `headstart` command: datasets, models, training, evaluation and leaderboards from a shell.
 
-It works on a local catalog (a folder, `./var` by default) as the user that `--user` names.
-Every command takes `--json` for scripts. Bad input exits with status 2 and one line on stderr.
+It works on a local catalog (a folder, `./var` by default) as the user that `--user` names, or on a
+catalog service with `--url`. The global options go before or after any command. Every command
+takes `--json` for scripts. Bad input exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 
-from headstart.commands.base import Context
+from headstart.commands.context import Context
 from headstart.commands.datasets import datasets
 from headstart.commands.demo import demo
+from headstart.commands.errors import EXIT_BAD_INPUT, report
 from headstart.commands.evaluation import evaluate, leaderboard
 from headstart.commands.models import models
+from headstart.commands.options import HeadstartGroup, add_global_options
 from headstart.commands.training import decide, train, trainings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--home",
-    default=lambda: os.environ.get("HEADSTART_HOME", "var"),
-    show_default="var, or $HEADSTART_HOME",
-    help="Folder of the local catalog: its database and artifact store.",
-)
-@click.option(
-    "--user",
-    default=lambda: os.environ.get("HEADSTART_USER") or os.environ.get("USER") or "local",
-    show_default="$HEADSTART_USER or $USER",
-    help="Who you are in the local catalog; owns what you create.",
-)
-@click.option(
-    "--url",
-    default=lambda: os.environ.get("HEADSTART_URL") or None,
-    show_default="$HEADSTART_URL",
-    help="The catalog service to use; its token comes from $JUPYTERHUB_API_TOKEN. "
-    "Without a URL, the local catalog under --home.",
-)
-@click.option(
-    "--config", "config_file", default=None, help="A traitlets config file (.py or .json) for the Catalog."
+class HeadstartCLI(HeadstartGroup):
+    """The root group: click's own errors (a missing option, a bad value) are one line, too."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **settings: Any
+    ) -> None:
+        argv = list(sys.argv[1:] if args is None else args)
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        try:
+            code = super().main(argv, prog_name, standalone_mode=False, **settings)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.NoArgsIsHelpError as error:
+            # A bare group (`headstart models`) asks what it can do: its help answers, not an error.
+            click.echo(error.format_message())
+            sys.exit(0)
+        except click.ClickException as error:
+            message = error.format_message()
+            where = getattr(error, "ctx", None)
+            if isinstance(error, click.UsageError) and where is not None:
+                message += f" (see '{where.command_path} --help')"
+            report(
+                "usage" if isinstance(error, click.UsageError) else "invalid",
+                message,
+                as_json="--json" in options,
+            )
+            sys.exit(EXIT_BAD_INPUT if isinstance(error, click.UsageError) else error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=HeadstartCLI, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
 @click.version_option(package_name="headstart")
 @click.pass_context
-def main(context: click.Context, home: str, user: str, url: str | None, config_file: str | None) -> None:
+def main(context: click.Context) -> None:
     """Create, share, re-train and benchmark Keras image classifiers.
 
     \b
     Quick start:
       headstart demo                                 # datasets, a training, a leaderboard
       headstart datasets add photos.zip --name pets  # label/image or train/label/image
-      headstart models create --name base --architecture mobilenet_v2 --weights none
+      headstart models create --name base --architecture mobilenet_v2 --labels cat,dog --weights none
       headstart train 1 pets --epochs 5 --decision keep_both
       headstart leaderboard pets
+      headstart models list --json --home ~/catalog  # global options go anywhere
+
+    \b
+    Output and errors:
+      Results go to stdout: text for people, JSON with --json. Progress bars go to stderr
+      on a terminal only. Bad input exits with status 2 and one line on stderr:
+        error: <what is wrong>
+      or, with --json, one JSON object, the catalog service's own error body:
+        {"error": "invalid", "detail": "<what is wrong>", "items": [<each offending file>]}
     """
     # TensorFlow's start-up chatter and retracing notes are for its developers, not for our users.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    context.obj = Context(home, user, config_file, url)
+    from headstart.tensorflow_startup import quiet_first_import
+
+    quiet_first_import()
+    context.ensure_object(Context)
 
 
 for subcommand in (datasets, models, train, decide, trainings, evaluate, leaderboard, demo):
     main.add_command(subcommand)
+
+
+def _tree(command: click.Command) -> Iterator[click.Command]:
+    yield command
+    for child in getattr(command, "commands", {}).values():
+        yield from _tree(child)
+
+
+for _command in _tree(main):
+    add_global_options(_command)
 
 
 if __name__ == "__main__":

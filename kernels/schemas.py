@@ -29,6 +29,8 @@ ARCHITECTURE_NAMES = (
     "resnet50",
     "small_cnn",
 )
+# Seeds are what NumPy's legacy seeding takes, which keras.utils.set_random_seed calls.
+MAX_SEED = 2**32 - 1
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
@@ -104,6 +106,9 @@ class ModelBase(SQLModel):
     parent_id: int | None = SQLField(default=None, foreign_key="models.id", ondelete="SET NULL")
     parent_version: int | None = None
     architecture: str | None = None
+    # What `models.create` seeded the starting weights with, so the same create builds the same
+    # model again. None for uploads and for models kept from a training (its config has the seed).
+    seed: int | None = None
 
 
 class ModelPublic(ModelBase):
@@ -255,6 +260,9 @@ class ModelCreate(BaseModel):
     labels: list[str] | None = Field(None, description="a classifier's labels; none makes a feature vector")
     weights: Literal["imagenet"] | None = "imagenet"
     options: dict[str, int | float] = Field(default_factory=dict, description="alpha, filters")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seeds the starting weights: the same seed builds the same model"
+    )
     description: str = ""
     public: bool = False
 

@@ -101,11 +101,12 @@ def create_model(
     options: dict,
     folder: Path,
     limits: ModelLimits,
+    seed: int | None = None,
 ) -> ModelFacts:
-    """Build a zoo architecture and stage it as a model file."""
+    """Build a zoo architecture, its starting weights seeded with `seed`, and stage it as a model file."""
     from headstart.kernels.engine.architectures import build_model
 
-    model = build_model(architecture, labels=labels, weights=weights, **options)
+    model = build_model(architecture, labels=labels, weights=weights, seed=seed, **options)
     return stage_model(model, list(labels) if labels else None, folder, limits)
 
 

@@ -99,10 +99,15 @@ class ModelManager:
         labels: list[str] | None = None,
         weights: str | None = "imagenet",
         options: dict | None = None,
+        seed: int = 0,
         description: str = "",
         public: bool = False,
     ) -> ModelPublic:
-        """Build a zoo architecture as a classifier (with labels) or a feature vector (without)."""
+        """Build a zoo architecture as a classifier (with labels) or a feature vector (without).
+
+        `seed` seeds the starting weights and is stored with the model, so the same create can be
+        repeated weight for weight.
+        """
         name = check_name(name, "model")
         store = self.catalog.store
         with store.staging() as folder:
@@ -116,6 +121,7 @@ class ModelManager:
                 options or {},
                 folder,
                 self.catalog.model_limits,
+                seed,
             )
             return self.record(
                 user,
@@ -125,6 +131,7 @@ class ModelManager:
                 description=description,
                 public=public,
                 architecture=architecture,
+                seed=seed,
             )
 
     def upload(
@@ -163,6 +170,7 @@ class ModelManager:
         description: str = "",
         public: bool = False,
         architecture: str | None = None,
+        seed: int | None = None,
         parent: tuple[int, int] | None = None,
         training_id: int | None = None,
     ) -> ModelPublic:
@@ -179,6 +187,7 @@ class ModelManager:
                 parent_id=parent[0] if parent else None,
                 parent_version=parent[1] if parent else None,
                 architecture=architecture,
+                seed=seed,
                 owner_id=owner.id,  # type: ignore[arg-type]
             )
             session.add(model)
@@ -276,9 +285,6 @@ class ModelManager:
 
     def download(self, viewer: User, model_id: int, dest: Path, version: int | None = None) -> Path:
         """Write the version as one normal `.keras` file, assembling a shared body and its head."""
-        from headstart.extension.jobs.artifacts import load_version
-        from headstart.kernels.engine.keras_file import save_model
-
         ref = self.ref(viewer, model_id, version)
         dest = Path(dest)
         if dest.is_dir():
@@ -290,6 +296,10 @@ class ModelManager:
             if ref.body_ref is None:
                 shutil.copyfile(self.catalog.store.path(ref.folder) / "model.keras", partial)
             else:
+                # Only assembling loads Keras (seconds): a full model's file is copied as it is.
+                from headstart.extension.jobs.artifacts import load_version
+                from headstart.kernels.engine.keras_file import save_model
+
                 model = load_version(self.catalog.store, ref)
                 save_model(model, partial, kind=ref.kind, labels=ref.labels)
             zipfile.ZipFile(partial).close()

@@ -7,12 +7,21 @@ from pathlib import Path
 import click
 
 from headstart.commands.base import Context, command, show
+from headstart.commands.options import HeadstartGroup
 from headstart.output import progress_bar
 
 
-@click.group()
+@click.group(cls=HeadstartGroup)
 def datasets() -> None:
-    """Add, list and show datasets. Datasets are public and are never deleted."""
+    """Add, list and show datasets. Datasets are public and are never deleted.
+
+    \b
+    Examples:
+      headstart datasets add photos.zip --name pets      # cat/1.jpg, dog/2.png, ...
+      headstart datasets add folder/ --name pets2 --skip-invalid --resize-policy pad
+      headstart datasets list
+      headstart datasets show pets --json
+    """
 
 
 DATASET_KEYS = ["id", "name", "labels", "counts", "resize_policy", "split_policy", "created_by", "created_at"]

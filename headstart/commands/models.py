@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from headstart.commands.base import Context, command, show, split_labels
-from headstart.kernels.schemas import ARCHITECTURE_NAMES
+from headstart.commands.options import HeadstartGroup
+from headstart.kernels.schemas import ARCHITECTURE_NAMES, MAX_SEED
 from headstart.output import emit_json, progress_bar, table
 
 MODEL_KEYS = [
@@ -22,6 +23,7 @@ MODEL_KEYS = [
     "parent_id",
     "parent_version",
     "architecture",
+    "seed",
     "params",
     "size_bytes",
     "input_contract",
@@ -32,9 +34,20 @@ MODEL_KEYS = [
 MODEL_COLUMNS = ["id", "name", "owner", "kind", "version", "public", "params", "labels"]
 
 
-@click.group()
+@click.group(cls=HeadstartGroup)
 def models() -> None:
-    """Create, upload, list, show, download, share and delete models."""
+    """Create, upload, list, show, download, share and delete models.
+
+    \b
+    Examples:
+      headstart models create --name base --architecture mobilenet_v2 --labels cat,dog --weights none
+      headstart models create --name tiny --architecture small_cnn --weights none --filters 4 --seed 7
+      headstart models upload my_model.keras --name mine --labels cat,dog
+      headstart models list --labels dog,cat --json   # labels match as a set
+      headstart models show 1
+      headstart models publish 1
+      headstart models download 1 model.keras
+    """
 
 
 @command(models, "create")
@@ -54,6 +67,13 @@ def models() -> None:
 )
 @click.option("--alpha", type=float, default=None, help="Width multiplier of MobileNets.")
 @click.option("--filters", type=int, default=None, help="Base filter count of small_cnn.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seeds the starting weights (all but ImageNet's): the same seed builds the same model.",
+)
 @click.option("--description", default="", help="What the model is for.")
 @click.option("--public", is_flag=True, help="Visible to every user (default: private).")
 def models_create(
@@ -64,18 +84,25 @@ def models_create(
     weights: str,
     alpha: float | None,
     filters: int | None,
+    seed: int,
     description: str,
     public: bool,
 ) -> None:
-    """Create a model from the zoo, taking raw 224x224 RGB in 0-255."""
+    """Create a model from the zoo, taking raw 224x224 RGB in 0-255.
+
+    With --labels it is a classifier with a softmax head of that many outputs; without, a feature
+    vector. Its seed is stored with it, so `models show` says how to build it again.
+    """
     options = {k: v for k, v in {"alpha": alpha, "filters": filters}.items() if v is not None}
+    wanted = split_labels(labels)
     with progress_bar(f"build {architecture}") as update:
         model = ctx.api.models.create(
             name=name,
             architecture=architecture,
-            labels=split_labels(labels),
+            labels=wanted,
             weights=None if weights == "none" else weights,
             options=options,
+            seed=seed,
             description=description,
             public=public,
         )
@@ -95,9 +122,8 @@ def models_upload(
     ctx: Context, file: Path, name: str, labels: str | None, description: str, public: bool
 ) -> None:
     """Upload a .keras file. Only built-in Keras layers are accepted (no Lambda, no custom code)."""
-    model = ctx.api.models.upload(
-        file, name=name, labels=split_labels(labels), description=description, public=public
-    )
+    wanted = split_labels(labels)
+    model = ctx.api.models.upload(file, name=name, labels=wanted, description=description, public=public)
     show(ctx, model, MODEL_KEYS)
 
 
@@ -111,7 +137,8 @@ def models_list(
     ctx: Context, owner: str | None, kind: str | None, labels: str | None, mine: bool, public: bool | None
 ) -> None:
     """List the models you can see: yours and every public one."""
-    rows = ctx.api.models.list(owner=owner, kind=kind, labels=split_labels(labels), mine=mine, public=public)
+    wanted = split_labels(labels)
+    rows = ctx.api.models.list(owner=owner, kind=kind, labels=wanted, mine=mine, public=public)
     show(ctx, rows, columns=MODEL_COLUMNS)
 
 

@@ -21,13 +21,20 @@ TRAINING_KEYS = [
 ]
 
 
-def fine_tune_value(value: str) -> int | str:
-    if value == "all":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise click.BadParameter("a number of layers, or 'all'") from None
+class FineTuneLayers(click.ParamType):
+    """A number of body layers to unfreeze, or `all`."""
+
+    name = "N|all"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if isinstance(value, int):
+            return value
+        if value == "all":
+            return "all"
+        try:
+            return int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of layers, or 'all'", param, ctx)
 
 
 @command(None, "train")
@@ -45,6 +52,7 @@ def fine_tune_value(value: str) -> int | str:
 )
 @click.option(
     "--fine-tune-layers",
+    type=FineTuneLayers(),
     default="0",
     show_default=True,
     help="Body layers to unfreeze from the end, or 'all'. 0 trains only the head, on cached features.",
@@ -69,7 +77,7 @@ def train(
     learning_rate: float,
     optimizer: str,
     loss: str,
-    fine_tune_layers: str,
+    fine_tune_layers: int | str,
     early_stopping: int | None,
     seed: int,
     decision: str | None,
@@ -90,7 +98,7 @@ def train(
         loss=loss,
         epochs=epochs,
         batch_size=batch_size,
-        fine_tune_layers=fine_tune_value(fine_tune_layers),
+        fine_tune_layers=fine_tune_layers,
         early_stopping_patience=early_stopping,
         seed=seed,
     )

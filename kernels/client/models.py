@@ -40,10 +40,14 @@ class RemoteModels:
         labels: builtins.list[str] | None = None,
         weights: str | None = "imagenet",
         options: dict | None = None,
+        seed: int = 0,
         description: str = "",
         public: bool = False,
     ) -> ModelPublic:
-        """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without."""
+        """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without.
+
+        `seed` seeds the starting weights; the same seed builds the same model.
+        """
         body = build(
             ModelCreate,
             name=name,
@@ -51,6 +55,7 @@ class RemoteModels:
             labels=labels,
             weights=weights,
             options=options or {},
+            seed=seed,
             description=description,
             public=public,
         )

@@ -14,6 +14,7 @@ import numpy as np
 
 from headstart.kernels.engine.surgery import HEAD_NAME, INPUT_SHAPE, PREPROCESSING_SUFFIX, short_reason
 from headstart.kernels.errors import Invalid, WeightsUnavailable
+from headstart.kernels.schemas import MAX_SEED
 
 # keras.applications.imagenet_utils, mode "caffe": the ImageNet mean pixel in BGR order, as published
 # with the original Caffe ResNet models (Kaiming He's deep-residual-networks repository).
@@ -158,9 +159,17 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def build_model(
-    architecture: str, *, labels: list[str] | None, weights: str | None = "imagenet", **options: Any
+    architecture: str,
+    *,
+    labels: list[str] | None,
+    weights: str | None = "imagenet",
+    seed: int | None = None,
+    **options: Any,
 ) -> keras.Sequential:
-    """Build a zoo model: input, preprocessing, backbone and, when labels are given, a softmax head."""
+    """Build a zoo model: input, preprocessing, backbone and, when labels are given, a softmax head.
+
+    With a `seed`, every weight that does not come from ImageNet starts the same on every build.
+    """
     arch = ARCHITECTURES.get(architecture)
     if arch is None:
         raise Invalid(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -173,6 +182,11 @@ def build_model(
         raise Invalid(f"weights must be 'imagenet' or None, got {weights!r}")
     if weights == "imagenet" and not arch.pretrained:
         raise Invalid(f"{architecture} has no pretrained weights; pass weights=None")
+    if seed is not None:
+        _check_seed(seed)
+        # The zoo's builders take no seeds of their own, so their initializers draw from Keras'
+        # global generator (whichever the backend); resetting it makes the draws repeat.
+        keras.utils.set_random_seed(seed)
     try:
         layers = arch.build(weights, **options)
     except ValueError as error:
@@ -189,6 +203,11 @@ def build_model(
     if labels:
         layers.append(keras.layers.Dense(len(labels), activation="softmax", name=HEAD_NAME))
     return keras.Sequential([keras.Input(INPUT_SHAPE), *layers], name=architecture)
+
+
+def _check_seed(seed: object) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise Invalid(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
 
 
 def _check_labels(labels: list[str] | None) -> None:

@@ -24,8 +24,14 @@ def test_migrations_create_every_table_at_head(catalog) -> None:
         "evaluations",
         "revision",
     } <= tables
+    from alembic.script import ScriptDirectory
+
+    from headstart.extension.catalog.database import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(str(catalog.engine.url))).get_current_head()
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+    assert {c["name"] for c in inspect(catalog.engine).get_columns("models")} >= {"seed", "label_set"}
 
 
 def test_users_are_created_once(catalog) -> None:
@@ -257,6 +263,43 @@ def test_the_label_set_migration_fills_existing_models(tmp_path: Path, db_url: s
         command.upgrade(config, "head")
         assert conn.execute(text("SELECT label_set FROM models")).scalar() == "cat\x1fdog"
     engine.dispose()
+
+
+def test_the_seed_migration_leaves_older_models_unseeded(tmp_path: Path, db_url: str) -> None:
+    from alembic import command
+
+    from headstart.extension.catalog.database import alembic_config, connect
+
+    engine = connect(db_url, migrate=False)
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'alice', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO models (id, name, description, kind, public, version, owner_id, "
+                "created_at, updated_at) VALUES (1, 'm', '', 'feature_vector', false, 1, 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        command.upgrade(config, "0005")
+        assert conn.execute(text("SELECT seed FROM models")).all() == [(None,)]
+        command.downgrade(config, "0004")
+        assert "seed" not in {c["name"] for c in inspect(conn).get_columns("models")}
+    engine.dispose()
+
+
+def test_a_created_model_keeps_its_seed_and_an_upload_has_none(catalog, alice, tmp_path: Path) -> None:
+    seeded = tiny_model(catalog, alice, name="seeded", seed=7)
+    default = tiny_model(catalog, alice, name="default")
+    assert (seeded.seed, default.seed) == (7, 0)
+    assert catalog.models.get(alice, seeded.id).seed == 7
+    assert {m.name: m.seed for m in catalog.models.list(alice)} == {"seeded": 7, "default": 0}
+    path = catalog.models.download(alice, seeded.id, tmp_path / "seeded.keras")
+    assert catalog.models.upload(alice, path, name="uploaded").seed is None
+    with pytest.raises(Invalid, match="seed must be a whole number"):
+        tiny_model(catalog, alice, name="negative", seed=-1)
 
 
 def test_a_session_binds_its_user(catalog, alice, shapes) -> None:

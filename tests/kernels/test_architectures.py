@@ -158,11 +158,25 @@ def test_alpha_without_imagenet_weights_is_invalid_not_unavailable() -> None:
         ({"architecture": "small_cnn", "labels": None, "weights": None, "alpha": 0.5}, "does not take"),
         ({"architecture": "small_cnn", "labels": None, "weights": None, "filters": 0}, "filters must be"),
         ({"architecture": "resnet50", "labels": None, "weights": "/tmp/w.h5"}, "weights must be"),
+        ({"architecture": "small_cnn", "labels": None, "weights": None, "seed": -1}, "seed must be"),
+        ({"architecture": "small_cnn", "labels": None, "weights": None, "seed": 2**32}, "seed must be"),
     ],
 )
 def test_bad_requests_are_invalid(kwargs: dict, message: str) -> None:
     with pytest.raises(Invalid, match=message):
         build_model(**kwargs)
+
+
+@pytest.mark.parametrize("architecture", ["small_cnn", "mobilenet_v3_small"])
+def test_a_seed_repeats_the_starting_weights_and_another_seed_changes_them(architecture: str) -> None:
+    def build(seed: int) -> list[np.ndarray]:
+        options = OPTIONS[architecture]
+        return build_model(architecture, labels=LABELS, weights=None, seed=seed, **options).get_weights()
+
+    first, again, other = build(5), build(5), build(6)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    drawn = [(a, b) for a, b in zip(first, other, strict=True) if np.unique(a).size > 1]
+    assert drawn and not any(np.array_equal(a, b) for a, b in drawn)
 
 
 def test_schemas_name_every_architecture_of_the_zoo() -> None:

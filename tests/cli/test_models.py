@@ -1,0 +1,249 @@
+"""`headstart models`: create with each option and a seed, upload, list filters, changes, download."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.cli.conftest import Files, Shared
+from tests.cli.harness import headstart, headstart_many
+
+SMALL = ("--architecture", "small_cnn", "--weights", "none", "--filters", "2")
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True).get_weights()
+
+
+def params(architecture: str, labels: list[str] | None, **options: object) -> int:
+    from headstart.kernels.engine.architectures import build_model
+
+    return int(build_model(architecture, labels=labels, weights=None, **options).count_params())
+
+
+def test_create_takes_each_option_and_the_seed_repeats_the_weights(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = headstart(
+        *("models", "create", "--name", "digits", *SMALL, "--labels", "0,1,2", "--seed", "3"),
+        *("--description", "three digits", "--public", "--json"),
+        home=home,
+    ).json
+    assert (first["kind"], first["labels"], first["architecture"]) == (
+        "classifier",
+        ["0", "1", "2"],
+        "small_cnn",
+    )
+    assert (first["seed"], first["description"], first["public"]) == (3, "three digits", True)
+    assert (
+        first["params"]
+        == params("small_cnn", ["0", "1", "2"], filters=2)
+        != params("small_cnn", ["0", "1", "2"])
+    )
+    again = headstart(
+        "models", "create", "--name", "again", *SMALL, "--labels", "0,1,2", "--seed", "3", "--json", home=home
+    )
+    other = headstart(
+        "models", "create", "--name", "other", *SMALL, "--labels", "0,1,2", "--seed", "4", "--json", home=home
+    )
+    assert again.json["public"] is False and (again.json["seed"], other.json["seed"]) == (3, 4)
+
+    files = {}
+    for model in (first, again.json, other.json):
+        out = tmp_path / f"{model['name']}.keras"
+        assert headstart("models", "download", model["id"], out, "--json", home=home).json == {
+            "path": str(out)
+        }
+        files[model["name"]] = weights(out)
+    assert all(np.array_equal(a, b) for a, b in zip(files["digits"], files["again"], strict=True))
+    # Every weight drawn at random differs with the seed; biases start at zero whatever it is.
+    drawn = [(a, b) for a, b in zip(files["digits"], files["other"], strict=True) if a.any()]
+    assert len(drawn) == 5 and not any(np.array_equal(a, b) for a, b in drawn)
+
+    shown = headstart("models", "show", first["id"], "--json", home=home).json
+    assert shown["model"]["seed"] == 3 and [v["version"] for v in shown["versions"]] == [1]
+    text = headstart("models", "show", first["id"], home=home).stdout
+    assert "seed            3" in text and "digits" in text
+
+
+def test_alpha_scales_a_mobilenet(tmp_path: Path) -> None:
+    created = headstart(
+        *("models", "create", "--name", "narrow", "--architecture", "mobilenet_v3_small"),
+        *("--alpha", "0.75", "--weights", "none", "--json"),
+        home=tmp_path / "home",
+    ).json
+    narrow = params("mobilenet_v3_small", None, alpha=0.75)
+    assert created["params"] == narrow < params("mobilenet_v3_small", None)
+
+
+def test_weights_imagenet_on_small_cnn_names_the_cli_option(tmp_path: Path) -> None:
+    refused = headstart(
+        "models",
+        "create",
+        "--name",
+        "m",
+        "--architecture",
+        "small_cnn",
+        "--weights",
+        "imagenet",
+        home=tmp_path,
+        code=2,
+    )
+    assert refused.error == "error: small_cnn has no pretrained weights; pass --weights none"
+
+
+def test_bad_labels_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    runs = {
+        "blank label": ["models", "create", "--name", "m", *SMALL, "--labels", "a,,b"],
+        "needs comma-separated labels": ["models", "create", "--name", "m", *SMALL, "--labels", " "],
+        "repeated: cat": ["models", "list", "--labels", "cat,dog,cat"],
+        "needs comma-separated": ["models", "upload", tmp_path / "m.keras", "--name", "m", "--labels", ""],
+    }
+    for message, refused in zip(runs, headstart_many(runs.values(), home=home, code=2), strict=True):
+        assert refused.error.startswith("error: --labels") and message in refused.error
+    assert not home.exists()  # refused before the catalog is even opened
+
+
+@dataclass(frozen=True)
+class Listing:
+    home: Path
+    mine: dict  # alice's uploaded classifier, public
+    features: dict  # alice's feature vector, private
+    bobs: dict  # bob's uploaded classifier with the same labels in another order, private
+
+
+@pytest.fixture(scope="module")
+def listing(files: Files, tmp_path_factory: pytest.TempPathFactory) -> Listing:
+    home = tmp_path_factory.mktemp("listing") / "home"
+    mine = headstart(
+        *("models", "upload", files.model, "--name", "mine", "--labels", "cat,dog"),
+        *("--description", "from keras", "--public", "--json"),
+        home=home,
+        user="alice",
+    ).json
+    features = headstart(
+        "models", "create", "--name", "features", *SMALL, "--json", home=home, user="alice"
+    ).json
+    bobs = headstart(
+        "models",
+        "upload",
+        files.model,
+        "--name",
+        "bobs",
+        "--labels",
+        "dog,cat",
+        "--json",
+        home=home,
+        user="bob",
+    ).json
+    return Listing(home, mine, features, bobs)
+
+
+def test_upload_uses_the_labels_it_is_given(listing: Listing, files: Files) -> None:
+    mine = listing.mine
+    assert (mine["kind"], mine["labels"], mine["description"], mine["public"]) == (
+        "classifier",
+        ["cat", "dog"],
+        "from keras",
+        True,
+    )
+    assert (mine["architecture"], mine["seed"], mine["owner"]) == (None, None, "alice")
+    assert listing.bobs["labels"] == ["dog", "cat"] and listing.bobs["public"] is False
+    refused = headstart("models", "upload", files.model, "--name", "unlabelled", home=listing.home, code=2)
+    assert refused.error == "error: the model is a classifier with 2 outputs; give its labels"
+
+
+def test_list_filters(listing: Listing) -> None:
+    ids = {"mine": listing.mine["id"], "features": listing.features["id"], "bobs": listing.bobs["id"]}
+    expected = {
+        ("alice",): ["mine", "features"],
+        ("bob", "--owner", "alice"): ["mine"],
+        ("alice", "--kind", "feature_vector"): ["features"],
+        ("bob", "--labels", "dog, cat"): ["mine", "bobs"],  # the same label set, in any order
+        ("bob", "--labels", "cat"): [],
+        ("bob", "--mine"): ["bobs"],
+        ("bob", "--public"): ["mine"],
+        ("alice", "--private"): ["features"],
+    }
+    runs = [["models", "list", *query[1:], "--json", "--user", query[0]] for query in expected]
+    for query, answer in zip(expected, headstart_many(runs, home=listing.home), strict=True):
+        assert [m["id"] for m in answer.json] == [ids[name] for name in expected[query]], query
+    table = headstart("models", "list", home=listing.home, user="alice").stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "OWNER", "KIND", "VERSION", "PUBLIC", "PARAMS", "LABELS"]
+    assert [line.split()[1] for line in table[1:]] == ["mine", "features"]
+
+
+def test_publish_rename_describe_and_delete(listing: Listing) -> None:
+    home, mine, features = listing.home, str(listing.mine["id"]), str(listing.features["id"])
+
+    def visible_to_bob() -> list[int]:
+        return [m["id"] for m in headstart("models", "list", "--json", home=home, user="bob").json]
+
+    headstart("models", "unpublish", mine, home=home, user="alice")
+    headstart("models", "publish", features, home=home, user="alice")
+    assert visible_to_bob() == [int(features), listing.bobs["id"]]
+    assert (
+        headstart("models", "show", mine, home=home, user="bob", code=2).error
+        == f"error: model {mine} not found"
+    )
+    renamed = headstart("models", "rename", features, "body", "--json", home=home, user="alice").json
+    described = headstart(
+        "models", "describe", features, "a body to train heads on", "--json", home=home, user="alice"
+    )
+    assert renamed["name"] == "body" and described.json["description"] == "a body to train heads on"
+    seen = headstart("models", "show", features, "--json", home=home, user="bob").json["model"]
+    assert (seen["name"], seen["description"], seen["public"]) == ("body", "a body to train heads on", True)
+    assert (
+        "only the owner" in headstart("models", "rename", features, "x", home=home, user="bob", code=2).error
+    )
+
+    kept = headstart("models", "delete", features, home=home, user="alice", stdin="n\n", code=1)
+    assert kept.stderr.strip().endswith("aborted")
+    assert int(features) in visible_to_bob()
+    said_yes = headstart("models", "delete", features, home=home, user="alice", stdin="y\n")
+    assert said_yes.stdout.strip().endswith(f"deleted model {features}")
+    gone = headstart("models", "delete", mine, "--yes", "--json", home=home, user="alice")
+    assert gone.json == {"deleted": int(mine)}
+    assert headstart("models", "list", "--json", home=home, user="alice").json == []
+
+
+def test_an_upload_with_a_lambda_layer_is_refused(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((224, 224, 3)),
+            keras.layers.Lambda(lambda x: x * 2.0),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    home = tmp_path / "home"
+    refused = headstart("models", "upload", path, "--name", "evil", "--json", home=home, code=2)
+    assert "Lambda" in json.loads(refused.stderr)["detail"]
+    assert headstart("models", "list", "--json", home=home).json == []
+
+
+def test_download_a_version(shared: Shared, tmp_path: Path) -> None:
+    model_id = str(shared.model["id"])
+    assert shared.model["version"] == 2 and shared.training["status"] == "updated"
+    first = headstart(
+        "models", "download", model_id, tmp_path / "v1.keras", "--version", "1", "--json", home=shared.home
+    )
+    current = headstart("models", "download", model_id, home=shared.home, cwd=tmp_path)
+    assert current.stdout.strip() == f"model-{model_id}-v2.keras"
+    v1, v2 = weights(Path(first.json["path"])), weights(tmp_path / current.stdout.strip())
+    # The training kept the body frozen: only the head (the last kernel and bias) moved.
+    assert all(np.array_equal(a, b) for a, b in zip(v1[:-2], v2[:-2], strict=True))
+    assert not np.array_equal(v1[-2], v2[-2])
+    missing = headstart(
+        "models", "download", model_id, tmp_path / "v9.keras", "--version", "9", home=shared.home, code=2
+    )
+    assert missing.error == f"error: model {model_id} has no version 9"
