@@ -29,8 +29,14 @@ class HeadstartCLI(HeadstartGroup):
     """The root group: click's own errors (a missing option, a bad value) are one line, too."""
 
     def main(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, prog_name: str | None = None, **settings: Any
-    ) -> None:
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **settings: Any,
+    ) -> Any:
+        if not standalone_mode:  # a caller that handles click's exceptions itself
+            return super().main(args, prog_name, standalone_mode=False, **settings)
         argv = list(sys.argv[1:] if args is None else args)
         options = argv[: argv.index("--")] if "--" in argv else argv
         try:

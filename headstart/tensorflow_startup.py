@@ -31,20 +31,28 @@ NOISE = (
 )
 
 
-def quiet_first_import() -> None:
-    """Silence TensorFlow's start-up lines when this process first imports it; idempotent."""
-    if PACKAGE in sys.modules or any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+def quiet_first_import(package: str = PACKAGE) -> None:
+    """Silence the start-up lines of `package` (TensorFlow) when this process first imports it.
+
+    Idempotent; once the package is imported, nothing is left in the import system.
+    """
+    if package in sys.modules or any(
+        isinstance(f, _QuietFinder) and f.package == package for f in sys.meta_path
+    ):
         return
-    sys.meta_path.insert(0, _QuietFinder())
+    sys.meta_path.insert(0, _QuietFinder(package))
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as the other finders would, with a loader that runs it quietly; once."""
+    """Finds the package as the other finders would, with a loader that runs it quietly; once."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != PACKAGE:
+        if fullname != self.package:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)

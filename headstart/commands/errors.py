@@ -59,7 +59,7 @@ def report(code: str, message: str, detail: Any = None, *, as_json: bool) -> Non
     message = _cli_words(message)
     if as_json:
         body: dict[str, Any] = {"error": code, "detail": message}
-        if isinstance(detail, list | dict):
+        if isinstance(detail, list):
             body["items"] = detail
         click.echo(json.dumps(body, default=str), err=True)
     else:

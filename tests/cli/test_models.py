@@ -108,6 +108,9 @@ def test_bad_labels_are_refused_before_anything_is_built(tmp_path: Path) -> None
     for message, refused in zip(runs, headstart_many(runs.values(), home=home, code=2), strict=True):
         assert refused.error.startswith("error: --labels") and message in refused.error
     assert not home.exists()  # refused before the catalog is even opened
+    missing = headstart("models", "upload", tmp_path / "m.keras", "--name", "m", home=home, code=2)
+    assert missing.error == f"error: no such file: {tmp_path / 'm.keras'}"
+    assert headstart("models", "list", "--json", home=home).json == []
 
 
 @dataclass(frozen=True)

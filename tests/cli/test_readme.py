@@ -230,4 +230,6 @@ def test_every_readme_example_runs_as_written(files: Files, tmp_path: Path) -> N
     env = {"HEADSTART_HOME": str(catalog.home), "HEADSTART_USER": USER}
     for argv in readme_examples():
         result = headstart(*argv[1:], env=env, cwd=files.folder)
+        # Text for people on stdout; stderr holds nothing but a training's epoch lines.
+        assert all(line.startswith("epoch ") for line in result.stderr.splitlines()), result.stderr
         check_for(argv)(catalog, argv[1:], result)
