@@ -42,14 +42,14 @@ class CatalogAuthorizer(JupyterHubAuthorizer):
     read_scope = Unicode(
         "custom:headstart:read",
         config=True,
-        help="The hub scope that lets a token list, show, download and evaluate catalog entries; "
-        "declare it in the hub's `c.JupyterHub.custom_scopes` and grant it to users' roles.",
+        help="The hub scope that lets a token list, show and download catalog entries and read "
+        "leaderboards; declare it in the hub's `c.JupyterHub.custom_scopes` and grant it to users' roles.",
     )
     write_scope = Unicode(
         "custom:headstart:write",
         config=True,
-        help="The hub scope that lets a token create, upload, change, train and delete; a token "
-        "with only the read scope browses the catalog but changes nothing.",
+        help="The hub scope that lets a token create, upload, change, train, evaluate on request and "
+        "delete; a token with only the read scope browses the catalog but changes nothing.",
     )
 
     def is_authorized(self, handler: JupyterHandler, user: User, action: str, resource: str) -> bool:

@@ -32,7 +32,8 @@ STATE.mkdir(parents=True, exist_ok=True)
 PUBLIC_URL = os.environ.get("HEADSTART_HUB_URL", "http://127.0.0.1:8000/").rstrip("/") + "/"
 LOOPBACK = "127.0.0.1"
 
-# The catalog's scopes: reading (list, show, download, evaluate) and writing (everything else).
+# The catalog's scopes: reading (list, show, download, leaderboards) and writing (everything else,
+# evaluations and predictions on request included: each runs a job on the cluster).
 # headstart.extension.authz.CatalogAuthorizer asks for them on every catalog request.
 READ_SCOPE = "custom:headstart:read"
 WRITE_SCOPE = "custom:headstart:write"
@@ -170,9 +171,9 @@ c.JupyterHub.services = [
 # --- scopes and roles ------------------------------------------------------------------------
 
 c.JupyterHub.custom_scopes = {
-    READ_SCOPE: {"description": "Browse the headstart catalog: list, show, download, evaluate."},
+    READ_SCOPE: {"description": "Browse the headstart catalog: list, show, download, leaderboards."},
     WRITE_SCOPE: {
-        "description": "Change the headstart catalog: create, upload, train, publish, delete.",
+        "description": "Change the headstart catalog: create, upload, train, evaluate, publish, delete.",
         "subscopes": [READ_SCOPE],
     },
 }
