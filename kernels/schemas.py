@@ -26,6 +26,9 @@ ARCHITECTURE_NAMES = (
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "efficientnet_b0",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "resnet50",
     "small_cnn",
 )
@@ -48,13 +51,16 @@ class TrainingConfig(BaseModel):
     optimizer: str = Field("adam", description=f"one of {', '.join(OPTIMIZERS)}")
     learning_rate: float = Field(1e-3, gt=0, le=10)
     loss: str = Field("sparse_categorical_crossentropy", description=f"one of {', '.join(LOSSES)}")
-    epochs: int = Field(10, ge=1, le=1000)
+    epochs: int = Field(30, ge=1, le=1000, description="the most epochs to run")
     batch_size: int = Field(32, ge=1, le=4096)
     fine_tune_layers: int | Literal["all"] = Field(
         0, description="body layers to unfreeze, counted from the end; 0 trains the head only"
     )
     early_stopping_patience: int | None = Field(
-        None, ge=1, description="stop after this many epochs without a better val loss"
+        5,
+        ge=1,
+        description="stop after this many epochs without a better val loss (the training loss when "
+        "there is no val split), keeping the best epoch's weights; None runs every epoch",
     )
     seed: int = 0
     gpu: bool = Field(
@@ -109,6 +115,9 @@ class ModelBase(SQLModel):
     # What `models.create` seeded the starting weights with, so the same create builds the same
     # model again. None for uploads and for models kept from a training (its config has the seed).
     seed: int | None = None
+    # Where its pretrained starting weights came from: "keras download", "weights folder <file>" or
+    # "package <name> <version>". None for random starting weights and for uploads.
+    weights_source: str | None = None
 
 
 class ModelPublic(ModelBase):
@@ -142,7 +151,7 @@ class DatasetBase(SQLModel):
     labels: list[str] = json_column()  # type: ignore[assignment]
     counts: dict[str, int] = json_column()  # type: ignore[assignment]
     resize_policy: str = "center_crop"
-    split_policy: str = "content-hash"
+    split_policy: str = "stratified-hash"
     skipped: list[dict] = json_column()  # type: ignore[assignment]
 
 
@@ -259,6 +268,11 @@ class ModelCreate(BaseModel):
     architecture: str
     labels: list[str] | None = Field(None, description="a classifier's labels; none makes a feature vector")
     weights: Literal["imagenet"] | None = "imagenet"
+    imagenet_head: bool = Field(
+        False,
+        description="keep the pretrained ImageNet classifier (1000 labels) instead of giving labels; "
+        "for architectures whose weights carry it (efficientnet_lite0, 1 and 2)",
+    )
     options: dict[str, int | float] = Field(default_factory=dict, description="alpha, filters")
     seed: int = Field(
         0, ge=0, le=MAX_SEED, description="seeds the starting weights: the same seed builds the same model"

@@ -75,6 +75,37 @@ def digits_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_digits(tmp_path_factory.mktemp("digits") / "digits", limit=120)
 
 
+def fashion_mnist_dir() -> Path:
+    """Where Debian's dataset-fashion-mnist put its files; CI must have it, elsewhere tests skip."""
+    from headstart.kernels.engine.fashion_mnist import FASHION_MNIST_DIR, fashion_mnist_missing
+
+    missing = fashion_mnist_missing(FASHION_MNIST_DIR)
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: .ci/run installs it")
+        pytest.skip(missing)
+    return FASHION_MNIST_DIR
+
+
+FASHION_PER_CLASS = {"train": 50, "val": 10, "test": 50}
+
+
+@pytest.fixture(scope="session")
+def fashion_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fashion-MNIST as `train|val|test/<word>/<file>.png`: per class, 50 training and 10 validation
+    images from the official training set and a fixed 50 of the official test set (seed 0)."""
+    from headstart.kernels.engine.demo_data import write_fashion
+
+    return write_fashion(
+        tmp_path_factory.mktemp("fashion") / "fashion",
+        per_class=FASHION_PER_CLASS["train"],
+        val_per_class=FASHION_PER_CLASS["val"],
+        test_per_class=FASHION_PER_CLASS["test"],
+        seed=0,
+        directory=fashion_mnist_dir(),
+    )
+
+
 @pytest.fixture
 def alice(catalog: object) -> object:
     return catalog.user("alice")  # type: ignore[attr-defined]

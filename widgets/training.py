@@ -36,7 +36,11 @@ FINE_TUNE_CHOICES: list[tuple[str, int | str]] = [
     *((str(k), k) for k in (1, 2, 3, 4, 5, 10, 20, 50)),
     ("all", "all"),
 ]
-PATIENCE_CHOICES: list[tuple[str, int | None]] = [("off", None), *((str(k), k) for k in (1, 2, 3, 5, 10))]
+DEFAULTS = TrainingConfig()  # the widgets start where the CLI and the API do
+PATIENCE_CHOICES: list[tuple[str, int | None]] = [
+    ("off", None),
+    *((str(k), k) for k in sorted({1, 2, 3, 5, 10} | {DEFAULTS.early_stopping_patience or 1})),
+]
 DEVICES = ("CPU", "GPU")
 OUTCOMES = {  # a finished training's status, as the phase line says it
     "candidate": "candidate",
@@ -104,17 +108,23 @@ class TrainingSetup(w.VBox):
         self.client = resolve_client(client)
         self.models = ModelPicker(self.client)
         self.datasets = DatasetPicker(self.client)
-        self.optimizer = w.Dropdown(options=list(OPTIMIZERS), value="adam", description="optimizer")
+        self.optimizer = w.Dropdown(
+            options=list(OPTIMIZERS), value=DEFAULTS.optimizer, description="optimizer"
+        )
         self.learning_rate = w.BoundedFloatText(
-            value=1e-3, min=1e-7, max=10.0, step=1e-4, description="learning rate"
+            value=DEFAULTS.learning_rate, min=1e-7, max=10.0, step=1e-4, description="learning rate"
         )
-        self.loss = w.Dropdown(
-            options=list(LOSSES), value="sparse_categorical_crossentropy", description="loss"
+        self.loss = w.Dropdown(options=list(LOSSES), value=DEFAULTS.loss, description="loss")
+        self.epochs = w.BoundedIntText(value=DEFAULTS.epochs, min=1, max=1000, description="epochs")
+        self.batch_size = w.BoundedIntText(
+            value=DEFAULTS.batch_size, min=1, max=4096, description="batch size"
         )
-        self.epochs = w.BoundedIntText(value=10, min=1, max=1000, description="epochs")
-        self.batch_size = w.BoundedIntText(value=32, min=1, max=4096, description="batch size")
-        self.fine_tune_layers = w.Dropdown(options=FINE_TUNE_CHOICES, value=0, description="fine-tune")
-        self.early_stopping = w.Dropdown(options=PATIENCE_CHOICES, value=None, description="early stop")
+        self.fine_tune_layers = w.Dropdown(
+            options=FINE_TUNE_CHOICES, value=DEFAULTS.fine_tune_layers, description="fine-tune"
+        )
+        self.early_stopping = w.Dropdown(
+            options=PATIENCE_CHOICES, value=DEFAULTS.early_stopping_patience, description="early stop"
+        )
         self.device = w.ToggleButtons(options=list(DEVICES), value="CPU")
         self.plan = w.HTML()
         self.start_button = w.Button(description="Start training", button_style="primary", icon="play")

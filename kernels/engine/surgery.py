@@ -101,7 +101,9 @@ def head_from_features(
 ) -> keras.Sequential:
     """A tiny `Input((feature_dim,)) + Dense` model for training a head alone on cached features.
 
-    The new Dense is a copy: training it never changes `head` (rule 3).
+    The new Dense is a copy: training it never changes `head` (rule 3). A fresh one starts at zero,
+    predicting every label alike: the softmax regression it learns has one optimum, so random
+    starting weights buy nothing, and a feature that never varies in training keeps a zero weight.
     """
     model = keras.Sequential(
         [keras.Input((feature_dim,)), keras.layers.Dense(n_labels, activation="softmax", name=HEAD_NAME)],
@@ -109,6 +111,9 @@ def head_from_features(
     )
     if head is not None:
         copy_head_weights(head, model)
+    else:
+        dense = model.layers[-1]
+        dense.set_weights([np.zeros(w.shape, dtype=w.dtype) for w in dense.get_weights()])
     return model
 
 

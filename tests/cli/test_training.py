@@ -12,7 +12,7 @@ from tests.cli.harness import headstart
 
 OPTIONS = (
     *("--epochs", "2", "--batch-size", "4", "--learning-rate", "0.05", "--optimizer", "sgd"),
-    *("--loss", "categorical_crossentropy", "--fine-tune-layers", "1"),
+    *("--loss", "categorical_crossentropy", "--fine-tune-layers", "1", "--early-stopping", "off"),
 )
 
 
@@ -80,6 +80,16 @@ def test_options_are_stored_and_the_seed_repeats_a_training(bench: Bench) -> Non
     # The waiting candidate becomes the model's next version.
     decided = headstart("decide", training["id"], "update", "--json", home=bench.home).json
     assert decided["training"]["status"] == "updated" and decided["model"]["version"] == 2
+
+
+def test_the_defaults_are_the_training_configs(bench: Bench) -> None:
+    from headstart.kernels.schemas import TrainingConfig
+
+    run = headstart("train", bench.model["id"], "shapes", "--json", home=bench.home).json["training"]
+    assert run["config"] == TrainingConfig().model_dump()
+    assert 1 <= len(run["epochs"]) <= TrainingConfig().epochs and run["feature_cache"] is not None
+    shown = headstart("train", "--help", home=bench.home).stdout
+    assert f"[default: {TrainingConfig().early_stopping_patience}]" in " ".join(shown.split())
 
 
 def stopping_epoch(monitored: list[float], patience: int) -> int:

@@ -66,11 +66,27 @@ def test_dataset_names_are_unique_and_datasets_permanent(catalog, alice, shapes,
 def test_failed_ingest_stores_nothing(catalog, alice, tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as archive:
-        archive.writestr("cat/1.png", b"")
-        archive.writestr("dog/2.jpg", b"not an image at all")
-    with pytest.raises(Invalid) as raised:
+        for n in range(3):  # three files a label, enough for a test split had they been images
+            archive.writestr(f"cat/{n}.png", b"")
+            archive.writestr(f"dog/{n}.jpg", b"not an image at all")
+    with pytest.raises(Invalid, match="6 of 6 files are not usable images") as raised:
         catalog.datasets.add(alice, bad, name="broken")
-    assert len(raised.value.detail) == 2
+    assert len(raised.value.detail) == 6
+    assert catalog.datasets.list() == []
+    assert list(catalog.store.path("datasets").iterdir()) == []
+    assert list(catalog.store.path("tmp").iterdir()) == []
+
+
+def test_a_dataset_without_a_test_split_stores_nothing(catalog, alice, shapes_folder, tmp_path: Path) -> None:
+    # Three files a label pass the first look, but two are copies: two different images give no test.
+    upload = tmp_path / "copies"
+    for label in ("circle", "square"):
+        first, second = sorted((shapes_folder / label).glob("*.png"))[:2]
+        (upload / label).mkdir(parents=True)
+        for name, source in (("a.png", first), ("b.png", second), ("c.png", first)):
+            (upload / label / name).write_bytes(source.read_bytes())
+    with pytest.raises(Invalid, match=r"test split would be empty.*\(circle: 2, square: 2\)$"):
+        catalog.datasets.add(alice, upload, name="copies")
     assert catalog.datasets.list() == []
     assert list(catalog.store.path("datasets").iterdir()) == []
     assert list(catalog.store.path("tmp").iterdir()) == []

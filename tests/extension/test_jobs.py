@@ -32,8 +32,8 @@ from headstart.kernels.schemas import TrainingConfig
 from tests.conftest import tiny_model
 
 # The whole small CNN trains on the images: slow enough (a fraction of a second an epoch) to act
-# on a training while it runs.
-LONG = TrainingConfig(epochs=40, batch_size=8, fine_tune_layers="all")
+# on a training while it runs; every epoch runs, with no early stopping, so tests can count them.
+LONG = TrainingConfig(epochs=40, batch_size=8, fine_tune_layers="all", early_stopping_patience=None)
 QUICK = TrainingConfig(epochs=3, batch_size=16)
 GPU = QUICK.model_copy(update={"gpu": True})
 # Tests whose subject is the cluster, not the database, run on SQLite only; the rest on both.

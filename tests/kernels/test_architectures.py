@@ -49,6 +49,9 @@ def test_the_zoo_lists_the_promised_architectures() -> None:
         "mobilenet_v3_small",
         "mobilenet_v3_large",
         "efficientnet_b0",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
         "resnet50",
         "small_cnn",
     }
@@ -56,6 +59,11 @@ def test_the_zoo_lists_the_promised_architectures() -> None:
     for name, arch in ARCHITECTURES.items():
         assert arch.name == name
         assert arch.description and arch.family
+        # Every pretrained architecture names its weights file, so the weights folder can hold it.
+        assert (arch.weights_file is not None) == arch.pretrained, name
+    assert {n for n, a in ARCHITECTURES.items() if a.imagenet_head} == {
+        f"efficientnet_lite{i}" for i in range(3)
+    }
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -133,12 +141,18 @@ def test_preprocessing_stays_frozen_when_fine_tuning_everything() -> None:
 def test_imagenet_weights_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Keras reads KERAS_HOME once, at import; point its cache at an empty folder, and any download
     # at a closed port, so the test means the same on a machine that has the weights.
+    # The weights folder defaults to the same cache, through $KERAS_HOME.
     monkeypatch.setattr(keras.src.backend.config, "_KERAS_DIR", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
     with pytest.raises(WeightsUnavailable, match="weights=None") as caught:
         build_model("mobilenet_v2", labels=LABELS, alpha=0.35)
     assert isinstance(caught.value, Invalid)
+    assert (
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5 is not in the weights folder"
+        in str(caught.value)
+    )
 
 
 def test_alpha_without_imagenet_weights_is_invalid_not_unavailable() -> None:
@@ -160,6 +174,18 @@ def test_alpha_without_imagenet_weights_is_invalid_not_unavailable() -> None:
         ({"architecture": "resnet50", "labels": None, "weights": "/tmp/w.h5"}, "weights must be"),
         ({"architecture": "small_cnn", "labels": None, "weights": None, "seed": -1}, "seed must be"),
         ({"architecture": "small_cnn", "labels": None, "weights": None, "seed": 2**32}, "seed must be"),
+        (
+            {"architecture": "mobilenet_v2", "labels": None, "weights": None, "imagenet_head": True},
+            "mobilenet_v2 comes without its ImageNet head here; efficientnet_lite0, efficientnet_lite1",
+        ),
+        (
+            {"architecture": "efficientnet_lite0", "labels": ["a"], "imagenet_head": True},
+            "give labels or the ImageNet head, not both",
+        ),
+        (
+            {"architecture": "efficientnet_lite0", "labels": None, "weights": None, "imagenet_head": True},
+            "cannot start from weights=None",
+        ),
     ],
 )
 def test_bad_requests_are_invalid(kwargs: dict, message: str) -> None:

@@ -188,6 +188,9 @@ def test_head_from_features_copies_the_head() -> None:
 def test_head_from_features_fresh_and_mismatch() -> None:
     fresh = head_from_features(8, 2)
     assert tuple(fresh.outputs[0].shape) == (None, 2)
+    # A fresh head starts at zero: every label alike, whatever the features.
+    assert not any(w.any() for w in fresh.layers[-1].get_weights())
+    np.testing.assert_allclose(predict(fresh, np.random.default_rng(0).normal(0, 9, (3, 8))), 0.5)
     with pytest.raises(Invalid, match="cannot copy head weights"):
         copy_head_weights(fresh, head_from_features(8, 3))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -50,3 +51,62 @@ def test_categorical_loss_takes_one_hot_targets() -> None:
     config = TrainingConfig(epochs=3, learning_rate=0.05, loss="categorical_crossentropy")
     reports = fit_head(head_from_features(8, 3), separable(200, 2), None, config)
     assert reports[-1].accuracy > 0.8 and reports[-1].val_loss is None
+
+
+def badly_scaled(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters above, each feature on its own scale (1e-10 to 6), with a dead and a shifted one.
+
+    A Dense head trained by Adam on such raw features barely moves on the tiny ones; the standard
+    linear probe standardizes first, and so does fit_head.
+    """
+    features, labels = separable(count, seed)
+    scales = np.array([1e-10, 1e-4, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    x = np.maximum(features.astype(np.float64), 0) * scales
+    x[:, 3] = 0.0  # a feature that never fires
+    x[:, 4] += 1000.0  # a large offset, far from zero
+    return x.astype(np.float32), labels
+
+
+def raw_accuracy(head: object, data: tuple[np.ndarray, np.ndarray]) -> float:
+    probabilities = keras.ops.convert_to_numpy(head(data[0]))
+    return float((probabilities.argmax(-1) == data[1]).mean())
+
+
+def test_a_head_learns_badly_scaled_features_and_ends_a_plain_dense_on_raw_ones() -> None:
+    from headstart.kernels.engine.surgery import head_from_features
+
+    head = head_from_features(8, 3)
+    config = TrainingConfig(epochs=5, early_stopping_patience=None)
+    reports = fit_head(head, badly_scaled(300, 0), badly_scaled(60, 1), config)
+    assert reports[-1].val_accuracy > 0.9
+    # The scaling is folded in: the head alone, on raw features, scores what training reported.
+    assert [type(layer).__name__ for layer in head.layers] == ["Dense"]
+    assert raw_accuracy(head, badly_scaled(60, 1)) == pytest.approx(reports[-1].val_accuracy)
+    kernel, _ = head.layers[-1].get_weights()
+    assert not kernel[3].any()  # the dead feature keeps the zero weight it started from
+
+
+def test_a_kept_head_resumes_from_the_function_it_had() -> None:
+    from headstart.kernels.engine.surgery import head_from_features
+
+    train, val = badly_scaled(300, 0), badly_scaled(60, 1)
+    first = head_from_features(8, 3)
+    fit_head(first, train, val, TrainingConfig(epochs=3))
+    before = keras.ops.convert_to_numpy(first(val[0]))
+    # Another training set, so another scale: the kept head is unfolded with it, not with the first.
+    again = head_from_features(8, 3, first.layers[-1])
+    config = TrainingConfig(epochs=1, optimizer="sgd", learning_rate=1e-9, early_stopping_patience=None)
+    fit_head(again, badly_scaled(200, 5), val, config)
+    assert keras.ops.convert_to_numpy(again(val[0])) == pytest.approx(before, abs=1e-4)
+
+
+def test_early_stopping_keeps_the_best_epochs_weights() -> None:
+    from headstart.kernels.engine.surgery import head_from_features
+
+    head = head_from_features(8, 3)
+    val = badly_scaled(60, 1)
+    # A rate this high makes the val loss jump about; the weights kept are the best epoch's.
+    config = TrainingConfig(epochs=12, optimizer="sgd", learning_rate=5.0, early_stopping_patience=3)
+    reports = fit_head(head, badly_scaled(300, 0), val, config)
+    best = min(reports, key=lambda r: r.val_loss)
+    assert raw_accuracy(head, val) == pytest.approx(best.val_accuracy)

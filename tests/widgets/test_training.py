@@ -118,6 +118,10 @@ def test_plan_knows_features_are_cached_after_a_frozen_training(
     assert "features cached: yes" in setup_for(client, model).plan.value
 
 
+def test_the_widgets_start_at_the_training_configs_defaults(client: HeadstartClient) -> None:
+    assert TrainingSetup(client).config() == TrainingConfig()
+
+
 def test_config_comes_from_the_widgets(client: HeadstartClient) -> None:
     setup = TrainingSetup(client)
     setup.optimizer.value = "sgd"
