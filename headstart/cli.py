@@ -72,9 +72,9 @@ def main(context: click.Context) -> None:
 
     \b
     Quick start:
-      headstart demo                                 # datasets, a training, a leaderboard
+      headstart demo                                 # pretrained vs random body on Fashion-MNIST, ranked
       headstart datasets add photos.zip --name pets  # label/image or train/label/image
-      headstart models create --name base --architecture mobilenet_v2 --labels cat,dog --weights none
+      headstart models create --name base --architecture efficientnet_lite0 --labels cat,dog
       headstart train 1 pets --epochs 5 --decision keep_both
       headstart leaderboard pets
       headstart models list --json --home ~/catalog  # global options go anywhere

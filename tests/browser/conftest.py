@@ -54,7 +54,7 @@ def seed_demo(home: Path) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("HEADSTART_URL", None)  # the CLI would use the service instead of the folder
     command = [sys.executable, "-m", "headstart", "--home", str(home), "--user", "demo", "demo"]
-    small = ["--shapes-per-class", "12", "--epochs", "2", "--digits-limit", "60"]
+    small = ["--per-class", "6", "--test-per-class", "3", "--epochs", "2"]
     done = subprocess.run(
         command + small, env=env, capture_output=True, text=True, timeout=SEED_SECONDS, check=False
     )

@@ -23,7 +23,8 @@ DEFAULT_MS = 60_000
 SPAWN_MS = 120_000
 CELL_MS = 90_000
 TRAINING_SECONDS = 240
-DEMO_MODEL = "shapes-cnn"
+DEMO_MODEL = "fashion-lite0-pretrained"
+CATS = ("tabby", "tiger cat", "Egyptian cat")
 
 # The points of the dashboard's bqplot lines, per line: each Lines mark draws a `g.curve` whose path has
 # one M and then one L per further point.
@@ -161,7 +162,8 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
     setup = code_index("TrainingSetup()")
     start = code_index("setup.start()")
     decide = code_index('dashboard.decide("keep_both")')
-    evaluate = code_index("Evaluate(")
+    evaluate = code_index("Evaluate(model_id=new_model.id)")
+    photo = code_index("skimage.data.chelsea()")
     board = code_index("Leaderboard(")
 
     alice = Lab(browser, demo_hub, "alice", screenshots)
@@ -175,7 +177,7 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
 
         for index in range(pickers + 2, setup + 1):
             alice.run(index, timeout_ms=CELL_MS if index != upload else 2 * CELL_MS)
-        assert "dataset alice-shapes-" in alice.output(upload).inner_text()
+        assert "dataset alice-fashion-" in alice.output(upload).inner_text()
         alice.shot("training-setup", alice.cell(setup))
 
         for index in range(setup + 1, start + 1):
@@ -203,11 +205,20 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
         for index in range(decide + 1, evaluate + 1):
             alice.run(index)
         thumbnails = alice.output(evaluate).locator("img")
-        assert thumbnails.count() >= 3, "the evaluation shows no thumbnails"
+        assert thumbnails.count() == 10, "the evaluation shows no thumbnail of each of the ten classes"
         assert "images predicted" in alice.output(evaluate).inner_text()
         alice.shot("evaluation", alice.cell(evaluate))
 
-        for index in range(evaluate + 1, board + 1):
+        for index in range(evaluate + 1, photo + 1):
+            alice.run(index)
+        named = alice.output(photo).inner_text()
+        assert any(cat in named for cat in CATS), (
+            f"the ImageNet classifier names no cat in chelsea.png:\n{named}"
+        )
+        assert alice.output(photo).locator("img").count() == 1
+        alice.shot("imagenet-photo", alice.cell(photo))
+
+        for index in range(photo + 1, board + 1):
             alice.run(index, timeout_ms=2 * CELL_MS)
         ranking = alice.output(board).inner_text()
         assert new_name in ranking and DEMO_MODEL in ranking, ranking

@@ -49,6 +49,9 @@ def test_the_quickstart_runs_top_to_bottom_with_no_edits(demo_hub: Hub, tmp_path
     assert errors == []
     printed = "\n".join(outputs.values())
     assert "as carol" in printed and "training " in printed and "your new model:" in printed
+    assert "dataset carol-fashion-" in printed
+    named = next(line for line in printed.splitlines() if line.startswith("chelsea.png:"))
+    assert any(cat in named for cat in ("tabby", "tiger cat", "Egyptian cat")), named
     # The widgets rendered: every widget cell's last output is a widget view.
     views = [
         cell
@@ -57,7 +60,7 @@ def test_the_quickstart_runs_top_to_bottom_with_no_edits(demo_hub: Hub, tmp_path
             "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", [])
         )
     ]
-    assert len(views) >= 5  # pickers, setup, evaluation, leaderboard
+    assert len(views) >= 6  # pickers, setup, two evaluations, leaderboard
     # The model it made is carol's own, private until she publishes it.
     mine = httpx.get(
         demo_hub.service_url + "headstart/models",
