@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from headstart.commands.evaluation import LEADERBOARD_COLUMNS
 from headstart.output import emit_json, progress_bar, table
 
 FASHION = "fashion-mnist"
@@ -25,17 +26,6 @@ BASE_MODEL = "shapes-cnn"
 IMAGENET_MODEL = "imagenet-lite0"
 # Photos bundled with scikit-image, classified by the ImageNet model.
 PHOTOS = ("chelsea", "coffee")
-LEADERBOARD_COLUMNS = [
-    "rank",
-    "model_id",
-    "model_name",
-    "owner",
-    "version",
-    "accuracy",
-    "loss",
-    "count",
-    "comparable",
-]
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,20 @@ def evaluate(
     click.echo(table(rows, ["file", "top"]))
 
 
+# A leaderboard's columns as `headstart leaderboard` prints them; `headstart demo` prints the same.
+LEADERBOARD_COLUMNS = [
+    "rank",
+    "model_id",
+    "model_name",
+    "owner",
+    "version",
+    "accuracy",
+    "loss",
+    "count",
+    "comparable",
+]
+
+
 @command(None, "leaderboard")
 @click.argument("dataset")
 def leaderboard(ctx: Context, dataset: str) -> None:
@@ -83,15 +97,5 @@ def leaderboard(ctx: Context, dataset: str) -> None:
     show(
         ctx,
         rows,
-        columns=[
-            "rank",
-            "model_id",
-            "model_name",
-            "owner",
-            "version",
-            "accuracy",
-            "loss",
-            "count",
-            "comparable",
-        ],
+        columns=LEADERBOARD_COLUMNS,
     )
