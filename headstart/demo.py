@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from headstart.commands.evaluation import LEADERBOARD_COLUMNS
+from headstart.commands.evaluation import LEADERBOARD_COLUMNS, predictions_table
 from headstart.output import emit_json, progress_bar, table
 
 FASHION = "fashion-mnist"
@@ -296,14 +296,7 @@ def _imagenet_photos(api: Any, data: Path, model: Any, as_json: bool) -> tuple[A
     predictions = result["predictions"]
     if not as_json:
         click.echo(f"\nImageNet classifier {model.id} ({IMAGENET_MODEL}) on scikit-image's photos:")
-        rows = [
-            {
-                "file": p.get("file"),
-                "top 3": ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"]),
-            }
-            for p in predictions
-        ]
-        click.echo(table(rows, ["file", "top 3"]))
+        click.echo(predictions_table(predictions, top="top 3"))
     return model, predictions
 
 

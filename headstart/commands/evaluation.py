@@ -64,14 +64,19 @@ def evaluate(
     if ctx.json:
         emit_json(result)
         return
+    click.echo(predictions_table(result["predictions"]))
+
+
+def predictions_table(predictions: list[dict], top: str = "top") -> str:
+    """Predictions on files as a table: each file (or index) and its top labels with probabilities."""
     rows = [
         {
             "file": p.get("file", p.get("index")),
-            "top": ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"]),
+            top: ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"]),
         }
-        for p in result["predictions"]
+        for p in predictions
     ]
-    click.echo(table(rows, ["file", "top"]))
+    return table(rows, ["file", top])
 
 
 # A leaderboard's columns as `headstart leaderboard` prints them; `headstart demo` prints the same.
