@@ -27,7 +27,6 @@ class ArtifactStore:
             # Workers memory-map shards and features; remote stores need a local cache layer first.
             raise Invalid(f"only local artifact stores are supported so far, not {url!r}")
         self.url = str(url)
-        self.fs = fs
         self.root = Path(root)
         for folder in ("models", "bodies", "datasets", "features", "tmp"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
@@ -97,10 +96,8 @@ class ArtifactStore:
             target.unlink()
 
     def size(self, key: str) -> int:
-        target = self.path(key)
-        if target.is_dir():
-            return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-        return target.stat().st_size
+        """The size of a stored file, in bytes."""
+        return self.path(key).stat().st_size
 
 
 def dataset_key(dataset_id: int) -> str:

@@ -1,6 +1,8 @@
 """headstart: create, store, share, re-train and benchmark Keras image classifiers from Jupyter.
 
-The names below load on first use, so `import headstart` stays quick and never imports Keras.
+What a notebook needs, by name: `HeadstartClient`, the widgets, `TrainingConfig` and the errors
+(and `Catalog`, a local catalog for scripts). The names load on first use, so `import headstart`
+stays quick and never imports Keras, ipywidgets or the database.
 """
 
 from __future__ import annotations
@@ -10,16 +12,32 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+_ERRORS = (
+    "HeadstartError",
+    "Invalid",
+    "NotFound",
+    "Forbidden",
+    "TooLarge",
+    "Conflict",
+    "Cancelled",
+    "WeightsUnavailable",
+)
+_WIDGETS = (
+    "ModelPicker",
+    "DatasetPicker",
+    "TrainingSetup",
+    "TrainingDashboard",
+    "Leaderboard",
+    "Evaluate",
+    "ModelCard",
+    "studio",
+)
 _EXPORTS = {
-    "Catalog": "headstart.extension.manager",
+    "HeadstartClient": "headstart.kernels.client",
     "TrainingConfig": "headstart.kernels.schemas",
-    "HeadstartError": "headstart.kernels.errors",
-    "Invalid": "headstart.kernels.errors",
-    "NotFound": "headstart.kernels.errors",
-    "Forbidden": "headstart.kernels.errors",
-    "TooLarge": "headstart.kernels.errors",
-    "Conflict": "headstart.kernels.errors",
-    "WeightsUnavailable": "headstart.kernels.errors",
+    **dict.fromkeys(_WIDGETS, "headstart.widgets"),
+    **dict.fromkeys(_ERRORS, "headstart.kernels.errors"),
+    "Catalog": "headstart.extension.manager",
 }
 
 __all__ = ["__version__", *_EXPORTS]

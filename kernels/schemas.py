@@ -1,24 +1,36 @@
-"""API types shared by the catalog service and its clients, following sqlmodel's tutorial shape.
+"""The API's types: what the catalog service answers and takes, shared with its clients.
 
-Each `*Base` holds the fields of one fact; the service's table inherits it (`table=True`), and the
-`*Public` type is what goes out. So the table and the API type cannot drift apart.
+Plain pydantic, with every status field typed by the Literal that names its values. How the service
+stores these facts (keys, indexes, JSON columns) is `extension/catalog/tables.py`'s business, and a
+test checks that every field here has its column there.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import JSON, Column
-from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel
+
+from headstart.kernels.errors import Invalid
 
 Kind = Literal["classifier", "feature_vector"]
-Visibility = Literal["public", "private"]
 Decision = Literal["update", "keep_both", "discard"]
 TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discarded", "failed", "cancelled"]
+HeadHandling = Literal["kept", "replaced"]
+FeatureCacheState = Literal["hit", "miss"]
 Split = Literal["train", "val", "test"]
+JobKind = Literal["ingest", "create", "validate", "train", "evaluate"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def check_choice(value: str, choices: Any, what: str) -> str:
+    """`value` if the Literal `choices` names it, else Invalid saying which values it names."""
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise Invalid(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+    return value
+
 
 # The zoo's names, here so that clients can offer them without importing Keras.
 ARCHITECTURE_NAMES = (
@@ -36,11 +48,6 @@ ARCHITECTURE_NAMES = (
 MAX_SEED = 2**32 - 1
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
-
-
-def json_column() -> object:
-    """A JSON column for lists and dicts; portable between SQLite and PostgreSQL."""
-    return SQLField(default=None, sa_column=Column(JSON))
 
 
 class TrainingConfig(BaseModel):
@@ -94,22 +101,17 @@ class TrainingConfig(BaseModel):
         return self.fine_tune_layers == 0
 
 
-class UserBase(SQLModel):
-    name: str = SQLField(index=True, unique=True, max_length=255)
+class ModelPublic(BaseModel):
+    """A model as the API shows it: its current version's facts, with its owner's name."""
 
-
-class UserPublic(UserBase):
     id: int
-
-
-class ModelBase(SQLModel):
-    name: str = SQLField(max_length=255)
+    name: str
     description: str = ""
-    kind: str = "classifier"
-    labels: list[str] | None = json_column()  # type: ignore[assignment]
+    kind: Kind = "classifier"
+    labels: list[str] | None = None
     public: bool = False
     version: int = 1
-    parent_id: int | None = SQLField(default=None, foreign_key="models.id", ondelete="SET NULL")
+    parent_id: int | None = None
     parent_version: int | None = None
     architecture: str | None = None
     # What `models.create` seeded the starting weights with, so the same create builds the same
@@ -118,10 +120,6 @@ class ModelBase(SQLModel):
     # Where its pretrained starting weights came from: "keras download", "weights folder <file>" or
     # "package <name> <version>". None for random starting weights and for uploads.
     weights_source: str | None = None
-
-
-class ModelPublic(ModelBase):
-    id: int
     owner: str
     params: int
     size_bytes: int
@@ -130,38 +128,36 @@ class ModelPublic(ModelBase):
     updated_at: datetime
 
 
-class ModelVersionBase(SQLModel):
+class ModelVersionPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_id: int
     version: int
     params: int
     size_bytes: int
-    kind: str
-    labels: list[str] | None = json_column()  # type: ignore[assignment]
+    kind: Kind
+    labels: list[str] | None = None
     body_sha: str | None = None
     training_id: int | None = None
-
-
-class ModelVersionPublic(ModelVersionBase):
-    model_id: int
     created_at: datetime
 
 
-class DatasetBase(SQLModel):
-    name: str = SQLField(index=True, unique=True, max_length=255)
+class DatasetPublic(BaseModel):
+    id: int
+    name: str
     description: str = ""
-    labels: list[str] = json_column()  # type: ignore[assignment]
-    counts: dict[str, int] = json_column()  # type: ignore[assignment]
+    labels: list[str]
+    counts: dict[str, int]
     resize_policy: str = "center_crop"
     split_policy: str = "stratified-hash"
-    skipped: list[dict] = json_column()  # type: ignore[assignment]
-
-
-class DatasetPublic(DatasetBase):
-    id: int
+    skipped: list[dict]
     created_by: str
     created_at: datetime
 
 
-class EpochBase(SQLModel):
+class EpochPublic(BaseModel):
+    """One epoch's figures, as the training reported them when the epoch ended."""
+
     epoch: int
     loss: float
     accuracy: float
@@ -170,52 +166,39 @@ class EpochBase(SQLModel):
     seconds: float = 0.0
 
 
-class EpochPublic(EpochBase):
-    pass
-
-
-class TrainingBase(SQLModel):
-    model_id: int = SQLField(foreign_key="models.id", ondelete="CASCADE", index=True)
-    model_version: int
-    dataset_id: int = SQLField(foreign_key="datasets.id", index=True)
-    config: dict = json_column()  # type: ignore[assignment]
-    status: str = "running"
-    head: str = "kept"  # "kept" when the labels match, "replaced" when a fresh head was added
-    feature_cache: str | None = None  # "hit", "miss" or None when the body trains
-    result_model_id: int | None = None
-    result_version: int | None = None
-    error: str | None = None
-
-
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KINDS: tuple[str, ...] = ("ingest", "create", "validate", "train", "evaluate")
-
-
-class JobBase(SQLModel):
+class JobPublic(BaseModel):
     """A heavy step carried out on a Dask worker: its state, and its progress as the worker reports it."""
 
-    kind: str  # one of JOB_KINDS
-    state: str = "queued"  # one of JOB_STATES
+    id: int
+    key: str  # the Dask key, "headstart-<kind>-<id>-<random>"
+    kind: JobKind
+    state: JobState = "queued"
     reason: str | None = None  # why it failed or was cancelled
-    training_id: int | None = SQLField(default=None, foreign_key="trainings.id", ondelete="CASCADE")
+    training_id: int | None = None
     worker: str | None = None  # the Dask worker that ran its last attempt
     attempts: int = 0
     phase: str | None = None  # what it is doing: "ingest", "features", "epochs" or "evaluate"
     done: int = 0
     total: int = 0
-
-
-class JobPublic(JobBase):
-    id: int
-    key: str  # the Dask key, "headstart-<kind>-<id>"
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
 
-class TrainingPublic(TrainingBase):
+class TrainingPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     id: int
+    model_id: int
+    model_version: int
+    dataset_id: int
+    config: dict
+    status: TrainingStatus = "running"
+    head: HeadHandling = "kept"  # "kept" when the labels match, "replaced" when a fresh head was added
+    feature_cache: FeatureCacheState | None = None  # None when the body trains
+    result_model_id: int | None = None
+    result_version: int | None = None
+    error: str | None = None
     owner: str
     created_at: datetime
     finished_at: datetime | None
@@ -223,20 +206,19 @@ class TrainingPublic(TrainingBase):
     job: JobPublic | None = None
 
 
-class EvaluationBase(SQLModel):
-    model_id: int = SQLField(foreign_key="models.id", ondelete="CASCADE", index=True)
+class EvaluationPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: int
+    model_id: int
     model_version: int
-    dataset_id: int | None = SQLField(default=None, foreign_key="datasets.id", index=True)
-    split: str | None = None
+    dataset_id: int | None = None
+    split: Split | None = None
     comparable: bool = True
     accuracy: float | None = None
     loss: float | None = None
     count: int = 0
-    result: dict = json_column()  # type: ignore[assignment]
-
-
-class EvaluationPublic(EvaluationBase):
-    id: int
+    result: dict | None = None
     created_at: datetime
 
 

@@ -48,10 +48,47 @@ def test_importing_headstart_and_the_cli_does_not_import_keras() -> None:
     assert out.stdout.strip() == ""
 
 
+# What a notebook user imports from `headstart` (issue 11): the client, the widgets, the training
+# config and the errors, and the local Catalog for scripts.
+PUBLIC = {
+    "__version__",
+    "HeadstartClient",
+    "TrainingConfig",
+    "ModelPicker",
+    "DatasetPicker",
+    "TrainingSetup",
+    "TrainingDashboard",
+    "Leaderboard",
+    "Evaluate",
+    "ModelCard",
+    "studio",
+    "HeadstartError",
+    "Invalid",
+    "NotFound",
+    "Forbidden",
+    "TooLarge",
+    "Conflict",
+    "Cancelled",
+    "WeightsUnavailable",
+    "Catalog",
+}
+
+
+def test_the_package_exports_what_a_notebook_needs() -> None:
+    import headstart
+
+    assert set(headstart.__all__) == PUBLIC
+    assert len(headstart.__all__) == len(PUBLIC)
+
+
 def test_public_names_are_declared_and_load_lazily() -> None:
     code = (
         "import sys, headstart;"
-        "assert 'keras' not in sys.modules and 'sqlmodel' not in sys.modules;"
+        "heavy = ('keras', 'sqlmodel', 'ipywidgets', 'httpx');"
+        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules];"
+        "assert headstart.HeadstartClient.__name__ == 'HeadstartClient';"
+        "assert headstart.TrainingDashboard.__module__ == 'headstart.widgets.training';"
+        "assert 'keras' not in sys.modules;"
         "missing = [n for n in headstart.__all__ if getattr(headstart, n, None) is None];"
         "assert not missing, missing;"
         "assert headstart.Catalog.__name__ == 'Catalog';"

@@ -19,7 +19,8 @@ from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import LeaderboardRow, ModelPublic, TrainingPublic
 from headstart.widgets.base import Status, resolve_client
-from headstart.widgets.leaderboard import EpochCurves, training_series
+from headstart.widgets.curves import EpochCurves
+from headstart.widgets.leaderboard import training_series
 from headstart.widgets.pickers import details_table
 
 # Deep enough for any real re-training chain, and a guard against a cycle in bad data.

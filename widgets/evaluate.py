@@ -11,15 +11,14 @@ import mimetypes
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import ipywidgets as w
 
 from headstart.kernels.client import HeadstartClient
-from headstart.kernels.schemas import EvaluationPublic
+from headstart.kernels.schemas import EvaluationPublic, Split
 from headstart.widgets.base import Status, replace_options, resolve_client
 
-SPLITS = ("test", "val", "train")
 THUMBNAIL_PX = 112
 
 # The confusion matrix scales its cells to fit about this many pixels across, within bounds: at 3
@@ -160,7 +159,10 @@ class Evaluate(w.VBox):
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Upload images")
         self.dataset = w.Dropdown(description="dataset", layout=w.Layout(width="300px"))
         self.split = w.Dropdown(
-            options=SPLITS, value="test", description="split", layout=w.Layout(width="200px")
+            options=tuple(reversed(get_args(Split))),
+            value="test",
+            description="split",
+            layout=w.Layout(width="200px"),
         )
         self.run_button = w.Button(description="Score split", icon="play")
         self.thumbnails = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap"))

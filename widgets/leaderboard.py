@@ -10,13 +10,12 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import bqplot as bq
 import ipywidgets as w
-import numpy as np
 
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import EpochPublic, LeaderboardRow, TrainingPublic
-from headstart.widgets.base import Status, epoch_ticks, resolve_client
+from headstart.widgets.base import Status, resolve_client
+from headstart.widgets.curves import EpochCurves
 from headstart.widgets.evaluate import per_class_html
 
 # Columns as (heading, row attribute); the heading names the sort too.
@@ -30,8 +29,6 @@ COLUMNS = (
     ("comparable", "comparable"),
     ("note", "note"),
 )
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-METRICS = ("accuracy", "loss")
 
 
 def _sort_key(column: str) -> Callable[[LeaderboardRow], tuple]:
@@ -45,70 +42,9 @@ def _sort_key(column: str) -> Callable[[LeaderboardRow], tuple]:
     return key
 
 
-class EpochCurves(w.VBox):
-    """Epoch curves of several trainings on one bqplot figure: train solid, val dashed, one colour each."""
-
-    def __init__(self, title: str = "") -> None:
-        self.metric = w.ToggleButtons(options=METRICS, value="accuracy", style={"button_width": "80px"})
-        self.x = bq.LinearScale()
-        self.y = bq.LinearScale()
-        self.y_axis = bq.Axis(scale=self.y, side="left", label="accuracy", tick_format=".2f")
-        self.x_axis = bq.Axis(scale=self.x, side="bottom", label="epoch", tick_format="d")
-        self.figure = bq.Figure(
-            marks=[],
-            axes=[self.x_axis, self.y_axis],
-            title=title,
-            legend_location="top-right",
-            fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
-            layout=w.Layout(width="100%", height="320px"),
-        )
-        self.series: list[tuple[str, list[EpochPublic]]] = []
-        self.metric.observe(lambda _: self._draw(), names="value")
-        super().__init__([self.metric, self.figure])
-
-    @property
-    def labels(self) -> list[str]:
-        """The name of each line drawn, as the legend shows it."""
-        return [label for mark in self.figure.marks for label in mark.labels]
-
-    def show(self, series: Sequence[tuple[str, Sequence[EpochPublic]]]) -> None:
-        """Draw each (name, epochs) pair; a training without epochs draws nothing."""
-        self.series = [(name, sorted(epochs, key=lambda e: e.epoch)) for name, epochs in series if epochs]
-        self._draw()
-
-    def _draw(self) -> None:
-        metric = str(self.metric.value)
-        marks = []
-        for n, (name, epochs) in enumerate(self.series):
-            colour = PALETTE[n % len(PALETTE)]
-            x = [e.epoch for e in epochs]
-            train = [getattr(e, metric) for e in epochs]
-            marks.append(self._line(x, train, f"{name} train", colour, "solid"))
-            val = [getattr(e, f"val_{metric}") for e in epochs]
-            if all(v is not None for v in val):
-                marks.append(self._line(x, val, f"{name} val", colour, "dashed"))
-        self.y_axis.label = metric
-        self.x_axis.tick_values = np.array(
-            epoch_ticks(e.epoch for _, epochs in self.series for e in epochs), dtype=float
-        )
-        self.figure.marks = marks
-
-    def _line(self, x: list[int], y: list[float], label: str, colour: str, style: str) -> bq.Lines:
-        return bq.Lines(
-            x=x,
-            y=y,
-            scales={"x": self.x, "y": self.y},
-            colors=[colour],
-            line_style=style,
-            marker="circle",
-            marker_size=24,
-            labels=[label],
-            display_legend=True,
-        )
-
-
 def training_series(name: str, trainings: Sequence[TrainingPublic]) -> list[tuple[str, list[EpochPublic]]]:
-    """One (line name, epochs) pair per training; a model with several gets them numbered."""
+    """One (line name, epochs) pair per training with epochs; a model with several gets them numbered."""
+    trainings = [t for t in trainings if t.epochs]
     if len(trainings) == 1:
         return [(name, list(trainings[0].epochs))]
     return [(f"{name} #{t.id}", list(t.epochs)) for t in trainings]

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-from dataclasses import dataclass
 from typing import Any
 
-import bqplot
 import ipywidgets as w
-import numpy as np
 from pydantic import ValidationError
 
 from headstart.kernels.client import HeadstartClient
+from headstart.kernels.engine.head_plan import plan_head
 from headstart.kernels.errors import HeadstartError, Invalid, NotFound
 from headstart.kernels.schemas import (
     LOSSES,
@@ -28,7 +26,8 @@ from headstart.kernels.schemas import (
     TrainingConfig,
     TrainingPublic,
 )
-from headstart.widgets.base import Status, epoch_ticks, resolve_client, start_polling
+from headstart.widgets.base import Status, resolve_client, start_polling
+from headstart.widgets.curves import EpochCurves
 from headstart.widgets.pickers import DatasetPicker, ModelPicker
 
 FINE_TUNE_CHOICES: list[tuple[str, int | str]] = [
@@ -56,9 +55,9 @@ OUTCOMES = {  # a finished training's status, as the phase line says it
 
 
 def head_plan(model: ModelPublic, dataset: DatasetPublic) -> str:
-    """What happens to the head (DESIGN.md rule 2): kept when the label sets are equal, else a new one."""
+    """What happens to the head (DESIGN.md rule 2), in the words of the plan the training follows."""
     wanted = len(dataset.labels)
-    if model.kind == "classifier" and model.labels and set(model.labels) == set(dataset.labels):
+    if plan_head(model.kind, model.labels, dataset.labels).keep:
         return f"the head will be kept: its {wanted} labels match the dataset's"
     have = f"{len(model.labels)} labels" if model.labels else "no labels"
     return f"the head will be replaced: {have} -> {wanted} labels"
@@ -235,56 +234,6 @@ class TrainingSetup(w.VBox):
 # --- the dashboard --------------------------------------------------------------------------
 
 
-@dataclass
-class Curves:
-    """The two live plots: loss and accuracy, each with a train and a val line."""
-
-    loss: bqplot.Figure
-    accuracy: bqplot.Figure
-    lines: dict[str, bqplot.Lines]
-    epoch_axes: list[bqplot.Axis]
-
-    @classmethod
-    def build(cls) -> Curves:
-        lines: dict[str, bqplot.Lines] = {}
-        figures, epoch_axes = [], []
-        for metric in ("loss", "accuracy"):
-            x, y = bqplot.LinearScale(), bqplot.LinearScale()
-            for name, color in ((metric, "#1f77b4"), (f"val_{metric}", "#ff7f0e")):
-                lines[name] = bqplot.Lines(
-                    x=np.zeros(0),
-                    y=np.zeros(0),
-                    scales={"x": x, "y": y},
-                    colors=[color],
-                    labels=["val" if name.startswith("val_") else "train"],
-                    display_legend=True,
-                    marker="circle",
-                )
-            epoch_axes.append(bqplot.Axis(scale=x, label="epoch", tick_format="d"))
-            axes = [epoch_axes[-1], bqplot.Axis(scale=y, label=metric, side="left")]
-            figures.append(
-                bqplot.Figure(
-                    marks=[lines[metric], lines[f"val_{metric}"]],
-                    axes=axes,
-                    title=metric,
-                    layout=w.Layout(width="50%", height="300px"),
-                    fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
-                )
-            )
-        return cls(figures[0], figures[1], lines, epoch_axes)
-
-    def show(self, epochs: list[EpochPublic]) -> None:
-        """Redraw every line from all the epochs held; a val point appears only where it was measured."""
-        for name, line in self.lines.items():
-            points = [(e.epoch, getattr(e, name)) for e in epochs if getattr(e, name) is not None]
-            with line.hold_sync():
-                line.x = np.array([p[0] for p in points], dtype=float)
-                line.y = np.array([p[1] for p in points], dtype=float)
-        ticks = np.array(epoch_ticks(e.epoch for e in epochs), dtype=float)
-        for axis in self.epoch_axes:
-            axis.tick_values = ticks
-
-
 def phase_text(training: TrainingPublic, epochs_held: int) -> str:
     """What a training is doing, in the words of the phase line."""
     if training.status != "running":
@@ -325,10 +274,13 @@ class TrainingDashboard(w.VBox):
         self._attempts = 0
         self._me: str | None = None
         self.task: asyncio.Task[Any] | None = None
-        self._curves = Curves.build()
-        self.figures = (self._curves.loss, self._curves.accuracy)
-        self.figure = self._curves.loss
-        self.lines = self._curves.lines
+        # Loss and accuracy side by side, each with its train and val line.
+        self.curves = {
+            metric: EpochCurves(metric, metrics=(metric,), width="50%", height="300px")
+            for metric in ("loss", "accuracy")
+        }
+        for curves in self.curves.values():
+            curves.show([("", [])])
         self.title = w.HTML(f"<b>training {self.training_id}</b>")
         self.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
         self.phase = w.Label("loading")
@@ -348,7 +300,7 @@ class TrainingDashboard(w.VBox):
         super().__init__(
             [
                 self.title,
-                w.HBox(list(self.figures)),
+                w.HBox(list(self.curves.values())),
                 w.HBox([self.progress, self.phase, self.state, self.cancel_button]),
                 self.decision,
                 self.status,
@@ -364,6 +316,15 @@ class TrainingDashboard(w.VBox):
             self.task = start_polling(self._step, poll)
 
     # --- polling ----------------------------------------------------------------------------
+
+    @property
+    def lines(self) -> dict[str, Any]:
+        """The four live lines by the figure each draws: loss, val_loss, accuracy and val_accuracy."""
+        lines = {}
+        for metric, curves in self.curves.items():
+            lines[metric] = curves.lines.get("train")
+            lines[f"val_{metric}"] = curves.lines.get("val")
+        return lines
 
     @property
     def running(self) -> bool:
@@ -416,7 +377,8 @@ class TrainingDashboard(w.VBox):
         fresh = [e for e in training.epochs if e.epoch not in held]
         self.epochs = sorted([*self.epochs, *fresh], key=lambda e: e.epoch)
         self.training = training
-        self._curves.show(self.epochs)
+        for curves in self.curves.values():
+            curves.show([("", self.epochs)])
         self._show_progress(training)
         self._show_decision(training)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from headstart.extension.catalog.tables import CatalogModel, Training, User
 from headstart.kernels.errors import Forbidden, NotFound
@@ -19,10 +19,6 @@ from headstart.kernels.errors import Forbidden, NotFound
 def visible_to(viewer: User) -> Any:
     """A WHERE clause selecting the models that `viewer` may see."""
     return or_(col(CatalogModel.public).is_(True), col(CatalogModel.owner_id) == viewer.id)
-
-
-def visible_models(viewer: User) -> Any:
-    return select(CatalogModel).where(visible_to(viewer))
 
 
 def can_see(model: CatalogModel, viewer: User) -> bool:

@@ -1,26 +1,25 @@
-"""The catalog's tables. Each inherits its fields from the shared API type in `kernels.schemas`."""
+"""The catalog's tables: the API's facts (`kernels.schemas`) as the service stores them.
+
+Status fields are plain strings here and typed by their Literals in the API types, which validate
+every row they are built from; a test checks that each API field has its column.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint, event
+from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
-
-from headstart.kernels.schemas import (
-    DatasetBase,
-    EpochBase,
-    EvaluationBase,
-    JobBase,
-    ModelBase,
-    ModelVersionBase,
-    TrainingBase,
-    UserBase,
-)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def json_column() -> Any:
+    """A JSON column for lists and dicts; portable between SQLite and PostgreSQL."""
+    return Field(default=None, sa_column=Column(JSON))
 
 
 class Revision(SQLModel, table=True):
@@ -37,10 +36,11 @@ class Revision(SQLModel, table=True):
     number: int = 0
 
 
-class User(UserBase, table=True):
+class User(SQLModel, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
     created_at: datetime = Field(default_factory=now)
 
 
@@ -49,12 +49,23 @@ def label_key(labels: list[str] | None) -> str | None:
     return None if not labels else "\x1f".join(sorted(labels))
 
 
-class CatalogModel(ModelBase, table=True):
+class CatalogModel(SQLModel, table=True):
     """A model in the catalog; `version` is its current version."""
 
     __tablename__ = "models"
 
     id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    description: str = ""
+    kind: str = "classifier"
+    labels: list[str] | None = json_column()
+    public: bool = False
+    version: int = 1
+    parent_id: int | None = Field(default=None, foreign_key="models.id", ondelete="SET NULL")
+    parent_version: int | None = None
+    architecture: str | None = None
+    seed: int | None = None  # what the starting weights were seeded with (ModelPublic.seed)
+    weights_source: str | None = None  # where pretrained starting weights came from
     owner_id: int = Field(foreign_key="users.id", index=True)
     # Kept equal to label_key(labels) by the listener below, so lists filter by type in SQL.
     label_set: str | None = Field(default=None, index=True)
@@ -62,7 +73,7 @@ class CatalogModel(ModelBase, table=True):
     updated_at: datetime = Field(default_factory=now)
 
 
-class ModelVersion(ModelVersionBase, table=True):
+class ModelVersion(SQLModel, table=True):
     """One stored version of a model: a full `.keras` file, or a head plus a shared body."""
 
     __tablename__ = "model_versions"
@@ -70,54 +81,102 @@ class ModelVersion(ModelVersionBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="models.id", ondelete="CASCADE", index=True)
+    version: int
+    params: int
+    size_bytes: int
+    kind: str
+    labels: list[str] | None = json_column()
+    body_sha: str | None = None
+    training_id: int | None = None
     artifact: str  # store key of model.keras, or of head.keras when body_ref is set
     body_ref: str | None = None  # sha256 of a shared body under bodies/, for frozen-body results
     created_at: datetime = Field(default_factory=now)
 
 
-class Dataset(DatasetBase, table=True):
+class Dataset(SQLModel, table=True):
     __tablename__ = "datasets"
 
     id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=255)
+    description: str = ""
+    labels: list[str] = json_column()
+    counts: dict[str, int] = json_column()
+    resize_policy: str = "center_crop"
+    split_policy: str = "stratified-hash"
+    skipped: list[dict] = json_column()
     created_by_id: int = Field(foreign_key="users.id")
     created_at: datetime = Field(default_factory=now)
 
 
-class Training(TrainingBase, table=True):
+class Training(SQLModel, table=True):
     __tablename__ = "trainings"
 
     id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE", index=True)
+    model_version: int
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    config: dict = json_column()  # a whole TrainingConfig.model_dump()
+    status: str = "running"  # a TrainingStatus
+    head: str = "kept"
+    feature_cache: str | None = None
+    result_model_id: int | None = None
+    result_version: int | None = None
+    error: str | None = None
     owner_id: int = Field(foreign_key="users.id", index=True)
     candidate: str | None = None  # store key of the candidate's folder while it awaits a decision
     created_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
 
 
-class Job(JobBase, table=True):
+class Job(SQLModel, table=True):
     """A job on the cluster; `key` is its Dask key, so a restarted service can find it again."""
 
     __tablename__ = "jobs"
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(default="", index=True)
+    kind: str  # a JobKind
+    state: str = "queued"  # a JobState
+    reason: str | None = None
+    training_id: int | None = Field(default=None, foreign_key="trainings.id", ondelete="CASCADE")
+    worker: str | None = None
+    attempts: int = 0
+    phase: str | None = None
+    done: int = 0
+    total: int = 0
     owner_id: int = Field(foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
-class Epoch(EpochBase, table=True):
+class Epoch(SQLModel, table=True):
     __tablename__ = "epochs"
     __table_args__ = (UniqueConstraint("training_id", "epoch"),)
 
     id: int | None = Field(default=None, primary_key=True)
     training_id: int = Field(foreign_key="trainings.id", ondelete="CASCADE", index=True)
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float = 0.0
 
 
-class Evaluation(EvaluationBase, table=True):
+class Evaluation(SQLModel, table=True):
     __tablename__ = "evaluations"
 
     id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE", index=True)
+    model_version: int
+    dataset_id: int | None = Field(default=None, foreign_key="datasets.id", index=True)
+    split: str | None = None
+    comparable: bool = True
+    accuracy: float | None = None
+    loss: float | None = None
+    count: int = 0
+    result: dict = json_column()  # the whole EvaluationResult, every prediction included
     requested_by_id: int = Field(foreign_key="users.id")
     created_at: datetime = Field(default_factory=now)
 

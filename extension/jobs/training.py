@@ -109,6 +109,7 @@ def train_version(
 
     `should_stop()` is asked after every training batch: once true, the run raises Cancelled.
     """
+    from headstart.kernels.engine.head_plan import plan_head
     from headstart.kernels.engine.keras_file import save_model
     from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.shards import DatasetReader
@@ -119,7 +120,7 @@ def train_version(
         set_trainable,
         split_model,
     )
-    from headstart.kernels.engine.training import fit_head, fit_model, plan_head, reorder_head
+    from headstart.kernels.engine.training import fit_head, fit_model, reorder_head
     from headstart.kernels.engine.validation import inspect_keras_file
 
     store = ArtifactStore(store_root)
@@ -127,7 +128,7 @@ def train_version(
     labels = list(dataset.labels)
     plan = plan_head(ref.kind, ref.labels, labels)
     splits = {"train": dataset.split("train"), "val": dataset.split("val")}
-    report = (lambda epoch: on_epoch(epoch.to_dict())) if on_epoch else None
+    report = (lambda epoch: on_epoch(epoch.model_dump())) if on_epoch else None
     loaded: dict = {}
 
     if config.frozen_body and ref.body_sha is not None:
@@ -167,7 +168,7 @@ def train_version(
         trainable.trainable = True  # the downloaded file should not carry this run's freezing
         candidate = stage_model(trainable, labels, folder, limits)
     return TrainingFacts(
-        [e.to_dict() for e in epochs],
+        [e.model_dump() for e in epochs],
         "kept" if plan.keep else "replaced",
         cache_state,
         candidate,

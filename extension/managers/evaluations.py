@@ -19,14 +19,13 @@ from headstart.extension.jobs.evaluation import evaluate_files, evaluate_split
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.models import current_version, version_ref
 from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import EvaluationPublic, LeaderboardRow
+from headstart.kernels.schemas import EvaluationPublic, LeaderboardRow, Split, check_choice
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from headstart.extension.manager import Catalog
 
-SPLITS = ("train", "val", "test")
 # Boards kept at once: each (dataset, viewer) pair asked lately. One of 5,000 rows is about 6 MB.
 KEPT_BOARDS = 32
 NEVER = -1  # the revision of a board that no revision matches
@@ -66,8 +65,7 @@ class EvaluationManager:
         top_k: int = 3,
     ) -> EvaluationPublic:
         """Score a visible model version on a split; a cached score is returned as it is."""
-        if split not in SPLITS:
-            raise Invalid(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        check_choice(split, Split, "split")
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, viewer)
             row = current_version(session, model, version)

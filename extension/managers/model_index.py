@@ -19,14 +19,14 @@ from sqlmodel import Session, col
 from headstart.extension.catalog.database import RevisionClock
 from headstart.extension.catalog.tables import CatalogModel, ModelVersion, User
 from headstart.kernels.errors import NotFound
-from headstart.kernels.schemas import ModelBase, ModelPublic
+from headstart.kernels.schemas import ModelPublic
 
 # Filtered lists kept per snapshot: one per (viewer, filter) asked lately.
 KEPT_LISTS = 256
 
-# ModelPublic's fields as the models table stores them, in the order the snapshot's query reads them:
-# the shared ModelBase's, so a field added there is listed and shown without a change here.
-_MODEL_COLUMNS = ("id", *ModelBase.model_fields, "created_at", "updated_at")
+# ModelPublic's fields that the models table stores, in the order the snapshot's query reads them:
+# a field added to both is listed and shown without a change here.
+_MODEL_COLUMNS = tuple(name for name in ModelPublic.model_fields if name in CatalogModel.model_fields)
 
 
 class Filter(NamedTuple):

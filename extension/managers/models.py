@@ -14,8 +14,6 @@ from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import (
     CatalogModel,
-    Epoch,
-    Evaluation,
     ModelVersion,
     Training,
     User,
@@ -176,8 +174,6 @@ class ModelManager:
         public: bool = False,
         architecture: str | None = None,
         seed: int | None = None,
-        parent: tuple[int, int] | None = None,
-        training_id: int | None = None,
     ) -> ModelPublic:
         """Commit a staged model folder as version 1 of a new model, in one transaction."""
         store = self.catalog.store
@@ -189,8 +185,6 @@ class ModelManager:
                 labels=facts.labels,
                 public=public,
                 version=1,
-                parent_id=parent[0] if parent else None,
-                parent_version=parent[1] if parent else None,
                 architecture=architecture,
                 seed=seed,
                 weights_source=facts.weights_source,
@@ -198,7 +192,7 @@ class ModelManager:
             )
             session.add(model)
             session.flush()
-            self.add_version(session, model, 1, facts, staged, placed, training_id=training_id)
+            self.add_version(session, model, 1, facts, staged, placed)
             created = model_public(session, model)
         if created.public:
             self.catalog.refresh_card(created.id)
@@ -343,22 +337,18 @@ class ModelManager:
         return changed
 
     def delete(self, viewer: User, model_id: int) -> None:
-        """Delete a model with its versions, trainings and evaluations; only the owner may."""
+        """Delete a model with its versions, trainings and evaluations; only the owner may.
+
+        The database does the cascade (`ondelete` in tables.py): versions, trainings with their
+        epochs and jobs, and evaluations go with the model, and its children lose their parent.
+        """
         with transaction(self.catalog.engine) as session:
             model = access.get_owned_model(session, model_id, viewer, "delete")
-            trainings = session.exec(select(Training).where(Training.model_id == model_id)).all()
-            candidates = [t.candidate for t in trainings if t.candidate]
-            for training in trainings:
-                for epoch in session.exec(select(Epoch).where(Epoch.training_id == training.id)).all():
-                    session.delete(epoch)
-                session.delete(training)
-            for evaluation in session.exec(select(Evaluation).where(Evaluation.model_id == model_id)).all():
-                session.delete(evaluation)
-            for version in session.exec(select(ModelVersion).where(ModelVersion.model_id == model_id)).all():
-                session.delete(version)
-            for child in session.exec(select(CatalogModel).where(CatalogModel.parent_id == model_id)).all():
-                child.parent_id = None
-                session.add(child)
+            candidates = session.exec(
+                select(Training.candidate).where(
+                    Training.model_id == model_id, col(Training.candidate).is_not(None)
+                )
+            ).all()
             session.delete(model)
         # Files go after the commit: a crash here leaves unreferenced files, never a broken catalog.
         for key in candidates:

@@ -26,15 +26,21 @@ from headstart.extension.managers.jobs import LOST, UNFINISHED, JobManager, job_
 from headstart.extension.managers.models import current_version, model_public, version_ref
 from headstart.extension.store import candidate_key
 from headstart.kernels.engine.limits import ModelLimits
-from headstart.kernels.errors import Cancelled, Conflict, Forbidden, Invalid
-from headstart.kernels.schemas import Decision, EpochPublic, ModelPublic, TrainingConfig, TrainingPublic
+from headstart.kernels.errors import Cancelled, Conflict, Forbidden
+from headstart.kernels.schemas import (
+    Decision,
+    EpochPublic,
+    ModelPublic,
+    TrainingConfig,
+    TrainingPublic,
+    check_choice,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from headstart.extension.manager import Catalog
 
-DECISIONS = ("update", "keep_both", "discard")
 # train_job's arguments after the reporter-free head: job key, store URL, version, dataset, config, limits.
 JobArguments = tuple[str, str, VersionRef, int, TrainingConfig, ModelLimits]
 
@@ -340,8 +346,7 @@ class TrainingManager:
         self, user: User, training_id: int, decision: Decision | str, *, name: str | None = None
     ) -> ModelPublic | None:
         """Carry out the decision on a candidate; returns the model it updated or created."""
-        if decision not in DECISIONS:
-            raise Invalid(f"unknown decision {decision!r}; choose one of {', '.join(DECISIONS)}")
+        check_choice(decision, Decision, "decision")
         store = self.catalog.store
         models = self.catalog.models
         with store.placing() as placed, transaction(self.catalog.engine) as session:

@@ -21,9 +21,8 @@ from headstart.kernels.schemas import (
     TrainingConfig,
     TrainingCreate,
     TrainingPublic,
+    check_choice,
 )
-
-DECISIONS = ("update", "keep_both", "discard")
 
 
 class DecisionResult(BaseModel):
@@ -119,8 +118,7 @@ class RemoteTrainings:
         self, training_id: int, decision: Decision | str, *, name: str | None = None
     ) -> ModelPublic | None:
         """Carry out the decision on a candidate; returns the model it updated or created, if any."""
-        if decision not in DECISIONS:
-            raise Invalid(f"unknown decision {decision!r}; choose one of {', '.join(DECISIONS)}")
+        check_choice(decision, Decision, "decision")
         body = build(DecisionRequest, decision=decision, name=name)
         response = self._connection.request(
             "POST",

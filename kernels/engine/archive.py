@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import get_args
 
 from headstart.kernels.engine.limits import IngestLimits
 from headstart.kernels.errors import Invalid, TooLarge
+from headstart.kernels.schemas import Split
 
-SPLITS = ("train", "val", "test")
+# The split folders an upload may hold: train, val and test.
+SPLITS: tuple[str, ...] = get_args(Split)
 _IGNORED_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
 _SHOWN = 20  # how many offending entries a message names before "and N more"
 

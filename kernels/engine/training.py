@@ -9,51 +9,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 
 from headstart.kernels.engine.standardization import FeatureScale
-from headstart.kernels.errors import Cancelled, Invalid
-from headstart.kernels.schemas import TrainingConfig
+from headstart.kernels.errors import Cancelled
+from headstart.kernels.schemas import EpochPublic, TrainingConfig
 
 # Cached features up to this size (as float32) train from memory; larger ones stream by batch.
 IN_MEMORY_FEATURES_BYTES = 512 * 1024**2
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """One finished epoch's figures, as they are stored and served."""
-
-    epoch: int
-    loss: float
-    accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class HeadPlan:
-    """Whether the model's head is kept (labels equal as sets) and how its columns are reordered."""
-
-    keep: bool
-    order: tuple[int, ...] | None  # for each dataset label, the matching column of the old head
-
-
-def plan_head(kind: str, model_labels: Sequence[str] | None, dataset_labels: Sequence[str]) -> HeadPlan:
-    """Keep a classifier's head when it knows exactly the dataset's labels, otherwise replace it."""
-    if kind != "classifier" or model_labels is None or set(model_labels) != set(dataset_labels):
-        return HeadPlan(keep=False, order=None)
-    if len(model_labels) != len(dataset_labels):
-        raise Invalid("the model's labels contain duplicates")
-    position = {label: i for i, label in enumerate(model_labels)}
-    return HeadPlan(keep=True, order=tuple(position[label] for label in dataset_labels))
 
 
 def reorder_head(head: keras.layers.Dense, order: Sequence[int]) -> None:
@@ -62,7 +28,7 @@ def reorder_head(head: keras.layers.Dense, order: Sequence[int]) -> None:
     head.set_weights([kernel[:, list(order)], bias[list(order)]])
 
 
-class EpochReporter(keras.callbacks.Callback):
+class EpochPublicer(keras.callbacks.Callback):
     """Passes each finished epoch's figures to `on_epoch` as it ends, and stops at a batch boundary.
 
     `should_stop()` is asked after every batch; once it answers true the fit ends after that batch,
@@ -71,13 +37,13 @@ class EpochReporter(keras.callbacks.Callback):
 
     def __init__(
         self,
-        on_epoch: Callable[[EpochReport], None] | None,
+        on_epoch: Callable[[EpochPublic], None] | None,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
         self.on_epoch = on_epoch
         self.should_stop = should_stop
-        self.reports: list[EpochReport] = []
+        self.reports: list[EpochPublic] = []
         self.stopped = False
         self._started = 0.0
 
@@ -102,7 +68,7 @@ class EpochReporter(keras.callbacks.Callback):
             value = logs.get(key)
             return None if value is None else float(value)
 
-        report = EpochReport(
+        report = EpochPublic(
             epoch=epoch + 1,
             loss=float(logs["loss"]),
             accuracy=float(logs.get("accuracy", logs.get("sparse_categorical_accuracy", math.nan))),
@@ -129,7 +95,7 @@ def _targets(labels: np.ndarray, n_labels: int, config: TrainingConfig) -> np.nd
     return labels
 
 
-def _callbacks(config: TrainingConfig, reporter: EpochReporter, has_val: bool) -> list:
+def _callbacks(config: TrainingConfig, reporter: EpochPublicer, has_val: bool) -> list:
     callbacks: list = [reporter]
     if config.early_stopping_patience is not None:
         callbacks.append(
@@ -148,9 +114,9 @@ def fit_head(
     val: tuple[np.ndarray, np.ndarray] | None,
     config: TrainingConfig,
     *,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_epoch: Callable[[EpochPublic], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> list[EpochReport]:
+) -> list[EpochPublic]:
     """Train a head-only model (features in, probabilities out) on cached features.
 
     The head learns on standardized features and the scaling is folded into it afterwards
@@ -166,7 +132,7 @@ def fit_head(
     scale.unfold(dense)
     try:
         _compile(head_model, config)
-        reporter = EpochReporter(on_epoch, should_stop)
+        reporter = EpochPublicer(on_epoch, should_stop)
         has_val = val is not None and len(val[1]) > 0
         callbacks = _callbacks(config, reporter, has_val)
         if features.shape[0] * features.shape[-1] * 4 > IN_MEMORY_FEATURES_BYTES:
@@ -244,9 +210,9 @@ def fit_model(
     val: object | None,
     config: TrainingConfig,
     *,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_epoch: Callable[[EpochPublic], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> list[EpochReport]:
+) -> list[EpochPublic]:
     """Train a whole Sequential (some body layers unfrozen) on a dataset's image shards."""
     keras.utils.set_random_seed(config.seed)
     n_labels = int(model.output_shape[-1])
@@ -255,7 +221,7 @@ def fit_model(
     validation = None
     if val is not None and len(val):  # type: ignore[arg-type]
         validation = Batches(val.read, len(val), n_labels, config, shuffle=False)  # type: ignore[attr-defined, arg-type]
-    reporter = EpochReporter(on_epoch, should_stop)
+    reporter = EpochPublicer(on_epoch, should_stop)
     model.fit(
         batches,
         epochs=config.epochs,

@@ -34,6 +34,20 @@ def test_migrations_create_every_table_at_head(catalog) -> None:
     assert {c["name"] for c in inspect(catalog.engine).get_columns("models")} >= {"seed", "label_set"}
 
 
+def test_the_migrations_build_exactly_the_tables(catalog) -> None:
+    """A table changed in tables.py without a migration (or the other way round) shows here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import headstart.extension.catalog.tables  # noqa: F401  (registers every table)
+
+    with catalog.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == []
+
+
 def test_users_are_created_once(catalog) -> None:
     first = catalog.user("alice")
     again = catalog.user(" alice ")

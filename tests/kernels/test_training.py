@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from headstart.kernels.engine import training
-from headstart.kernels.engine.training import fit_head, plan_head
+from headstart.kernels.engine.head_plan import plan_head
+from headstart.kernels.engine.training import fit_head
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import TrainingConfig
 

@@ -221,7 +221,7 @@ def test_curves_grow_as_epochs_arrive(watched: Watched) -> None:
         assert len(dashboard.lines[name].y) == 5
     assert list(dashboard.lines["loss"].y) == pytest.approx([e.loss for e in dashboard.epochs])
     # The epoch axes tick at whole epochs, not at bqplot's fractional defaults.
-    assert all(list(axis.tick_values) == [1, 2, 3, 4, 5] for axis in dashboard._curves.epoch_axes)
+    assert all(list(c.x_axis.tick_values) == [1, 2, 3, 4, 5] for c in dashboard.curves.values())
     # The curve gained points while the training ran, never lost any, and ended whole.
     assert any(0 < n < 5 for n in watched.points), watched.points
     assert watched.points == sorted(watched.points) and watched.points[-1] == 5
