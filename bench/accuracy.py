@@ -148,9 +148,9 @@ class Headstart:
 
     def cached(self, model_id: int, splits: tuple[str, ...]) -> tuple[dict[str, np.ndarray], str]:
         """The model body's features for `splits` from the catalog's feature cache (computed if missing)."""
-        from headstart.extension.jobs.training import cached_features
-        from headstart.extension.store import dataset_key
         from headstart.kernels.engine.shards import DatasetReader
+        from headstart.kernels.store import dataset_key
+        from headstart.kernels.tasks.training import cached_features
 
         ref = self.catalog.models.ref(self.user, model_id)
         reader = DatasetReader(self.catalog.store.path(dataset_key(self.dataset_id)))
@@ -197,8 +197,8 @@ def recipe(
     """
     import keras
 
-    from headstart.extension.jobs.artifacts import load_version
     from headstart.kernels.engine.surgery import body_fingerprint, split_model
+    from headstart.kernels.tasks.artifacts import load_version
 
     if config.optimizer != "adam":
         raise RuntimeError(f"the recipe here uses Adam; TrainingConfig's default is {config.optimizer}")
@@ -238,9 +238,9 @@ def recipe(
 
 def run_size(per_class: int, parts: set[str], fine_tune_epochs: int, fine_tune_lr: float | None) -> None:
     from headstart.extension.manager import Catalog
-    from headstart.extension.store import dataset_key
     from headstart.kernels.engine.shards import DatasetReader
     from headstart.kernels.schemas import TrainingConfig
+    from headstart.kernels.store import dataset_key
 
     folder = fashion_folder(per_class)
     defaults = TrainingConfig()

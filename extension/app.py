@@ -1,10 +1,11 @@
 """`CatalogApp`: the catalog service as a jupyter-server extension.
 
-It opens one `Catalog` (configured as `c.Catalog.*`) and one `JobRunner` (`c.JobRunner.*`), the
-Dask cluster that heavy steps run on, and registers the REST handlers of
-`headstart.extension.handlers`, all under `headstart/`. The same extension runs as the hub's managed
-service and inside a plain `jupyter lab`, and only where its operator enables it: installing headstart
-turns it on nowhere, so users' servers under the hub never open a catalog.
+It opens one `Catalog` (configured as `c.Catalog.*`), whose jobs run on a Dask cluster (a
+`DaskRunner`, configured as `c.JobRunner.*`) unless `c.Catalog.runner_class` says otherwise, and
+registers the REST handlers of `headstart.extension.handlers`, all under `headstart/`. The same
+extension runs as the hub's managed service and inside a plain `jupyter lab`, and only where its
+operator enables it: installing headstart turns it on nowhere, so users' servers under the hub never
+open a catalog.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, Type, Unicode, default
 
 from headstart.extension.handlers import default_handlers
-from headstart.extension.jobs.runner import JobRunner
+from headstart.extension.jobs.dask_runner import DaskRunner
 from headstart.extension.manager import Catalog
 
 
@@ -63,13 +64,15 @@ class CatalogApp(ExtensionApp):
             return "local"
 
     def initialize_settings(self) -> None:
-        # parent=self hands the catalog the server's config, so `c.Catalog.db_url = ...` applies.
-        self.catalog: Catalog = self.catalog_class(parent=self)
-        # Heavy steps run as jobs on the runner's Dask cluster (`c.JobRunner.*`), started on first use.
-        self.runner = JobRunner(parent=self)
-        self.catalog.runner = self.runner
+        # parent=self hands the catalog the server's config, so `c.Catalog.db_url = ...` applies. The
+        # service's jobs run on its Dask cluster (`c.JobRunner.*`, started on first use), never in
+        # the server's own process, unless the operator chose a runner.
+        chosen = "runner_class" in self.config.get(self.catalog_class.__name__, {})
+        self.catalog: Catalog = self.catalog_class(
+            parent=self, **({} if chosen else {"runner_class": DaskRunner})
+        )
         # Jobs the cluster still runs are followed again; the ones it lost end as failed.
-        attached, lost = self.catalog.trainings.reattach()
+        attached, lost = self.catalog.jobs.reattach()
         if attached or lost:
             self.log.warning("headstart: %d jobs re-attached, %d lost on restart", attached, lost)
         self.log.info("headstart catalog: database %s, store %s", self.catalog.db_url, self.catalog.store_url)
@@ -84,5 +87,4 @@ class CatalogApp(ExtensionApp):
     async def stop_extension(self) -> None:
         # Jobs are not waited for: on a cluster of our own they stop with it, and on a scheduler
         # given by address they run on, published, for the next start to re-attach.
-        self.runner.close()
         self.catalog.close()

@@ -205,7 +205,7 @@ class ModelCards:
         made = session.exec(
             select(Training)
             .where(
-                col(Training.result_model_id) == model.id, col(Training.status).in_(["updated", "kept_both"])
+                col(Training.result_model_id) == model.id, col(Training.stage).in_(["updated", "kept_both"])
             )
             .order_by(col(Training.id))
         ).all()

@@ -15,21 +15,23 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
-from traitlets import Float, Int, Unicode, default
+from traitlets import Float, Int, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from headstart.extension.cards import ModelCards
 from headstart.extension.catalog.database import RevisionClock, connect, transaction
 from headstart.extension.catalog.tables import User
+from headstart.extension.jobs.inprocess import InProcessRunner
+from headstart.extension.jobs.runner import JobRunner
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.evaluations import EvaluationManager
 from headstart.extension.managers.jobs import JobManager
 from headstart.extension.managers.models import ModelManager
 from headstart.extension.managers.trainings import TrainingManager
-from headstart.extension.store import ArtifactStore
 from headstart.kernels.engine.limits import IngestLimits, ModelLimits
 from headstart.kernels.engine.pretrained import default_weights_folder
 from headstart.kernels.errors import Invalid
+from headstart.kernels.store import ArtifactStore
 
 
 class Catalog(LoggingConfigurable):
@@ -116,8 +118,20 @@ class Catalog(LoggingConfigurable):
             Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return connect(self.db_url)
 
-    # The service sets a JobRunner here, so heavy steps run on its Dask cluster; None runs them inline.
-    runner: Any = None
+    runner_class = Type(
+        default_value=InProcessRunner,
+        klass=JobRunner,
+        config=True,
+        help="What runs the catalog's jobs (ingests, creates, validations, trainings, evaluations): "
+        "InProcessRunner, threads of this process, for the command line and scripts; or "
+        "headstart.extension.jobs.dask_runner.DaskRunner, a Dask cluster configured as "
+        "`c.JobRunner.*`. The catalog service uses DaskRunner unless this is set.",
+    )
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        """The runner of this catalog's jobs, made on first use."""
+        return self.runner_class(parent=self)
 
     @cached_property
     def revisions(self) -> RevisionClock:
@@ -211,6 +225,10 @@ class Catalog(LoggingConfigurable):
         return UserSession(self, self.user(name))
 
     def close(self) -> None:
+        """Stop the runner (a job still running in this process is asked to stop) and the engine."""
+        runner = self.__dict__.get("runner")
+        if runner is not None and runner.parent is self:  # a runner handed in is its giver's to close
+            runner.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
@@ -243,6 +261,7 @@ class UserSession:
         self.datasets: Any = _BoundManager(catalog.datasets, user)
         self.trainings: Any = _BoundManager(catalog.trainings, user)
         self.evaluations: Any = _BoundManager(catalog.evaluations, user)
+        self.jobs: Any = _BoundManager(catalog.jobs, user)
 
     def me(self) -> str:
         return self.user.name

@@ -146,11 +146,11 @@ class DatasetPublic(BaseModel):
     id: int
     name: str
     description: str = ""
-    labels: list[str]
-    counts: dict[str, int]
+    labels: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
     resize_policy: str = "center_crop"
     split_policy: str = "stratified-hash"
-    skipped: list[dict]
+    skipped: list[dict] = Field(default_factory=list)
     created_by: str
     created_at: datetime
 
@@ -174,25 +174,31 @@ class JobPublic(BaseModel):
     kind: JobKind
     state: JobState = "queued"
     reason: str | None = None  # why it failed or was cancelled
+    # A failed job's error as the API's error body has it: {"error": "invalid", "detail": ..., "items"}.
+    error: dict | None = None
     training_id: int | None = None
     worker: str | None = None  # the Dask worker that ran its last attempt
     attempts: int = 0
-    phase: str | None = None  # what it is doing: "ingest", "features", "epochs" or "evaluate"
+    phase: str | None = None  # what it is doing: "ingest", "features", "epochs", "evaluate", ...
     done: int = 0
     total: int = 0
+    result: dict | None = None  # what a succeeded job made: {"dataset_id": 3}, {"model_id": 7}, ...
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
 
 
 class TrainingPublic(BaseModel):
+    """A training: while its job runs, `status`, `error` and `finished_at` are the job's; once the job
+    has left a candidate, `status` follows the owner's decision."""
+
     model_config = ConfigDict(protected_namespaces=())
 
     id: int
     model_id: int
     model_version: int
     dataset_id: int
-    config: dict
+    config: dict = Field(default_factory=dict)
     status: TrainingStatus = "running"
     head: HeadHandling = "kept"  # "kept" when the labels match, "replaced" when a fresh head was added
     feature_cache: FeatureCacheState | None = None  # None when the body trains
@@ -236,6 +242,7 @@ class LeaderboardRow(BaseModel):
     loss: float | None
     count: int
     note: str = ""
+    pending: bool = False  # not scored yet: its evaluation is queued, and it is not ranked
 
 
 # --- requests: what the REST API takes ------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from headstart.extension.jobs.runner import JobRunner
+    from headstart.extension.jobs.dask_runner import DaskRunner
 
 POSTGRES_ENV = "HEADSTART_TEST_POSTGRES_URL"
 
@@ -49,12 +49,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+def on_cluster(scheduler: str) -> dict[str, object]:
+    """Catalog settings whose jobs run as the service's do: a DaskRunner on the shared local cluster."""
+    from traitlets.config import Config
+
+    from headstart.extension.jobs.dask_runner import DaskRunner
+
+    config = Config({"JobRunner": {"cluster": "address", "address": scheduler}})
+    return {"runner_class": DaskRunner, "config": config}
+
+
 @pytest.fixture
-def catalog(tmp_path: Path, db_url: str) -> Iterator[object]:
-    """A real catalog: the given database and a local artifact store under tmp_path."""
+def catalog(tmp_path: Path, db_url: str, dask_scheduler: str) -> Iterator[object]:
+    """A real catalog: the given database, a local artifact store under tmp_path, and the service's
+    way of running jobs (a DaskRunner on the session's local cluster)."""
     from headstart.extension.manager import Catalog
 
-    instance = Catalog(home=str(tmp_path / "home"), db_url=db_url)
+    instance = Catalog(home=str(tmp_path / "home"), db_url=db_url, **on_cluster(dask_scheduler))
     yield instance
     instance.close()
 
@@ -138,17 +149,17 @@ def tiny_model(
 
 
 @pytest.fixture(scope="session")
-def job_runner() -> Iterator[JobRunner]:
+def job_runner() -> Iterator[DaskRunner]:
     """The service's own local cluster, made by its cluster factory: two worker processes, retries=1.
 
     Shared by the tests that run jobs (directly, or through `dask_scheduler`), so its workers import
     TensorFlow once. A job's worker may die once and the job runs again; the second death fails it.
     """
-    from headstart.extension.jobs.runner import JobRunner
+    from headstart.extension.jobs.dask_runner import DaskRunner
 
     # Not niced: on a busy CI machine the tests would wait on workers at the lowest priority
     # (test_jobs checks the niced default on a cluster of its own).
-    runner = JobRunner(cluster="local", n_workers=2, retries=1, worker_nice=0)
+    runner = DaskRunner(cluster="local", n_workers=2, retries=1, worker_nice=0)
     # Each worker imports Keras now, at once, rather than in the first test that sends it a job:
     # on a busy machine that import outlasts an HTTP test's 20 s request timeout.
     runner.client.run(exec, "import keras")
@@ -157,6 +168,6 @@ def job_runner() -> Iterator[JobRunner]:
 
 
 @pytest.fixture(scope="session")
-def dask_scheduler(job_runner: JobRunner) -> str:
+def dask_scheduler(job_runner: DaskRunner) -> str:
     """The address of the shared cluster's scheduler, for services configured with cluster='address'."""
     return str(job_runner.client.scheduler.address)

@@ -268,7 +268,7 @@ class Evaluate(w.VBox):
             self.status.error(error)
             return None
         self.evaluation = evaluation
-        result = evaluation.result
+        result = evaluation.result or {}
         note = result.get("note") or ""
         self.summary.value = (
             f"<b>accuracy</b> {_figure(evaluation.accuracy)} &nbsp; <b>loss</b> {_figure(evaluation.loss)}"

@@ -177,7 +177,9 @@ class Leaderboard(w.VBox):
                 scored = self.client.evaluations.on_split(
                     row.model_id, self.dataset, "test", version=row.version
                 )
-                columns.append((f"{row.model_name} v{row.version}", scored.result.get("per_class", [])))
+                columns.append(
+                    (f"{row.model_name} v{row.version}", (scored.result or {}).get("per_class", []))
+                )
         except Exception as error:
             self.status.error(error)
             return

@@ -15,6 +15,7 @@ import ipywidgets as w
 from pydantic import ValidationError
 
 from headstart.kernels.client import HeadstartClient
+from headstart.kernels.client.trainings import TrainingFollower
 from headstart.kernels.engine.head_plan import plan_head
 from headstart.kernels.errors import HeadstartError, Invalid, NotFound
 from headstart.kernels.schemas import (
@@ -270,8 +271,8 @@ class TrainingDashboard(w.VBox):
         self.client = resolve_client(client)
         self.training_id = int(training_id)
         self.training: TrainingPublic | None = None
-        self.epochs: list[EpochPublic] = []
-        self._attempts = 0
+        # The client's follower keeps the epochs, once each, and starts over with a retried attempt.
+        self.follower = TrainingFollower(self.client.trainings, self.training_id)
         self._me: str | None = None
         self.task: asyncio.Task[Any] | None = None
         # Loss and accuracy side by side, each with its train and val line.
@@ -334,48 +335,37 @@ class TrainingDashboard(w.VBox):
     def refresh(self) -> bool:
         """Poll once, here and now, and update every widget; answers whether the training still runs."""
         try:
-            training, restarted = self._fetch()
+            training = self._fetch()
         except HeadstartError as error:
             self.status.error(error)
             return not isinstance(error, NotFound)
-        self._apply(training, restarted)
+        self._apply(training)
         return self.running
 
-    def _fetch(self) -> tuple[TrainingPublic, bool]:
-        """Every HTTP call of one poll, so that a poll can make them all in a worker thread.
+    @property
+    def epochs(self) -> list[EpochPublic]:
+        """Every epoch of the training's current attempt, in order."""
+        return self.follower.epochs
 
-        Answers the training and whether its job started over (a retried job drops the old
-        attempt's epochs on the service, so all of the new attempt's are fetched again).
-        """
-        # Only the epochs after the last one held travel; the service sends each epoch once.
-        since = self.epochs[-1].epoch if self.epochs else 0
-        training = self.client.trainings.get(self.training_id, since=since)
-        attempts = training.job.attempts if training.job else 0
-        restarted = bool(self.epochs) and 0 < self._attempts < attempts
-        if restarted:
-            training = self.client.trainings.get(self.training_id)
+    def _fetch(self) -> TrainingPublic:
+        """Every HTTP call of one poll, so that a poll can make them all in a worker thread."""
+        training, _, _ = self.follower.poll()
         if training.status == "candidate" and self._me is None:
             self._me = self.client.me()  # only the owner decides; a plain attribute, not a widget
-        return training, restarted
+        return training
 
     async def _step(self) -> bool:
         """One poll on the event loop: the HTTP calls in a thread, the widget updates here on the loop."""
         try:
-            training, restarted = await asyncio.to_thread(self._fetch)
+            training = await asyncio.to_thread(self._fetch)
         except HeadstartError as error:
             self.status.error(error)
             return not isinstance(error, NotFound)
-        self._apply(training, restarted)
+        self._apply(training)
         return self.running
 
-    def _apply(self, training: TrainingPublic, restarted: bool) -> None:
+    def _apply(self, training: TrainingPublic) -> None:
         """Show one poll's answer; only widgets change here, so it must run on the loop's thread."""
-        if restarted:
-            self.epochs = []
-        self._attempts = max(self._attempts, training.job.attempts if training.job else 0)
-        held = {e.epoch for e in self.epochs}
-        fresh = [e for e in training.epochs if e.epoch not in held]
-        self.epochs = sorted([*self.epochs, *fresh], key=lambda e: e.epoch)
         self.training = training
         for curves in self.curves.values():
             curves.show([("", self.epochs)])

@@ -116,16 +116,18 @@ class Training(SQLModel, table=True):
     model_version: int
     dataset_id: int = Field(foreign_key="datasets.id", index=True)
     config: dict = json_column()  # a whole TrainingConfig.model_dump()
-    status: str = "running"  # a TrainingStatus
+    # The decision's life alone: "pending" until the job leaves a candidate, then "candidate",
+    # "updated", "kept_both" or "discarded". The run's state, error and end are its job's, and
+    # TrainingPublic.status is derived from both.
+    stage: str = "pending"
     head: str = "kept"
     feature_cache: str | None = None
     result_model_id: int | None = None
     result_version: int | None = None
-    error: str | None = None
+    candidate_facts: dict | None = json_column()  # the candidate's ModelFacts, from the job's result
     owner_id: int = Field(foreign_key="users.id", index=True)
     candidate: str | None = None  # store key of the candidate's folder while it awaits a decision
     created_at: datetime = Field(default_factory=now)
-    finished_at: datetime | None = None
 
 
 class Job(SQLModel, table=True):
@@ -138,12 +140,17 @@ class Job(SQLModel, table=True):
     kind: str  # a JobKind
     state: str = "queued"  # a JobState
     reason: str | None = None
+    error: dict | None = json_column()  # why it failed, as an API error body: {"error", "detail", "items"}
     training_id: int | None = Field(default=None, foreign_key="trainings.id", ondelete="CASCADE")
     worker: str | None = None
     attempts: int = 0
     phase: str | None = None
     done: int = 0
     total: int = 0
+    # What the recorder needs besides the task's result, and the store keys to clean up (`staged`
+    # unless it succeeded, `uploads` at its end); never shown.
+    request: dict | None = json_column()
+    result: dict | None = json_column()  # what a succeeded job made: {"dataset_id": 3}, ...
     owner_id: int = Field(foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=now)
     started_at: datetime | None = None

@@ -129,6 +129,12 @@ class CatalogHandler(APIHandler):
         snapshot = index.peek()
         return snapshot if snapshot is not None else await self.call(index.current)
 
+    def write_job(self, job: BaseModel, job_id: int) -> None:
+        """Answer 202 with a job (or a resource holding one) that goes on after the answer;
+        `Location` is the job, for the caller to follow."""
+        self.set_header("Location", f"{self.base_url}headstart/jobs/{job_id}")
+        self.write_json(job, 202)
+
     def finish_json(self, body: bytes, status: int = 200) -> None:
         """Finish with JSON that is already serialized."""
         self.set_status(status)
@@ -317,6 +323,10 @@ class UploadHandler(CatalogHandler):
             raise Invalid("the upload was not received")
         await self.call(self._upload.close)
         return self.upload_path
+
+    def hand_over_upload(self) -> None:
+        """The upload's file now belongs to the job that reads it (which removes it at its end)."""
+        self.upload_path = None
 
     def discard_upload(self) -> None:
         if self._upload is not None:

@@ -12,7 +12,8 @@ from headstart.kernels.schemas import Page
 
 @web.stream_request_body
 class DatasetsHandler(UploadHandler):
-    """`GET headstart/datasets`: a page of datasets; `POST headstart/datasets?name=...`: ingest a zip."""
+    """`GET headstart/datasets`: a page of datasets; `POST headstart/datasets?name=...`: ingest a zip,
+    as a job (202); the job's result names the dataset."""
 
     auth_resource = "catalog:datasets"
     suffix = ".zip"
@@ -45,8 +46,8 @@ class DatasetsHandler(UploadHandler):
     async def post(self) -> None:
         path = await self.uploaded()
         viewer = await self.viewer()
-        dataset = await self.call(
-            self.catalog.datasets.add,
+        job = await self.call(
+            self.catalog.datasets.submit,
             viewer,
             path,
             name=self.query_text("name") or "",
@@ -54,7 +55,8 @@ class DatasetsHandler(UploadHandler):
             skip_invalid=bool(self.query_bool("skip_invalid")),
             resize_policy=self.query_text("resize_policy"),
         )
-        self.write_json(dataset, 201)
+        self.hand_over_upload()
+        self.write_job(job, job.id)
 
 
 class DatasetHandler(CatalogHandler):

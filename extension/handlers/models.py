@@ -20,7 +20,8 @@ CHUNK = 1024 * 1024
 
 
 class ModelsHandler(CatalogHandler):
-    """`GET headstart/models`: a filtered page of the visible models; `POST`: build one from the zoo."""
+    """`GET headstart/models`: a filtered page of the visible models; `POST`: build one from the zoo,
+    as a job (202); the job's result names the model."""
 
     auth_resource = "catalog:models"
 
@@ -44,13 +45,14 @@ class ModelsHandler(CatalogHandler):
     async def post(self) -> None:
         body = self.read_json(ModelCreate)
         viewer = await self.viewer()
-        model = await self.call(self.catalog.models.create, viewer, **body.model_dump())
-        self.write_json(model, 201)
+        job = await self.call(self.catalog.models.submit_create, viewer, **body.model_dump())
+        self.write_job(job, job.id)
 
 
 @web.stream_request_body
 class ModelUploadHandler(UploadHandler):
-    """`POST headstart/models/upload?name=&labels=&description=&public=`: a streamed `.keras` file."""
+    """`POST headstart/models/upload?name=&labels=&description=&public=`: a streamed `.keras` file,
+    validated as a job (202)."""
 
     auth_resource = "catalog:models"
     suffix = ".keras"  # the validator accepts .keras files only
@@ -68,8 +70,8 @@ class ModelUploadHandler(UploadHandler):
     async def post(self) -> None:
         path = await self.uploaded()
         viewer = await self.viewer()
-        model = await self.call(
-            self.catalog.models.upload,
+        job = await self.call(
+            self.catalog.models.submit_upload,
             viewer,
             path,
             name=self.query_text("name") or "",
@@ -77,7 +79,8 @@ class ModelUploadHandler(UploadHandler):
             description=self.query_text("description") or "",
             public=bool(self.query_bool("public")),
         )
-        self.write_json(model, 201)
+        self.hand_over_upload()
+        self.write_job(job, job.id)
 
 
 class ModelHandler(CatalogHandler):

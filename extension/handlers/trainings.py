@@ -32,8 +32,7 @@ class TrainingsHandler(CatalogHandler):
         training = await self.call(
             self.catalog.trainings.begin, viewer, body.model_id, body.dataset, body.config
         )
-        await self.call(self.catalog.trainings.submit, viewer, training.id)
-        self.write_json(training, 202)
+        self.write_job(training, training.job.id)  # type: ignore[union-attr]
 
 
 class TrainingHandler(CatalogHandler):

@@ -10,13 +10,13 @@ from distributed import WorkerPlugin
 from headstart.kernels.errors import Invalid
 
 if TYPE_CHECKING:
-    from headstart.extension.jobs.runner import JobRunner
+    from headstart.extension.jobs.dask_runner import DaskRunner
 
 # Workers import TensorFlow for their first job; keep its C++ logs out of the service's log.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def make_cluster(runner: JobRunner) -> tuple[Any, str | None]:
+def make_cluster(runner: DaskRunner) -> tuple[Any, str | None]:
     """A (cluster, address) pair: a cluster object the runner owns, or an existing address."""
     if runner.cluster == "address":
         if not runner.address:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections import OrderedDict
 from functools import cached_property
@@ -10,16 +11,18 @@ from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter
 from sqlalchemy import select as columns
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
-from headstart.extension.catalog.tables import CatalogModel, Evaluation, User
-from headstart.extension.jobs.evaluation import evaluate_files, evaluate_split
+from headstart.extension.catalog.tables import CatalogModel, Evaluation, Job, User
 from headstart.extension.managers.datasets import DatasetManager
+from headstart.extension.managers.jobs import UNFINISHED, job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
-from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import EvaluationPublic, LeaderboardRow, Split, check_choice
+from headstart.kernels.engine.scoring import EvaluationResult
+from headstart.kernels.errors import Invalid, NotFound
+from headstart.kernels.schemas import EvaluationPublic, JobPublic, LeaderboardRow, Split, check_choice
+from headstart.kernels.tasks.evaluation import EvaluateInput, PredictInput, evaluate_split, predict_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,16 +32,27 @@ if TYPE_CHECKING:
 # Boards kept at once: each (dataset, viewer) pair asked lately. One of 5,000 rows is about 6 MB.
 KEPT_BOARDS = 32
 NEVER = -1  # the revision of a board that no revision matches
+PENDING_NOTE = "being evaluated: its score comes with the next look"
 
 _ROWS = TypeAdapter(list[LeaderboardRow])
 
 
-class Board:
-    """A ranked leaderboard, the catalog revision it was ranked at, and its JSON made once."""
+def _in_order(path: Path) -> tuple[int, str]:
+    """A prediction's files sit in folders numbered in the order they were sent."""
+    number = path.parent.name
+    return (int(number), path.name) if number.isdigit() else (-1, path.name)
 
-    def __init__(self, revision: int, rows: list[LeaderboardRow]) -> None:
+
+class Board:
+    """A ranked leaderboard, the catalog revision it was ranked at, and its JSON made once.
+
+    `pending` holds the evaluation jobs of its rows that are not scored yet.
+    """
+
+    def __init__(self, revision: int, rows: list[LeaderboardRow], pending: list[int] | None = None) -> None:
         self.revision = revision
         self.rows = rows
+        self.pending = pending or []
 
     @cached_property
     def json(self) -> bytes:
@@ -53,6 +67,73 @@ class EvaluationManager:
         # Ranked boards per (dataset as asked, viewer), least recently asked first.
         self._boards: OrderedDict[tuple[str, int], Board] = OrderedDict()
         self._boards_lock = threading.Lock()
+        # Held while a split's evaluation is looked for and queued, so that it is queued once.
+        self._queueing = threading.Lock()
+
+    def submit_split(
+        self,
+        viewer: User,
+        model_id: int,
+        dataset: int | str,
+        split: str = "test",
+        *,
+        version: int | None = None,
+        top_k: int = 3,
+    ) -> tuple[EvaluationPublic | None, JobPublic | None]:
+        """A visible version's cached score on a split, or the job that computes it (queued once).
+
+        Answers (the evaluation, None) when the score is cached, else (None, the job): a new one, or
+        the one already queued or running for the same version, dataset and split.
+        """
+        check_choice(split, Split, "split")
+        with transaction(self.catalog.engine) as session:
+            model = access.get_visible_model(session, model_id, viewer)
+            ref = version_ref(model, current_version(session, model, version))
+            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
+            cached = self._cached(session, model_id, ref.version, dataset_id, split)
+            if cached is not None:
+                return EvaluationPublic(**cached.model_dump()), None
+        target = {
+            "model_id": model_id,
+            "model_version": ref.version,
+            "dataset_id": dataset_id,
+            "split": split,
+        }
+        with self._queueing:
+            running = self._queued(target)
+            if running is not None:
+                return None, running
+            given = EvaluateInput(
+                store_url=self.catalog.store.url, ref=ref, dataset_id=dataset_id, split=split, top_k=top_k
+            )
+            job = self.catalog.jobs.submit(
+                viewer, "evaluate", evaluate_split, given, key=new_key("evaluate"), request=target
+            )
+        return None, job
+
+    @staticmethod
+    def _cached(
+        session: Session, model_id: int, version: int, dataset_id: int, split: str
+    ) -> Evaluation | None:
+        return session.exec(
+            select(Evaluation).where(
+                Evaluation.model_id == model_id,
+                Evaluation.model_version == version,
+                Evaluation.dataset_id == dataset_id,
+                Evaluation.split == split,
+            )
+        ).first()
+
+    def _queued(self, target: dict) -> JobPublic | None:
+        """The unfinished evaluation job of a version on a split, if one is queued or running."""
+        with transaction(self.catalog.engine) as session:
+            jobs = session.exec(
+                select(Job).where(Job.kind == "evaluate", col(Job.state).in_(UNFINISHED))
+            ).all()
+            for job in jobs:
+                if {name: (job.request or {}).get(name) for name in target} == target:
+                    return job_public(job)
+        return None
 
     def on_split(
         self,
@@ -64,53 +145,78 @@ class EvaluationManager:
         version: int | None = None,
         top_k: int = 3,
     ) -> EvaluationPublic:
-        """Score a visible model version on a split; a cached score is returned as it is."""
-        check_choice(split, Split, "split")
+        """Score a visible model version on a split and wait for it; a cached score comes at once."""
+        cached, job = self.submit_split(viewer, model_id, dataset, split, version=version, top_k=top_k)
+        if cached is not None:
+            return cached
+        made = self.catalog.jobs.wait(job.id)  # type: ignore[union-attr]
+        made.result()
+        return self.get(made.job.result["evaluation_id"])  # type: ignore[index]
+
+    def get(self, evaluation_id: int) -> EvaluationPublic:
         with transaction(self.catalog.engine) as session:
-            model = access.get_visible_model(session, model_id, viewer)
-            row = current_version(session, model, version)
-            ref = version_ref(model, row)
-            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
-            cached = session.exec(
-                select(Evaluation).where(
-                    Evaluation.model_id == model_id,
-                    Evaluation.model_version == ref.version,
-                    Evaluation.dataset_id == dataset_id,
-                    Evaluation.split == split,
-                )
-            ).first()
-            if cached is not None:
-                return EvaluationPublic(**cached.model_dump())
-        result = self.catalog.jobs.execute(
-            viewer,
-            "evaluate",
-            evaluate_split,
-            self.catalog.store.url,
-            ref,
-            dataset_id,
-            split,
-            top_k=top_k,
-            phase="evaluate",
-        )
-        with transaction(self.catalog.engine) as session:
+            evaluation = session.get(Evaluation, evaluation_id)
+            if evaluation is None:
+                raise NotFound(f"evaluation {evaluation_id} not found")
+            return EvaluationPublic(**evaluation.model_dump())
+
+    def record(
+        self, session: Session, job: Job, result: EvaluationResult | None, placed: list[str]
+    ) -> dict | None:
+        """An evaluation's end: a split's score, cached for its version (a prediction records nothing)."""
+        target = job.request or {}
+        if "split" not in target:
+            return None  # predictions go back to whoever asked, and are not kept
+        model_id, version = target["model_id"], target["model_version"]
+        dataset_id, split = target["dataset_id"], target["split"]
+        evaluation = self._cached(session, model_id, version, dataset_id, split)
+        if evaluation is None:
             evaluation = Evaluation(
                 model_id=model_id,
-                model_version=ref.version,
+                model_version=version,
                 dataset_id=dataset_id,
                 split=split,
-                comparable=result["comparable"],
-                accuracy=result["accuracy"],
-                loss=result["loss"],
-                count=result["count"],
-                result=result,
-                requested_by_id=viewer.id,  # type: ignore[arg-type]
+                comparable=result.comparable,  # type: ignore[union-attr]
+                accuracy=result.accuracy,  # type: ignore[union-attr]
+                loss=result.loss,  # type: ignore[union-attr]
+                count=result.count,  # type: ignore[union-attr]
+                result=result.to_dict(),  # type: ignore[union-attr]
+                requested_by_id=job.owner_id,
             )
             session.add(evaluation)
             session.flush()
-            scored = EvaluationPublic(**evaluation.model_dump())
-        if split == "test":
-            self.catalog.refresh_card(model_id)
-        return scored
+        return {"evaluation_id": evaluation.id, "card": model_id if split == "test" else None}
+
+    def submit_predictions(
+        self,
+        viewer: User,
+        model_id: int,
+        images: Path,
+        names: list[str],
+        *,
+        version: int | None = None,
+        top_k: int = 3,
+    ) -> JobPublic:
+        """Queue the top-k predictions of a visible version for the files of a folder in the store's
+        `tmp/` (named `names`, in order; the folder is removed at the job's end)."""
+        files = sorted((path for path in Path(images).rglob("*") if path.is_file()), key=_in_order)
+        if not files:
+            raise Invalid("give at least one image file")
+        store = self.catalog.store
+        ref = self.catalog.models.ref(viewer, model_id, version)
+        given = PredictInput(
+            store_url=store.url,
+            ref=ref,
+            images=[store.key_of(path) for path in files],
+            names=names,
+            top_k=top_k,
+            resize_policy=self.catalog.default_resize_policy,
+            limits=self.catalog.ingest_limits,
+        )
+        request = {"uploads": [store.key_of(images)]}
+        return self.catalog.jobs.submit(
+            viewer, "evaluate", predict_files, given, key=new_key("evaluate"), request=request
+        )
 
     def on_files(
         self,
@@ -122,40 +228,61 @@ class EvaluationManager:
         top_k: int = 3,
         progress: Callable[[int], None] | None = None,
     ) -> dict:
-        """Top-k predictions of a visible model version for each image file."""
+        """Top-k predictions of a visible model version for each local image file, waited for."""
         if not files:
             raise Invalid("give at least one image file")
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing:
             raise Invalid(f"no such image file: {', '.join(missing)}")
-        ref = self.catalog.models.ref(viewer, model_id, version)
-        return self.catalog.jobs.execute(
-            viewer,
-            "evaluate",
-            evaluate_files,
-            self.catalog.store.url,
-            ref,
-            [Path(f) for f in files],
-            self.catalog.ingest_limits,
-            top_k=top_k,
-            resize_policy=self.catalog.default_resize_policy,
-            # A callback reaches a task only in this process; on the cluster the job reports.
-            progress=progress if self.catalog.runner is None else None,
-        )
+        folder = self.catalog.store.scratch("predict")
+        try:
+            for number, path in enumerate(files):
+                target = folder / str(number) / Path(path).name
+                target.parent.mkdir()
+                shutil.copyfile(path, target)
+            job = self.submit_predictions(
+                viewer, model_id, folder, [Path(f).name for f in files], version=version, top_k=top_k
+            )
+        except BaseException:
+            self.catalog.store.delete(self.catalog.store.key_of(folder))
+            raise
+        made = self.catalog.jobs.wait(job.id)
+        result = made.result().to_dict()
+        if progress is not None:
+            progress(len(files))
+        return result
 
     def leaderboard(
-        self, viewer: User, dataset: int | str, *, progress: Callable[[int, int], None] | None = None
+        self,
+        viewer: User,
+        dataset: int | str,
+        *,
+        wait: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[LeaderboardRow]:
         """Every model visible to `viewer`, scored on the dataset's test split and ranked.
 
-        A board is kept until the catalog's revision moves; ranking thousands of models again for
-        every request would not do.
+        A model not scored yet is a pending row, and its evaluation is queued (once). With `wait`
+        (the command line's way) the board comes once every row is scored, `progress(scored,
+        models)` following; without it, at once. A board is kept until the catalog's revision
+        moves; ranking thousands of models again for every request would not do.
         """
-        return self._board(viewer, dataset, progress).rows
+        board = self._board(viewer, dataset)
+        if wait and board.pending:
+            total = len(board.rows)
+            for done, job_id in enumerate(board.pending, start=total - len(board.pending) + 1):
+                self.catalog.jobs.wait(job_id)
+                if progress is not None:
+                    progress(done, total)
+            board = self._board(viewer, dataset)
+        if progress is not None:
+            progress(len(board.rows), len(board.rows))
+        return board.rows
 
     def leaderboard_json(self, viewer: User, dataset: int | str) -> bytes:
-        """The leaderboard as the API's JSON, serialized once per kept board."""
-        return self._board(viewer, dataset, None).json
+        """The leaderboard as the API's JSON, at once (pending rows included), serialized once per
+        kept board."""
+        return self._board(viewer, dataset).json
 
     def kept_leaderboard_json(self, viewer: User, dataset: int | str) -> bytes | None:
         """The kept board's JSON if it is known current without asking the database, else None."""
@@ -165,28 +292,25 @@ class EvaluationManager:
             return kept.json
         return None
 
-    def _board(self, viewer: User, dataset: int | str, progress: Callable[[int, int], None] | None) -> Board:
+    def _board(self, viewer: User, dataset: int | str) -> Board:
         key = (str(dataset), int(viewer.id))  # type: ignore[arg-type]
         revision = self.catalog.revisions.read()
         with self._boards_lock:
             kept = self._boards.get(key)
         if kept is not None and kept.revision == revision:
-            if progress is not None:
-                progress(len(kept.rows), len(kept.rows))
             return kept
         with transaction(self.catalog.engine) as session:
             dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
         board = Board(NEVER, [])
         for _ in range(3):
-            rows = self._rank(viewer, dataset_id, progress)
+            rows, pending = self._rank(viewer, dataset_id)
             after = self.catalog.revisions.read()
             if after == revision:
-                board = Board(revision, rows)
+                board = Board(revision, rows, pending)
                 break
-            # Ranking scored models, or another change landed: rank again from the new revision
-            # (a second pass finds every score cached). A board never stands for a revision it
-            # has not seen whole; one that keeps moving is served, not kept.
-            board, revision = Board(NEVER, rows), after
+            # Another change landed while ranking: rank again from the new revision. A board never
+            # stands for a revision it has not seen whole; one that keeps moving is served, not kept.
+            board, revision = Board(NEVER, rows, pending), after
         with self._boards_lock:
             self._boards[key] = board
             self._boards.move_to_end(key)
@@ -194,9 +318,7 @@ class EvaluationManager:
                 self._boards.popitem(last=False)
         return board
 
-    def _rank(
-        self, viewer: User, dataset_id: int, progress: Callable[[int, int], None] | None
-    ) -> list[LeaderboardRow]:
+    def _rank(self, viewer: User, dataset_id: int) -> tuple[list[LeaderboardRow], list[int]]:
         # Plain columns, not ORM rows: a board reads thousands of models and scores, and the
         # scores' `result` JSON (every prediction) is needed only for the notes of unranked rows.
         with transaction(self.catalog.engine) as session:
@@ -236,12 +358,20 @@ class EvaluationManager:
                     (result or {}).get("note", ""),
                 )
         rows: list[LeaderboardRow] = []
-        for done, (model_id, name, owner_id, version, public) in enumerate(models):
+        pending: list[int] = []
+        for model_id, name, owner_id, version, public in models:
             score = cached.get((model_id, version))
+            waiting = score is None
             if score is None:
-                scored = self.on_split(viewer, model_id, dataset_id, "test", version=version)
-                note = (scored.result or {}).get("note", "")
-                score = (scored.comparable, scored.accuracy, scored.loss, scored.count, note)
+                # Not scored yet: its evaluation is queued (once), and the row says it is pending.
+                scored, job = self.submit_split(viewer, model_id, dataset_id, "test", version=version)
+                if scored is not None:  # scored while this board was being ranked
+                    note = (scored.result or {}).get("note", "")
+                    score = (scored.comparable, scored.accuracy, scored.loss, scored.count, note)
+                    waiting = False
+                else:
+                    pending.append(job.id)  # type: ignore[union-attr]
+                    score = (False, None, None, 0, PENDING_NOTE)
             comparable, accuracy, loss, count, note = score
             rows.append(
                 LeaderboardRow(
@@ -256,10 +386,9 @@ class EvaluationManager:
                     loss=loss,
                     count=count,
                     note=note,
+                    pending=waiting,
                 )
             )
-            if progress is not None:
-                progress(done + 1, len(models))
         ranked = sorted(
             rows,
             key=lambda r: (
@@ -271,4 +400,4 @@ class EvaluationManager:
         )
         for position, row in enumerate(ranked, start=1):
             row.rank = position if row.comparable else None
-        return ranked
+        return ranked, pending

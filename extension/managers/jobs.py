@@ -1,33 +1,62 @@
-"""Jobs: every heavy step, recorded with its state, carried out on the cluster or in this process.
+"""Jobs: every heavy step, recorded with its state, handed to the catalog's runner, and recorded again.
 
-In the service, `Catalog.runner` is a `JobRunner` and jobs run on Dask workers; in the CLI there is
-none and the same task functions run inline, through the same records. A job is `queued` until a
-worker reports that it started it, then `running`, and ends `succeeded`, `failed` (with the
-reason) or `cancelled`. Nothing stays `running`: a service restart re-attaches to the jobs its
-cluster still has and fails the others as "lost on restart".
+A job is `queued` until its task reports that it started, then `running`, and ends `succeeded`,
+`failed` (with the reason) or `cancelled`. Its row is the one place its run state lives. The runner
+(`c.Catalog.runner_class`: threads of this process for the command line, the Dask cluster in the
+service) only runs tasks; what they report and return comes back here:
+
+- each report updates the job's row once (its start, its progress, a training's epoch), and a kind's
+  listener records what the report carries in the same transaction (a training's epoch row);
+- the end runs the kind's recorder, the one place where the service records what a task returned
+  (a dataset's row and shards, a model's version, a training's candidate), in the transaction that
+  marks the job succeeded. A job that did not succeed leaves nothing: the store keys it staged are
+  removed, and its uploads are removed whatever the end.
+
+Nothing waits for a job in a request: the handlers answer with the job, and whoever wants the end
+follows it (`wait` for the command line, `ended` for a coroutine). Nothing stays `running` either:
+a service start re-attaches to the jobs its runner still has and fails the others as lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import Job, User, now
-from headstart.extension.jobs.progress import LocalReporter, run_as_job
-from headstart.kernels.errors import Cancelled, HeadstartError, NotFound
-from headstart.kernels.schemas import JobPublic
+from headstart.kernels.errors import Cancelled, HeadstartError, NotFound, error_class, error_code
+from headstart.kernels.schemas import JobKind, JobPublic
 
 if TYPE_CHECKING:
+    from headstart.extension.jobs.runner import Task
     from headstart.extension.manager import Catalog
 
 UNFINISHED = ("queued", "running")
 LOST = "lost on restart: the cluster no longer had it"
+# How long an interrupted `wait` gives its cancelled job to end before it stops waiting.
+CANCEL_GRACE_SECONDS = 30.0
+
+# Each job kind's one recorder, as (Catalog attribute, method): (session, job row, the task's
+# result, store keys placed) -> what the job made, for its row ({"dataset_id": 3}; with "card", the
+# model whose card to refresh once it is committed).
+RECORDERS = {
+    "ingest": ("datasets", "record"),
+    "create": ("models", "record"),
+    "validate": ("models", "record"),
+    "train": ("trainings", "record"),
+    "evaluate": ("evaluations", "record"),
+}
+# Kinds whose reports carry more than progress: (session, job row, a report) -> records it.
+LISTENERS = {"train": ("trainings", "record_epoch")}
+Watcher = Callable[[dict[str, Any]], None]
 
 
 def job_public(job: Job) -> JobPublic:
@@ -41,13 +70,67 @@ def reason_of(error: BaseException | str) -> str:
     return text[:2000]
 
 
+def progress_of(phase: str, progress: Callable[[int, int], None] | None) -> Watcher | None:
+    """A watcher that hands a job's progress in one phase to `progress(done, total)`."""
+    if progress is None:
+        return None
+
+    def watch(message: dict[str, Any]) -> None:
+        if message.get("event") == "progress" and message.get("phase") == phase:
+            progress(int(message["done"]), int(message["total"]))
+
+    return watch
+
+
+def error_body(error: BaseException | str) -> dict[str, Any]:
+    """A job's error as an API error body: its code, its message, and its items when it has some."""
+    body: dict[str, Any] = {"error": error_code(error) if isinstance(error, BaseException) else "internal"}
+    body["detail"] = reason_of(error)
+    if isinstance(error, HeadstartError) and isinstance(error.detail, list):
+        body["items"] = error.detail
+    return body
+
+
+def new_key(kind: str) -> str:
+    """A job's key, which names its Dask task: unique across catalogs that share a scheduler."""
+    return f"headstart-{kind}-{secrets.token_hex(8)}"
+
+
+def staging_key(key: str) -> str:
+    """The store key a job stages its artifact under until its recorder commits it."""
+    return f"tmp/{key}"
+
+
+class Ended:
+    """A job's end as its follower sees it: the job's row, and the task's result when it succeeded."""
+
+    def __init__(self, job: JobPublic, value: Any = None, error: BaseException | None = None) -> None:
+        self.job = job
+        self.value = value
+        self.error = error
+
+    def result(self) -> Any:
+        """The task's result; a failed job raises its error, a cancelled one Cancelled."""
+        if self.job.state == "succeeded":
+            return self.value
+        if self.job.state == "cancelled":
+            raise Cancelled(self.job.reason or f"job {self.job.id} was cancelled")
+        if isinstance(self.error, BaseException):
+            raise self.error
+        error = self.job.error or {}
+        raise error_class(error.get("error"))(
+            self.job.reason or f"job {self.job.id} failed", detail=error.get("items")
+        )
+
+
 class JobManager:
-    """Records jobs, runs them (on the cluster when there is one), and follows what they report."""
+    """Records jobs, hands them to the catalog's runner, and records what they report and return."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        # Epochs and other reports of a job's kind go to these, keyed by kind (trainings add theirs).
-        self.listeners: dict[str, Callable[[Job, dict[str, Any]], None]] = {}
+        self._lock = threading.Lock()
+        self._ends: dict[int, Future[Ended]] = {}
+        self._watchers: dict[int, Watcher] = {}
 
     @property
     def runner(self) -> Any:
@@ -56,13 +139,27 @@ class JobManager:
     # --- records ----------------------------------------------------------------------------
 
     @staticmethod
-    def create(session: Session, owner_id: int, kind: str, *, training_id: int | None = None) -> Job:
-        """A queued job in the caller's transaction; its key names the Dask task."""
-        job = Job(kind=kind, owner_id=owner_id, training_id=training_id)
-        session.add(job)
-        session.flush()
-        # The id makes it findable, the random part unique across catalogs sharing a scheduler.
-        job.key = f"headstart-{kind}-{job.id}-{secrets.token_hex(4)}"
+    def create(
+        session: Session,
+        owner_id: int,
+        kind: JobKind,
+        *,
+        key: str | None = None,
+        training_id: int | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> Job:
+        """A queued job in the caller's transaction.
+
+        `request` holds what its recorder needs besides the task's result, and the store keys to
+        clean up: `staged` (removed unless it succeeded) and `uploads` (removed at its end).
+        """
+        job = Job(
+            kind=kind,
+            key=key or new_key(kind),
+            owner_id=owner_id,
+            training_id=training_id,
+            request=request or {},
+        )
         session.add(job)
         session.flush()
         return job
@@ -82,8 +179,60 @@ class JobManager:
                 query = query.where(col(Job.state).in_(UNFINISHED))
             return [job_public(job) for job in session.exec(query.order_by(col(Job.id))).all()]
 
+    # --- running ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        owner: User,
+        kind: JobKind,
+        task: Task,
+        given: Any,
+        *,
+        key: str,
+        request: dict[str, Any] | None = None,
+        resources: dict[str, float] | None = None,
+        watch: Watcher | None = None,
+    ) -> JobPublic:
+        """Record a job and hand `task(given)` to the runner; returns the queued job at once."""
+        with transaction(self.catalog.engine) as session:
+            job = self.create(session, owner.id, kind, key=key, request=request)  # type: ignore[arg-type]
+            public = job_public(job)
+        self.start(public, task, given, resources=resources, watch=watch)
+        return public
+
+    def start(
+        self,
+        job: JobPublic,
+        task: Task,
+        given: Any,
+        *,
+        resources: dict[str, float] | None = None,
+        watch: Watcher | None = None,
+    ) -> None:
+        """Hand a recorded job's task to the runner. One that cannot be handed over fails now."""
+        self._follow(job.id, watch)
+        try:
+            self.runner.submit(
+                job.key,
+                task,
+                given,
+                on_event=lambda message: self.received(job.id, message),
+                on_done=lambda state, value: self._done(job.id, state, value),
+                resources=resources,
+            )
+        except BaseException as error:
+            self._done(job.id, "failed", f"it could not be submitted: {reason_of(error)}")
+            raise
+
+    def _follow(self, job_id: int, watch: Watcher | None) -> Future[Ended]:
+        with self._lock:
+            end = self._ends.setdefault(job_id, Future())
+            if watch is not None:
+                self._watchers[job_id] = watch
+        return end
+
     def received(self, job_id: int, message: dict[str, Any]) -> None:
-        """Record one report of a running job: its start, progress, or (for listeners) an epoch."""
+        """Record one report of a running job: its start, its progress, or an epoch (a listener's)."""
         with transaction(self.catalog.engine) as session:
             job = session.get(Job, job_id)
             if job is None or job.state not in UNFINISHED:
@@ -98,105 +247,131 @@ class JobManager:
             elif event == "progress":
                 job.phase = str(message.get("phase"))
                 job.done, job.total = int(message.get("done", 0)), int(message.get("total", 0))
+            if job.kind in LISTENERS:
+                manager, method = LISTENERS[job.kind]
+                getattr(getattr(self.catalog, manager), method)(session, job, message)
             session.add(job)
-        # After the commit: a listener writes in its own transaction, and SQLite has one writer.
-        listener = self.listeners.get(job.kind)
-        if listener is not None:
-            listener(job, message)
+        watch = self._watchers.get(job_id)
+        if watch is not None:
+            watch(message)
 
-    def finish(self, job_id: int, state: str, reason: str | None = None) -> Job | None:
-        """End a job; a job already ended keeps its first end."""
+    def _done(self, job_id: int, state: str, value: Any) -> None:
+        """A job's end, from the runner: record its result, or clean up after it."""
+        store = self.catalog.store
+        with transaction(self.catalog.engine) as session:
+            job = session.get(Job, job_id)
+            request = dict(job.request or {}) if job is not None else {}
+            before = job.state if job is not None else None
+        unfinished = before in UNFINISHED
+        if unfinished and state == "succeeded":
+            try:
+                with store.placing() as placed, transaction(self.catalog.engine) as session:
+                    row = session.get(Job, job_id)
+                    manager, method = RECORDERS[row.kind]  # type: ignore[union-attr]
+                    made = getattr(getattr(self.catalog, manager), method)(session, row, value, placed)
+                    row.state, row.result, row.finished_at = "succeeded", made, now()  # type: ignore[union-attr]
+                    session.add(row)
+            except BaseException as error:
+                self.catalog.log.error("job %s: its result could not be recorded: %s", job_id, error)
+                state, value = "failed", error
+            else:
+                if made and made.get("card") is not None:
+                    self.catalog.refresh_card(int(made["card"]))
+        if unfinished and state != "succeeded":
+            self.finish(job_id, state, reason_of(value), None if state == "cancelled" else error_body(value))
+        if before != "succeeded" and (state != "succeeded" or not unfinished):
+            # Not recorded (it failed, or it ended after it was given up for lost): what it staged goes.
+            for key in request.get("staged", []):
+                store.delete(key)
+        for key in request.get("uploads", []):
+            store.delete(key)
+        with transaction(self.catalog.engine) as session:
+            ended = session.get(Job, job_id)
+            public = job_public(ended) if ended is not None else None
+        with self._lock:
+            end = self._ends.pop(job_id, None)
+            self._watchers.pop(job_id, None)
+        if end is not None and public is not None and not end.done():
+            failed = value if isinstance(value, BaseException) else None
+            end.set_result(Ended(public, value if public.state == "succeeded" else None, failed))
+
+    def finish(
+        self, job_id: int, state: str, reason: str | None = None, error: dict | None = None
+    ) -> Job | None:
+        """End a job that did not succeed; a job already ended keeps its first end."""
         with transaction(self.catalog.engine) as session:
             job = session.get(Job, job_id)
             if job is None or job.state not in UNFINISHED:
                 return None
-            job.state, job.reason, job.finished_at = state, reason, now()
+            job.state, job.reason, job.error, job.finished_at = state, reason, error, now()
             session.add(job)
             return job
 
-    # --- running ----------------------------------------------------------------------------
+    def cancel(self, job: JobPublic) -> None:
+        """Ask a queued or running job to stop; it ends `cancelled`, or as it was ending anyway."""
+        self.runner.cancel(job.key)
 
-    def execute(
-        self,
-        owner: User,
-        kind: str,
-        function: Callable[..., Any],
-        *args: Any,
-        phase: str | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Run `function(*args, **kwargs)` as a job and wait for its result.
+    # --- following --------------------------------------------------------------------------
 
-        On the cluster when the catalog has a runner, else in this thread; a failure is raised
-        as the task raised it, after the job is recorded as failed. With a `phase`, the function
-        gets a `progress(done, total)` that reports to the job (and to `on_progress`).
+    def wait(self, job_id: int, timeout: float | None = None) -> Ended:
+        """Block until a job of this process's runner ends (the command line follows its jobs so).
+
+        An interrupt (Ctrl-C) cancels the job, gives it a moment to end, and is raised again.
         """
-        with transaction(self.catalog.engine) as session:
-            job = self.create(session, owner.id, kind)  # type: ignore[arg-type]
-            job_id, key = int(job.id), job.key  # type: ignore[arg-type]
-
-        def relay(message: dict[str, Any]) -> None:
-            self.received(job_id, message)
-            if on_progress is not None and message.get("event") == "progress":
-                on_progress(message["done"], message["total"])
-
-        if self.runner is None:
-            reporter = LocalReporter(relay)
-            try:
-                result = run_as_job(key, phase, function, args, kwargs, reporter)
-            except Cancelled as error:
-                self.finish(job_id, "cancelled", reason_of(error))
-                raise
-            except BaseException as error:
-                self.finish(job_id, "failed", reason_of(error))
-                raise
-            self.finish(job_id, "succeeded")
-            return result
-        ended = threading.Event()
-        outcome: dict[str, Any] = {}
-
-        def done(state: str, value: Any) -> None:
-            outcome.update(state=state, value=value)
-            self.finish(job_id, state, None if state == "succeeded" else reason_of(value))
-            ended.set()
-
+        end = self._follow(job_id, None)
+        self._end_if_finished(job_id, end)
         try:
-            self.runner.submit(
-                key,
-                run_as_job,
-                key,
-                phase,
-                function,
-                args,
-                kwargs,
-                on_event=relay,
-                on_done=done,
-            )
-        except BaseException as error:
-            self.finish(job_id, "failed", f"it could not be submitted: {reason_of(error)}")
+            return end.result(timeout)
+        except KeyboardInterrupt:
+            with transaction(self.catalog.engine) as session:
+                job = session.get(Job, job_id)
+                key = job.key if job is not None else None
+            if key is not None:
+                self.runner.cancel(key)
+                with contextlib.suppress(Exception):
+                    end.result(CANCEL_GRACE_SECONDS)
             raise
-        while not ended.wait(1.0):
-            if self.runner.closed:
-                # The service is stopping: the job is left to the next start (re-attached or lost).
-                raise HeadstartError(f"the catalog service stopped while job {job_id} ran")
-        if outcome["state"] == "succeeded":
-            return outcome["value"]
-        value = outcome["value"]
-        raise value if isinstance(value, BaseException) else Cancelled(str(value))
 
-    def reattach(self, follow: Callable[[Job], bool]) -> tuple[int, int]:
-        """After a restart: `follow(job)` re-attaches each unfinished job; the others are lost.
+    async def ended(self, job_id: int) -> Ended:
+        """The end of a job, for a coroutine: nothing blocks while it waits."""
+        end = self._follow(job_id, None)
+        self._end_if_finished(job_id, end)
+        return await asyncio.wrap_future(end)
+
+    def _end_if_finished(self, job_id: int, end: Future[Ended]) -> None:
+        """Resolve a follower's future at once when the job ended before it was followed."""
+        with transaction(self.catalog.engine) as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            public = job_public(job)
+        if public.state not in UNFINISHED:
+            with self._lock:
+                self._ends.pop(job_id, None)
+            if not end.done():
+                end.set_result(Ended(public))
+
+    def reattach(self) -> tuple[int, int]:
+        """After a service start: follow every unfinished job its runner still has; fail the others.
 
         Returns (re-attached, lost).
         """
         with transaction(self.catalog.engine) as session:
-            jobs = session.exec(select(Job).where(col(Job.state).in_(UNFINISHED))).all()
+            rows = session.exec(select(Job).where(col(Job.state).in_(UNFINISHED))).all()
+            jobs = [job_public(row) for row in rows]
+            resources = {row.id: (row.request or {}).get("resources") for row in rows}
         attached = lost = 0
         for job in jobs:
-            if self.runner is not None and follow(job):
+            self._follow(job.id, None)
+            followed = self.runner.attach(
+                job.key,
+                on_event=lambda message, job_id=job.id: self.received(job_id, message),
+                on_done=lambda state, value, job_id=job.id: self._done(job_id, state, value),
+                resources=resources.get(job.id),
+            )
+            if followed:
                 attached += 1
             else:
-                self.finish(int(job.id), "failed", LOST)  # type: ignore[arg-type]
+                self._done(job.id, "failed", LOST)
                 lost += 1
         return attached, lost

@@ -6,7 +6,7 @@ import builtins
 import shutil
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
@@ -14,19 +14,23 @@ from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import (
     CatalogModel,
+    Job,
     ModelVersion,
     Training,
     User,
     label_key,
     now,
 )
-from headstart.extension.jobs.artifacts import ModelFacts, VersionRef, create_model, upload_model
 from headstart.extension.managers.datasets import check_name
+from headstart.extension.managers.jobs import new_key, staging_key
 from headstart.extension.managers.model_index import Filter, ModelIndex
-from headstart.extension.store import version_key
 from headstart.kernels.engine.limits import check_model_limits
+from headstart.kernels.engine.zoo import check_request
 from headstart.kernels.errors import Invalid, NotFound
-from headstart.kernels.schemas import ModelPublic, ModelVersionPublic
+from headstart.kernels.schemas import JobPublic, ModelPublic, ModelVersionPublic
+from headstart.kernels.store import version_key
+from headstart.kernels.tasks.artifacts import ModelFacts, VersionRef
+from headstart.kernels.tasks.models import CreateInput, ValidateInput, create_model, validate_upload
 
 if TYPE_CHECKING:
     from headstart.extension.manager import Catalog
@@ -55,7 +59,7 @@ def current_version(session: Session, model: CatalogModel, version: int | None =
 
 def version_ref(model: CatalogModel, version: ModelVersion) -> VersionRef:
     return VersionRef(
-        model_id=model.id,  # type: ignore[arg-type]
+        model_id=model.id,
         version=version.version,
         folder=version_key(model.id, version.version),  # type: ignore[arg-type]
         kind=version.kind,
@@ -88,7 +92,7 @@ class ModelManager:
 
     # --- creating ---------------------------------------------------------------------------
 
-    def create(
+    def submit_create(
         self,
         user: User,
         *,
@@ -101,41 +105,86 @@ class ModelManager:
         description: str = "",
         public: bool = False,
         imagenet_head: bool = False,
-    ) -> ModelPublic:
-        """Build a zoo architecture as a classifier (with labels) or a feature vector (without).
+    ) -> JobPublic:
+        """Queue the build of a zoo architecture as a classifier (with labels) or a feature vector.
+
+        A request the zoo refuses (an unknown architecture, options or labels) is refused here,
+        before anything is queued.
+        """
+        name = check_name(name, "model")
+        options = dict(options or {})
+        check_request(
+            architecture,
+            labels=labels,
+            weights=weights,
+            seed=seed,
+            imagenet_head=imagenet_head,
+            options=options,
+        )
+        store = self.catalog.store
+        key = new_key("create")
+        given = CreateInput(
+            store_url=store.url,
+            staging=staging_key(key),
+            architecture=architecture,
+            labels=labels,
+            weights=weights,
+            options=options,
+            seed=seed,
+            imagenet_head=imagenet_head,
+            weights_folder=self.catalog.weights_folder,
+            limits=self.catalog.model_limits,
+        )
+        request = {
+            "name": name,
+            "description": description,
+            "public": public,
+            "architecture": architecture,
+            "seed": seed,
+            "staged": [given.staging],
+        }
+        return self.catalog.jobs.submit(user, "create", create_model, given, key=key, request=request)
+
+    def create(self, user: User, **request: Any) -> ModelPublic:
+        """Build a zoo architecture and wait for it: the command line's way (see `submit_create`).
 
         `imagenet_head` keeps the pretrained ImageNet classifier and its 1000 labels instead. `seed`
         seeds the starting weights and is stored with the model, so the same create can be repeated
         weight for weight; so is where pretrained weights came from (`weights_source`).
         """
+        return self._made(user, self.submit_create(user, **request))
+
+    def submit_upload(
+        self,
+        user: User,
+        upload: Path,
+        *,
+        name: str,
+        labels: list[str] | None = None,
+        description: str = "",
+        public: bool = False,
+    ) -> JobPublic:
+        """Queue the validation of a `.keras` file uploaded to the store's `tmp/` (removed at the end)."""
         name = check_name(name, "model")
+        # Refused before anything is queued; the validator checks again as it reads the file.
+        check_model_limits(0, Path(upload).stat().st_size, self.catalog.model_limits)
         store = self.catalog.store
-        with store.staging() as folder:
-            facts = self.catalog.jobs.execute(
-                user,
-                "create",
-                create_model,
-                architecture,
-                labels,
-                weights,
-                options or {},
-                folder,
-                self.catalog.model_limits,
-                seed,
-                store_root=store.url,
-                weights_folder=self.catalog.weights_folder,
-                imagenet_head=imagenet_head,
-            )
-            return self.record(
-                user,
-                facts,
-                folder,
-                name=name,
-                description=description,
-                public=public,
-                architecture=architecture,
-                seed=seed,
-            )
+        key = new_key("validate")
+        given = ValidateInput(
+            store_url=store.url,
+            source=store.key_of(upload),
+            staging=staging_key(key),
+            labels=labels,
+            limits=self.catalog.model_limits,
+        )
+        request = {
+            "name": name,
+            "description": description,
+            "public": public,
+            "staged": [given.staging],
+            "uploads": [given.source],
+        }
+        return self.catalog.jobs.submit(user, "validate", validate_upload, given, key=key, request=request)
 
     def upload(
         self,
@@ -147,56 +196,49 @@ class ModelManager:
         description: str = "",
         public: bool = False,
     ) -> ModelPublic:
-        """Validate and store an uploaded `.keras` file; nothing is deserialized before the checks."""
-        name = check_name(name, "model")
+        """Validate and store a local `.keras` file and wait for it; nothing is deserialized before
+        the checks."""
         path = Path(path)
         if not path.is_file():
             raise Invalid(f"no such file: {path}")
         if path.suffix != ".keras":
             raise Invalid(f"model uploads must be .keras files, not {path.name!r}")
-        # Refused before anything is copied or Keras is loaded; the validator checks again inside.
         check_model_limits(0, path.stat().st_size, self.catalog.model_limits)
-        store = self.catalog.store
-        with store.staging() as folder:
-            facts = self.catalog.jobs.execute(
-                user, "validate", upload_model, path, labels, folder, self.catalog.model_limits
+        upload = self.catalog.store.upload(path)
+        try:
+            job = self.submit_upload(
+                user, upload, name=name, labels=labels, description=description, public=public
             )
-            return self.record(user, facts, folder, name=name, description=description, public=public)
+        except BaseException:
+            upload.unlink(missing_ok=True)
+            raise
+        return self._made(user, job)
 
-    def record(
-        self,
-        owner: User,
-        facts: ModelFacts,
-        staged: Path,
-        *,
-        name: str,
-        description: str = "",
-        public: bool = False,
-        architecture: str | None = None,
-        seed: int | None = None,
-    ) -> ModelPublic:
-        """Commit a staged model folder as version 1 of a new model, in one transaction."""
-        store = self.catalog.store
-        with store.placing() as placed, transaction(self.catalog.engine) as session:
-            model = CatalogModel(
-                name=name,
-                description=description,
-                kind=facts.kind,
-                labels=facts.labels,
-                public=public,
-                version=1,
-                architecture=architecture,
-                seed=seed,
-                weights_source=facts.weights_source,
-                owner_id=owner.id,  # type: ignore[arg-type]
-            )
-            session.add(model)
-            session.flush()
-            self.add_version(session, model, 1, facts, staged, placed)
-            created = model_public(session, model)
-        if created.public:
-            self.catalog.refresh_card(created.id)
-        return created
+    def _made(self, user: User, job: JobPublic) -> ModelPublic:
+        """The model a create or upload job made, once it ended; its failure is raised."""
+        made = self.catalog.jobs.wait(job.id)
+        made.result()
+        return self.get(user, made.job.result["model_id"])  # type: ignore[index]
+
+    def record(self, session: Session, job: Job, facts: ModelFacts, placed: list[str]) -> dict:
+        """A create's or an upload's end: version 1 of a new model, its staged folder moved in place."""
+        request = job.request or {}
+        model = CatalogModel(
+            name=request["name"],
+            description=request.get("description", ""),
+            kind=facts.kind,
+            labels=facts.labels,
+            public=bool(request.get("public")),
+            version=1,
+            architecture=request.get("architecture"),
+            seed=request.get("seed"),
+            weights_source=facts.weights_source,
+            owner_id=job.owner_id,
+        )
+        session.add(model)
+        session.flush()
+        self.add_version(session, model, 1, facts, self.catalog.store.path(request["staged"][0]), placed)
+        return {"model_id": model.id, "card": model.id if model.public else None}
 
     def add_version(
         self,
@@ -297,8 +339,8 @@ class ModelManager:
                 shutil.copyfile(self.catalog.store.path(ref.folder) / "model.keras", partial)
             else:
                 # Only assembling loads Keras (seconds): a full model's file is copied as it is.
-                from headstart.extension.jobs.artifacts import load_version
                 from headstart.kernels.engine.keras_file import save_model
+                from headstart.kernels.tasks.artifacts import load_version
 
                 model = load_version(self.catalog.store, ref)
                 save_model(model, partial, kind=ref.kind, labels=ref.labels)
@@ -352,6 +394,7 @@ class ModelManager:
             session.delete(model)
         # Files go after the commit: a crash here leaves unreferenced files, never a broken catalog.
         for key in candidates:
-            self.catalog.store.delete(key)
+            if key is not None:
+                self.catalog.store.delete(key)
         self.catalog.store.delete(f"models/{model_id}")
         self.catalog.refresh_card(model_id)

@@ -1,16 +1,15 @@
-"""Trainings: start a transfer-learning run, record its epochs, and carry out the owner's decision.
+"""Trainings: start a transfer-learning run as a job, record its epochs, carry out the owner's decision.
 
-A training never changes the model it started from (rule 3). Its result is a candidate that waits
-for a decision: `update` makes it the model's next version (owner only), `keep_both` makes it a new
-model whose parent is the original, and `discard` deletes its weights but keeps the run's history.
+A training never changes the model it started from (rule 3). Its job owns the run's state; the
+training keeps only its decision's life (`stage`): "pending" until the job leaves a candidate, which
+waits for a decision. `update` makes it the model's next version (owner only), `keep_both` makes it a
+new model whose parent is the original, and `discard` deletes its weights but keeps the run's history.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
-import json
-import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
@@ -18,31 +17,34 @@ from sqlmodel import Session, col, select
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import CatalogModel, Dataset, Epoch, Job, Training, User, now
-from headstart.extension.jobs.artifacts import ModelFacts, VersionRef
-from headstart.extension.jobs.progress import LocalReporter
-from headstart.extension.jobs.training import result_key, staging_key, train_job
 from headstart.extension.managers.datasets import DatasetManager, check_name
-from headstart.extension.managers.jobs import LOST, UNFINISHED, JobManager, job_public, reason_of
+from headstart.extension.managers.jobs import UNFINISHED, JobManager, job_public, new_key
 from headstart.extension.managers.models import current_version, model_public, version_ref
-from headstart.extension.store import candidate_key
-from headstart.kernels.engine.limits import ModelLimits
-from headstart.kernels.errors import Cancelled, Conflict, Forbidden
+from headstart.kernels.errors import Conflict, Forbidden
 from headstart.kernels.schemas import (
     Decision,
     EpochPublic,
     ModelPublic,
     TrainingConfig,
     TrainingPublic,
+    TrainingStatus,
     check_choice,
 )
+from headstart.kernels.store import candidate_key
+from headstart.kernels.tasks.artifacts import ModelFacts
+from headstart.kernels.tasks.training import TrainInput, TrainResult, train
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from headstart.extension.manager import Catalog
 
-# train_job's arguments after the reporter-free head: job key, store URL, version, dataset, config, limits.
-JobArguments = tuple[str, str, VersionRef, int, TrainingConfig, ModelLimits]
+# A pending training's status is its job's run state, in the training's words.
+RUN_STATUS: dict[str, TrainingStatus] = {
+    "queued": "running",
+    "running": "running",
+    "succeeded": "running",  # for the moment between the job's end and its candidate's record
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 def resources_of(config: TrainingConfig) -> dict[str, float] | None:
@@ -52,15 +54,23 @@ def resources_of(config: TrainingConfig) -> dict[str, float] | None:
 
 def training_public(session: Session, training: Training, *, since: int = 0) -> TrainingPublic:
     """A training with its job and its epochs after epoch `since` (all of them by default)."""
+    # The job first, then the training again: the job's end and the candidate are one commit, so a
+    # job seen ended has its training's stage recorded (SQLite reads each statement afresh).
+    job = _job_of(session, training.id)  # type: ignore[arg-type]
+    session.refresh(training)
     epochs = session.exec(
         select(Epoch)
         .where(Epoch.training_id == training.id, col(Epoch.epoch) > since)
         .order_by(col(Epoch.epoch))
     ).all()
     owner = session.get(User, training.owner_id)
-    job = _job_of(session, training.id)  # type: ignore[arg-type]
+    state = job.state if job is not None else "failed"
+    status = RUN_STATUS[state] if training.stage == "pending" else training.stage
     return TrainingPublic(
         **training.model_dump(),
+        status=status,
+        error=job.reason if job is not None and state == "failed" else None,
+        finished_at=job.finished_at if job is not None else None,
         owner=owner.name if owner else "?",
         epochs=[EpochPublic(**e.model_dump()) for e in epochs],
         job=job_public(job) if job is not None else None,
@@ -74,43 +84,29 @@ def _job_of(session: Session, training_id: int) -> Job | None:
 
 
 class TrainingManager:
-    """Starts trainings, serves their epochs, and applies decisions."""
+    """Starts trainings as jobs, records their epochs and candidates, and applies decisions."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        # One stop flag per training running in this process, for `cancel`.
-        self._stops: dict[int, threading.Event] = {}
-        catalog.jobs.listeners["train"] = self._epoch_reported
 
-    def start(
+    def begin(
         self,
         user: User,
         model_id: int,
         dataset: int | str,
         config: TrainingConfig | None = None,
         *,
-        on_epoch: Callable[[dict], None] | None = None,
-        on_features: Callable[[int, int], None] | None = None,
+        watch: Callable[[dict[str, Any]], None] | None = None,
     ) -> TrainingPublic:
-        """Train a copy of a visible model on a dataset and leave the result as a candidate.
+        """Record a training of a visible model's current version and queue its job; returns at once.
 
-        `on_epoch` gets each epoch's figures as it ends; `on_features(done, total)` follows the
-        body's one pass over the images when the feature cache misses.
-        """
-        training = self.begin(user, model_id, dataset, config)
-        return self.run(user, training.id, on_epoch=on_epoch, on_features=on_features)
-
-    def begin(
-        self, user: User, model_id: int, dataset: int | str, config: TrainingConfig | None = None
-    ) -> TrainingPublic:
-        """Record a training of a visible model's current version, and its queued job.
-
-        A GPU training that no worker of the catalog's cluster can take is refused (Invalid) before
-        anything is recorded; inline runs (no cluster) ignore `gpu`.
+        A GPU training that no worker of the catalog's runner can take is refused (Invalid) before
+        anything is recorded; the command line's runner runs it on this machine, with its GPU if any.
         """
         config = config or TrainingConfig()
-        if self.catalog.runner is not None:
-            self.catalog.runner.require(resources_of(config))
+        resources = resources_of(config)
+        self.catalog.runner.require(resources)
+        key = new_key("train")
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, user)
             data = DatasetManager.row(session, dataset)
@@ -124,199 +120,97 @@ class TrainingManager:
             )
             session.add(training)
             session.flush()
-            JobManager.create(session, user.id, "train", training_id=training.id)  # type: ignore[arg-type]
-            self._stops[training.id] = threading.Event()  # type: ignore[index]
-            return training_public(session, training)
-
-    def _job_arguments(self, user: User, training_id: int) -> tuple[Job, JobArguments, TrainingConfig]:
-        with transaction(self.catalog.engine) as session:
-            training = access.get_visible_training(session, training_id, user)
-            job = _job_of(session, training_id)
-            if training.status != "running" or job is None or job.state != "queued":
-                raise Conflict(f"training {training_id} is {training.status}, not waiting to run")
-            model = session.get(CatalogModel, training.model_id)
-            if model is None:
-                raise Conflict(f"the model of training {training_id} was deleted")
-            ref = version_ref(model, current_version(session, model, training.model_version))
-            config = TrainingConfig(**training.config)
-            arguments: JobArguments = (
-                job.key,
-                self.catalog.store.url,
-                ref,
-                training.dataset_id,
-                config,
-                self.catalog.model_limits,
+            candidate = candidate_key(model.id, training.id)  # type: ignore[arg-type]
+            given = TrainInput(
+                store_url=self.catalog.store.url,
+                ref=version_ref(model, version),
+                dataset_id=data.id,
+                config=config,
+                candidate=candidate,
+                limits=self.catalog.model_limits,
             )
-            return job, arguments, config
+            request: dict[str, Any] = {"epochs": config.epochs, "resources": resources, "staged": [candidate]}
+            row = JobManager.create(
+                session,
+                user.id,  # type: ignore[arg-type]
+                "train",
+                key=key,
+                training_id=training.id,
+                request=request,
+            )
+            job = job_public(row)
+            training_id = int(training.id)  # type: ignore[arg-type]
+        self.catalog.jobs.start(job, train, given, resources=resources, watch=watch)
+        return self.get(user, training_id)
 
-    def run(
+    def start(
         self,
         user: User,
-        training_id: int,
+        model_id: int,
+        dataset: int | str,
+        config: TrainingConfig | None = None,
         *,
         on_epoch: Callable[[dict], None] | None = None,
         on_features: Callable[[int, int], None] | None = None,
     ) -> TrainingPublic:
-        """Carry out a recorded training in this thread; a failure is recorded and raised."""
-        job, arguments, _ = self._job_arguments(user, training_id)
-        stop = self._stops.setdefault(training_id, threading.Event())
+        """Train a copy of a visible model on a dataset and wait for its candidate: the command line's way.
 
-        def relay(message: dict) -> None:
-            self.catalog.jobs.received(job.id, message)  # type: ignore[arg-type]
+        `on_epoch` gets each epoch's figures as it ends; `on_features(done, total)` follows the
+        body's one pass over the images when the feature cache misses. A failed training raises its
+        error; a cancelled one is returned.
+        """
+
+        def watch(message: dict[str, Any]) -> None:
             if message.get("event") == "epoch" and on_epoch is not None:
                 on_epoch(message["epoch"])
             if message.get("event") == "progress" and message.get("phase") == "features" and on_features:
                 on_features(message["done"], message["total"])
 
-        try:
-            result = train_job(*arguments, reporter=LocalReporter(relay, stop))
-        except Cancelled as error:
-            self._ended(training_id, int(job.id), "cancelled", error)  # type: ignore[arg-type]
-        except BaseException as error:
-            self._ended(training_id, int(job.id), "failed", error)  # type: ignore[arg-type]
-            raise
-        else:
-            self._ended(training_id, int(job.id), "succeeded", result)  # type: ignore[arg-type]
-        finally:
-            self._stops.pop(training_id, None)
-        return self.get(user, training_id)
+        training = self.begin(user, model_id, dataset, config, watch=watch)
+        ended = self.catalog.jobs.wait(training.job.id)  # type: ignore[union-attr]
+        if ended.job.state != "cancelled":
+            ended.result()
+        return self.get(user, training.id)
 
-    def submit(self, user: User, training_id: int) -> None:
-        """Carry out a recorded training as a job on the catalog's cluster; returns at once."""
-        runner = self.catalog.runner
-        job, arguments, config = self._job_arguments(user, training_id)
-        self._stops.pop(training_id, None)
-        try:
-            runner.submit(
-                job.key,
-                train_job,
-                *arguments,
-                on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
-                on_done=functools.partial(self._ended, training_id, job.id),  # type: ignore[arg-type]
-                resources=resources_of(config),
-            )
-        except BaseException as error:
-            # Nothing runs, so nothing may stay `running`: the training and its job fail now.
-            self._ended(training_id, int(job.id), "failed", error)  # type: ignore[arg-type]
-            raise
+    def record_epoch(self, session: Session, job: Job, message: dict[str, Any]) -> None:
+        """A train job's report: a new attempt starts over, and each epoch is kept once."""
+        if message.get("event") == "started":
+            for old in session.exec(select(Epoch).where(Epoch.training_id == job.training_id)).all():
+                session.delete(old)
+        elif message.get("event") == "epoch":
+            figures = message["epoch"]
+            seen = session.exec(
+                select(Epoch).where(Epoch.training_id == job.training_id, Epoch.epoch == figures["epoch"])
+            ).first()
+            if seen is None:
+                session.add(Epoch(training_id=job.training_id, **figures))  # type: ignore[arg-type]
+                job.phase, job.done = "epochs", int(figures["epoch"])
+                job.total = int((job.request or {}).get("epochs", 0))
 
-    def _epoch_reported(self, job: Job, message: dict) -> None:
-        """A train job's report (on the jobs' thread): a new attempt starts over, epochs are kept."""
-        with transaction(self.catalog.engine) as session:
-            if message.get("event") == "started":
-                for old in session.exec(select(Epoch).where(Epoch.training_id == job.training_id)).all():
-                    session.delete(old)
-            elif message.get("event") == "epoch":
-                figures = message["epoch"]
-                seen = session.exec(
-                    select(Epoch).where(Epoch.training_id == job.training_id, Epoch.epoch == figures["epoch"])
-                ).first()
-                if seen is None:
-                    session.add(Epoch(training_id=job.training_id, **figures))  # type: ignore[arg-type]
-                    current, training = session.get(Job, job.id), session.get(Training, job.training_id)
-                    if current is not None and training is not None:
-                        # The stored config is a whole TrainingConfig.model_dump(): epochs is there.
-                        current.phase, current.done = "epochs", int(figures["epoch"])
-                        current.total = int(training.config["epochs"])
-                        session.add(current)
-
-    def _ended(self, training_id: int, job_id: int, state: str, value: Any) -> None:
-        """Record a training job's end: the candidate placed, or nothing left behind."""
-        store = self.catalog.store
-        with transaction(self.catalog.engine) as session:
-            job = session.get(Job, job_id)
-            key = job.key if job is not None else ""
-        if state == "succeeded":
-            try:
-                self._place_candidate(training_id, key, value)
-            except BaseException as error:
-                state, value = "failed", error
-                self.catalog.log.error("training %s: its result could not be recorded", training_id)
-        if state != "succeeded":
-            for leftover in (staging_key(key), result_key(key)):
-                store.delete(leftover)
-            status = "cancelled" if state == "cancelled" else "failed"
-            self._finish(training_id, status, None if state == "cancelled" else reason_of(value))
-        self.catalog.jobs.finish(job_id, state, None if state == "succeeded" else reason_of(value))
-
-    def _place_candidate(self, training_id: int, key: str, result: dict) -> None:
-        store = self.catalog.store
-        with transaction(self.catalog.engine) as session:
-            training = session.get(Training, training_id)
-            if training is None:
-                raise Conflict(f"training {training_id} was deleted while it ran")
-            model_id = training.model_id
-        candidate = candidate_key(model_id, training_id)
-        with store.placing() as placed, transaction(self.catalog.engine) as session:
-            done = session.get(Training, training_id)
-            if done is None:
-                raise Conflict(f"training {training_id} was deleted while it ran")
-            # Epochs a restart kept the service from hearing come with the result.
-            known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training_id))}
-            for figures in result["epochs"]:
-                if figures["epoch"] not in known:
-                    session.add(Epoch(training_id=training_id, **figures))
-            store.commit(store.path(result_key(key)), candidate)
-            placed.append(candidate)
-            done.status = "candidate"
-            done.candidate = candidate
-            done.head = result["head"]
-            done.feature_cache = result["feature_cache"]
-            done.finished_at = now()
-            session.add(done)
-
-    def _finish(self, training_id: int, status: str, error: str | None) -> None:
-        with transaction(self.catalog.engine) as session:
-            training = session.get(Training, training_id)
-            if training is not None and training.status == "running":
-                training.status = status
-                training.error = error
-                training.finished_at = now()
-                session.add(training)
-
-    def reattach(self) -> tuple[int, int]:
-        """After a service start: follow the training jobs the cluster still runs, fail the rest.
-
-        Also fails trainings left `running` with no job at all. Returns (re-attached, lost).
-        """
-        runner = self.catalog.runner
-
-        def follow(job: Job) -> bool:
-            if job.kind != "train" or job.training_id is None:
-                return False
-            with transaction(self.catalog.engine) as session:
-                training = session.get(Training, job.training_id)
-                resources = resources_of(TrainingConfig(**training.config)) if training else None
-            return bool(
-                runner.attach(
-                    job.key,
-                    on_event=functools.partial(self.catalog.jobs.received, job.id),  # type: ignore[arg-type]
-                    on_done=functools.partial(self._ended, job.training_id, job.id),  # type: ignore[arg-type]
-                    resources=resources,
-                )
-            )
-
-        attached, lost = self.catalog.jobs.reattach(follow)
-        with transaction(self.catalog.engine) as session:
-            running = session.exec(select(Training).where(col(Training.status) == "running")).all()
-            jobs = {t.id: _job_of(session, t.id) for t in running}  # type: ignore[arg-type]
-            orphans = [tid for tid, job in jobs.items() if job is None or job.state not in UNFINISHED]
-        for training_id in orphans:
-            self._finish(training_id, "failed", LOST)  # type: ignore[arg-type]
-        return attached, lost
+    def record(self, session: Session, job: Job, result: TrainResult, placed: list[str]) -> dict:
+        """A train job's end: the candidate staged under its key awaits the owner's decision."""
+        training = session.get(Training, job.training_id)
+        if training is None:
+            raise Conflict(f"training {job.training_id} was deleted while it ran")
+        # Epochs a restart kept the service from hearing come with the result.
+        known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training.id))}
+        for epoch in result.epochs:
+            if epoch.epoch not in known:
+                session.add(Epoch(training_id=training.id, **epoch.model_dump()))  # type: ignore[arg-type]
+        training.stage = "candidate"
+        training.candidate = (job.request or {})["staged"][0]
+        training.candidate_facts = result.candidate.model_dump()
+        training.head = result.head
+        training.feature_cache = result.feature_cache
+        session.add(training)
+        return {"training_id": training.id}
 
     def cancel(self, user: User, training_id: int) -> TrainingPublic:
         """Ask a training to stop at its next batch; it ends `cancelled` with its finished epochs."""
         training = self.get(user, training_id)
         if training.status != "running" or training.job is None or training.job.state not in UNFINISHED:
             raise Conflict(f"training {training_id} is {training.status}, not running")
-        stop = self._stops.get(training_id)
-        if stop is not None:
-            stop.set()  # running in this process
-        elif self.catalog.runner is not None:
-            self.catalog.runner.cancel(training.job.key)
-        else:
-            raise Conflict(f"training {training_id} is not running in this process")
+        self.catalog.jobs.cancel(training.job)
         return training
 
     def get(self, user: User, training_id: int, *, since: int = 0) -> TrainingPublic:
@@ -338,7 +232,7 @@ class TrainingManager:
             access.get_visible_model(session, model_id, viewer)
             query = select(Training).where(
                 col(Training.result_model_id) == model_id,
-                col(Training.status).in_(["updated", "kept_both"]),
+                col(Training.stage).in_(["updated", "kept_both"]),
             )
             return [training_public(session, t) for t in session.exec(query.order_by(col(Training.id))).all()]
 
@@ -351,13 +245,21 @@ class TrainingManager:
         models = self.catalog.models
         with store.placing() as placed, transaction(self.catalog.engine) as session:
             training = access.get_visible_training(session, training_id, user)
-            if training.status != "candidate" or training.candidate is None:
-                raise Conflict(f"training {training_id} is {training.status}, not awaiting a decision")
+            if training.stage != "candidate" or training.candidate is None:
+                status = training_public(session, training).status
+                raise Conflict(f"training {training_id} is {status}, not awaiting a decision")
+            if training.candidate_facts is None and decision != "discard":
+                raise Conflict(
+                    f"training {training_id}'s candidate was made before candidates' facts were recorded; "
+                    "discard it and train again"
+                )
             model = access.get_visible_model(session, training.model_id, user)
             staged = store.path(training.candidate)
-            facts = ModelFacts(**json.loads((staged / "facts.json").read_text()))
+            facts = ModelFacts(**training.candidate_facts) if training.candidate_facts else None
             result: ModelPublic | None = None
-            if decision == "update":
+            if decision != "discard" and facts is None:  # refused above; said again for the type checker
+                raise Conflict(f"training {training_id} has no candidate facts")
+            if decision == "update" and facts is not None:
                 if model.owner_id != user.id:
                     raise Forbidden(f"only the owner of model {model.id} may update it; use keep_both")
                 if model.version != training.model_version:
@@ -371,11 +273,11 @@ class TrainingManager:
                 model.labels = facts.labels
                 model.updated_at = now()
                 session.add(model)
-                training.status = "updated"
+                training.stage = "updated"
                 training.result_model_id, training.result_version = model.id, version
                 session.flush()
                 result = model_public(session, model)
-            elif decision == "keep_both":
+            elif decision == "keep_both" and facts is not None:
                 dataset = session.get(Dataset, training.dataset_id)
                 new = CatalogModel(
                     name=check_name(
@@ -394,11 +296,11 @@ class TrainingManager:
                 session.add(new)
                 session.flush()
                 models.add_version(session, new, 1, facts, staged, placed, training_id=training.id)
-                training.status = "kept_both"
+                training.stage = "kept_both"
                 training.result_model_id, training.result_version = new.id, 1
                 result = model_public(session, new)
             else:
-                training.status = "discarded"
+                training.stage = "discarded"
             discarded = training.candidate if decision == "discard" else None
             training.candidate = None
             session.add(training)

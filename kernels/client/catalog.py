@@ -41,11 +41,11 @@ class HeadstartClient:
         if token is None:
             token = os.environ.get("JUPYTERHUB_API_TOKEN")
         self._connection = Connection(url, token, transport=transport, timeout=timeout, page_size=page_size)
-        self.models = RemoteModels(self._connection)
-        self.datasets = RemoteDatasets(self._connection)
-        self.trainings = RemoteTrainings(self._connection)
-        self.evaluations = RemoteEvaluations(self._connection)
         self.jobs = RemoteJobs(self._connection)
+        self.models = RemoteModels(self._connection, self.jobs)
+        self.datasets = RemoteDatasets(self._connection, self.jobs)
+        self.trainings = RemoteTrainings(self._connection)
+        self.evaluations = RemoteEvaluations(self._connection, self.jobs)
 
     @property
     def url(self) -> str:

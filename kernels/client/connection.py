@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from headstart.kernels.errors import Conflict, Forbidden, HeadstartError, Invalid, NotFound, TooLarge
+from headstart.kernels.errors import HeadstartError, Invalid, error_class
 from headstart.kernels.schemas import Page
 
 # Uploads and downloads move this much at a time, so memory stays bounded by a chunk, not a file.
@@ -22,14 +22,6 @@ CHUNK_BYTES = 1024 * 1024
 LIST_PAGE = 500
 
 # The `error` codes of docs/api.md; any other code (such as `internal`) stays a plain HeadstartError.
-ERRORS: dict[str, type[HeadstartError]] = {
-    "invalid": Invalid,
-    "not_found": NotFound,
-    "forbidden": Forbidden,
-    "too_large": TooLarge,
-    "conflict": Conflict,
-}
-
 # Statuses that JupyterHub or the proxy answer before a request reaches the service, usually
 # because the token is missing or lacks the service's scopes.
 _SIGN_IN_STATUSES = frozenset({301, 302, 303, 307, 308, 401, 403})
@@ -139,7 +131,7 @@ def raise_for_status(response: httpx.Response) -> None:
     request = response.request
     status = f"{request.method} {request.url} answered {response.status_code} {response.reason_phrase}"
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        error = ERRORS.get(body["error"], HeadstartError)
+        error = error_class(body["error"])
         message = str(body.get("detail") or body["error"])
         if response.status_code in _SIGN_IN_STATUSES and message == response.reason_phrase:
             # jupyter-server refused the token before any catalog code ran, and said only the status.

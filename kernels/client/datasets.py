@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -16,8 +15,10 @@ from headstart.kernels.client.connection import (
     query,
     upload_headers,
 )
+from headstart.kernels.client.jobs import RemoteJobs, answered_job
+from headstart.kernels.engine.archive import zip_folder
 from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import DatasetPublic
+from headstart.kernels.schemas import DatasetPublic, JobPublic
 
 
 def dataset_path(ref: int | str) -> str:
@@ -25,27 +26,12 @@ def dataset_path(ref: int | str) -> str:
     return f"headstart/datasets/{quote(str(ref), safe='')}"
 
 
-def zip_folder(folder: Path, dest: Path) -> None:
-    """Write a folder's files into a zip at `dest`, named by their paths relative to the folder
-    (`label/image` or `split/label/image`), file by file from disk to disk."""
-    # The local ingest's own walk: sorted, hidden files and OS litter skipped, links not followed.
-    from headstart.kernels.engine.archive import _walk
-
-    # Stored, not deflated: images are compressed already, and deflating them costs CPU for nothing.
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED, allowZip64=True, strict_timestamps=False) as archive:
-        for relative, entry in _walk(folder):
-            if entry.is_symlink():
-                raise Invalid(f"{relative!r} is a symbolic link; links are not allowed")
-            if not entry.is_file(follow_symlinks=False):
-                raise Invalid(f"{relative!r} is not a regular file")
-            archive.write(entry.path, relative)
-
-
 class RemoteDatasets:
     """Adds, lists and shows the datasets of a remote catalog."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, jobs: RemoteJobs) -> None:
         self._connection = connection
+        self._jobs = jobs
 
     def add(
         self,
@@ -56,22 +42,27 @@ class RemoteDatasets:
         skip_invalid: bool = False,
         resize_policy: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        on_ingest: Callable[[int, int], None] | None = None,
     ) -> DatasetPublic:
-        """Send a zip file, or a folder zipped on the way, for the catalog to ingest.
+        """Send a zip file, or a folder zipped on the way, for the catalog to ingest, and wait for it.
 
-        `progress(bytes sent, total bytes)` follows the upload; the ingest that follows is the
-        service's, and the answer comes when it is done.
+        `progress(bytes sent, total bytes)` follows the upload; `on_ingest(images done, total)` the
+        ingest, which the service runs as a job.
         """
         source = Path(source)
         if not source.exists():
             raise Invalid(f"no such file or folder: {source}")
         if source.is_file():
-            return self._send(source, name, description, skip_invalid, resize_policy, progress)
-        # The zip goes to disk, not memory: a dataset can be gigabytes.
-        with tempfile.TemporaryDirectory(prefix="headstart-upload-") as scratch:
-            archive = Path(scratch) / f"{source.name or 'dataset'}.zip"
-            zip_folder(source, archive)
-            return self._send(archive, name, description, skip_invalid, resize_policy, progress)
+            job = self._send(source, name, description, skip_invalid, resize_policy, progress)
+        else:
+            # The zip goes to disk, not memory: a dataset can be gigabytes.
+            with tempfile.TemporaryDirectory(prefix="headstart-upload-") as scratch:
+                archive = Path(scratch) / f"{source.name or 'dataset'}.zip"
+                zip_folder(source, archive)
+                job = self._send(archive, name, description, skip_invalid, resize_policy, progress)
+        watch = None if on_ingest is None else (lambda _phase, done, total: on_ingest(done, total))
+        ended = self._jobs.follow(job, progress=watch)
+        return self.get((ended.result or {})["dataset_id"])
 
     def _send(
         self,
@@ -81,7 +72,7 @@ class RemoteDatasets:
         skip_invalid: bool,
         resize_policy: str | None,
         progress: Callable[[int, int], None] | None,
-    ) -> DatasetPublic:
+    ) -> JobPublic:
         params = query(
             name=name, description=description, skip_invalid=skip_invalid, resize_policy=resize_policy
         )
@@ -93,7 +84,7 @@ class RemoteDatasets:
             headers=upload_headers(archive, "application/zip"),
             slow=True,
         )
-        return parse(response, DatasetPublic)
+        return answered_job(response)
 
     def list(self) -> builtins.list[DatasetPublic]:
         """Every dataset, oldest first."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import mimetypes
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
 from headstart.kernels.client.connection import Connection, build, parse, parse_list, query
+from headstart.kernels.client.jobs import RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
 from headstart.kernels.schemas import EvaluationPublic, EvaluationRequest, LeaderboardRow
 
@@ -16,8 +18,9 @@ from headstart.kernels.schemas import EvaluationPublic, EvaluationRequest, Leade
 class RemoteEvaluations:
     """Scores models of a remote catalog on dataset splits or image files, and fetches leaderboards."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, jobs: RemoteJobs) -> None:
         self._connection = connection
+        self._jobs = jobs
 
     def on_split(
         self,
@@ -28,13 +31,18 @@ class RemoteEvaluations:
         version: int | None = None,
         top_k: int = 3,
     ) -> EvaluationPublic:
-        """Score a model version on a dataset split; the catalog returns a cached score as it is."""
+        """Score a model version on a dataset split; the catalog returns a cached score as it is.
+
+        An uncached score is computed as a job (queued once, however many ask), which this waits
+        for; asked again, the catalog then answers the score it cached.
+        """
         body = build(
             EvaluationRequest, model_id=model_id, dataset=dataset, split=split, version=version, top_k=top_k
-        )
-        response = self._connection.request(
-            "POST", "headstart/evaluations", json=body.model_dump(mode="json"), slow=True
-        )
+        ).model_dump(mode="json")
+        response = self._connection.request("POST", "headstart/evaluations", json=body)
+        if response.status_code == 202:
+            self._jobs.follow(answered_job(response))
+            response = self._connection.request("POST", "headstart/evaluations", json=body)
         return parse(response, EvaluationPublic)
 
     def on_files(
@@ -87,14 +95,24 @@ class RemoteEvaluations:
         return result
 
     def leaderboard(
-        self, dataset: int | str, *, progress: Callable[[int, int], None] | None = None
+        self,
+        dataset: int | str,
+        *,
+        wait: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        poll: float = 0.5,
     ) -> list[LeaderboardRow]:
         """Every model you may see, scored on the dataset's test split and ranked.
 
-        `progress(done, total)` comes once, with the answer: the service scores the models itself.
+        The service answers at once: a model not scored yet is a pending row, its evaluation queued.
+        With `wait` this asks again until no row is pending, `progress(scored, models)` following.
         """
         path = f"headstart/leaderboards/{quote(str(dataset), safe='')}"
-        rows = parse_list(self._connection.request("GET", path, slow=True), LeaderboardRow)
-        if progress is not None:
-            progress(len(rows), len(rows))
-        return rows
+        while True:
+            rows = parse_list(self._connection.request("GET", path), LeaderboardRow)
+            waiting = sum(row.pending for row in rows)
+            if progress is not None:
+                progress(len(rows) - waiting, len(rows))
+            if not wait or not waiting:
+                return rows
+            time.sleep(poll)

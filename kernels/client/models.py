@@ -20,15 +20,17 @@ from headstart.kernels.client.connection import (
     query,
     upload_headers,
 )
+from headstart.kernels.client.jobs import RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
-from headstart.kernels.schemas import ModelCreate, ModelPublic, ModelUpdate, ModelVersionPublic
+from headstart.kernels.schemas import JobPublic, ModelCreate, ModelPublic, ModelUpdate, ModelVersionPublic
 
 
 class RemoteModels:
     """Creates, uploads, lists, shows, downloads, changes and deletes models in a remote catalog."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, jobs: RemoteJobs) -> None:
         self._connection = connection
+        self._jobs = jobs
 
     # --- creating ---------------------------------------------------------------------------
 
@@ -47,6 +49,8 @@ class RemoteModels:
     ) -> ModelPublic:
         """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without.
 
+        The service builds it as a job; this waits for the job and returns the model.
+
         `imagenet_head` keeps the pretrained ImageNet classifier (1000 labels) of an architecture
         whose weights carry one. `seed` seeds the starting weights; the same seed builds the same model.
         """
@@ -62,10 +66,8 @@ class RemoteModels:
             description=description,
             public=public,
         )
-        response = self._connection.request(
-            "POST", "headstart/models", json=body.model_dump(mode="json"), slow=True
-        )
-        return parse(response, ModelPublic)
+        response = self._connection.request("POST", "headstart/models", json=body.model_dump(mode="json"))
+        return self._made(answered_job(response))
 
     def upload(
         self,
@@ -90,7 +92,12 @@ class RemoteModels:
             headers=upload_headers(path, "application/octet-stream"),
             slow=True,
         )
-        return parse(response, ModelPublic)
+        return self._made(answered_job(response))
+
+    def _made(self, job: JobPublic) -> ModelPublic:
+        """The model a create or an upload's validation made, once its job ended."""
+        ended = self._jobs.follow(job)
+        return self.get((ended.result or {})["model_id"])
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from headstart.kernels.client.connection import Connection, build, parse, parse_list, query
-from headstart.kernels.errors import HeadstartError, Invalid
+from headstart.kernels.errors import HeadstartError, error_class
 from headstart.kernels.schemas import (
     Decision,
     DecisionRequest,
+    EpochPublic,
     ModelPublic,
     TrainingConfig,
     TrainingCreate,
@@ -59,22 +60,21 @@ class RemoteTrainings:
     ) -> TrainingPublic:
         """Train a copy of a model on a dataset and wait for its candidate, like the local catalog.
 
-        `on_epoch` gets each epoch's figures once, in order, as they appear; each poll asks only for
-        the epochs after the last one seen. `on_features(done, total)` follows the body's feature
-        pass, as the training's job reports it.
-        A failed training raises Invalid with its recorded error; a cancelled one is returned. The
-        training returned holds all its epochs. `timeout` (seconds) stops the waiting, not the training.
+        `on_epoch` gets each epoch's figures once, in order, as they appear (a retried job's
+        attempt starts over from epoch 1); each poll asks only for the epochs after the last one
+        seen. `on_features(done, total)` follows the body's feature pass, as the training's job
+        reports it. A failed training raises its error; a cancelled one is returned. The training
+        returned holds all its epochs. `timeout` (seconds) stops the waiting, not the training.
         """
         training = self.begin(model_id, dataset, config)
+        follower = TrainingFollower(self, training.id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        reported = 0  # the last epoch number handed to on_epoch
         features = (0, 0)
         while True:
-            for epoch in sorted(training.epochs, key=lambda e: e.epoch):
-                if epoch.epoch > reported:
-                    reported = epoch.epoch
-                    if on_epoch is not None:
-                        on_epoch(epoch.model_dump())
+            training, fresh, _ = follower.poll()
+            for epoch in fresh:
+                if on_epoch is not None:
+                    on_epoch(epoch.model_dump())
             job = training.job
             if on_features and job and job.phase == "features" and (job.done, job.total) != features:
                 features = (job.done, job.total)
@@ -88,13 +88,12 @@ class RemoteTrainings:
                     detail=training,
                 )
             time.sleep(poll)
-            training = self.get(training.id, since=reported)
-        if reported:
-            # The last poll held only the epochs after `since`; the training returned holds them all.
-            training = self.get(training.id)
+        training = self.get(training.id)
         if training.status == "failed":
-            # The class of the original error stays on the service; its message is recorded.
-            raise Invalid(training.error or f"training {training.id} failed", detail=training)
+            error = (training.job.error if training.job else None) or {}
+            raise error_class(error.get("error"))(
+                training.error or f"training {training.id} failed", detail=training
+            )
         return training
 
     def get(self, training_id: int, *, since: int = 0) -> TrainingPublic:
@@ -131,3 +130,33 @@ class RemoteTrainings:
         """Ask a running training to stop after its current epoch; it ends as `cancelled`."""
         response = self._connection.request("POST", f"headstart/trainings/{int(training_id)}/cancel")
         return parse(response, TrainingPublic)
+
+
+class TrainingFollower:
+    """One training as its polls show it: every epoch held once, in order.
+
+    Each poll asks only for the epochs after the last one held. When the training's job starts a
+    new attempt (a worker died and the job was retried), the service drops the old attempt's epochs,
+    so the follower drops its own and fetches the new attempt's from the start.
+    """
+
+    def __init__(self, trainings: RemoteTrainings, training_id: int) -> None:
+        self.trainings = trainings
+        self.training_id = int(training_id)
+        self.epochs: list[EpochPublic] = []
+        self._attempts = 0
+
+    def poll(self) -> tuple[TrainingPublic, builtins.list[EpochPublic], bool]:
+        """One poll: the training, the epochs new since the last poll, and whether it started over."""
+        since = self.epochs[-1].epoch if self.epochs else 0
+        training = self.trainings.get(self.training_id, since=since)
+        attempts = training.job.attempts if training.job else 0
+        restarted = bool(self.epochs) and 0 < self._attempts < attempts
+        if restarted:
+            training = self.trainings.get(self.training_id)
+            self.epochs = []
+        self._attempts = max(self._attempts, attempts)
+        held = {e.epoch for e in self.epochs}
+        fresh = sorted((e for e in training.epochs if e.epoch not in held), key=lambda e: e.epoch)
+        self.epochs = sorted([*self.epochs, *fresh], key=lambda e: e.epoch)
+        return training, fresh, restarted

@@ -251,3 +251,17 @@ def _layout(files: list[str]) -> list[SourceImage]:
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
     return shown if len(names) <= _SHOWN else f"{shown} and {len(names) - _SHOWN} more"
+
+
+def zip_folder(folder: Path, dest: Path) -> None:
+    """Write a folder's files into a zip at `dest`, named by their paths relative to the folder
+    (`label/image` or `split/label/image`), file by file from disk to disk."""
+    # The ingest's own walk: sorted, hidden files and OS litter skipped, links not followed.
+    # Stored, not deflated: images are compressed already, and deflating them costs CPU for nothing.
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED, allowZip64=True, strict_timestamps=False) as archive:
+        for relative, entry in _walk(folder):
+            if entry.is_symlink():
+                raise Invalid(f"{relative!r} is a symbolic link; links are not allowed")
+            if not entry.is_file(follow_symlinks=False):
+                raise Invalid(f"{relative!r} is not a regular file")
+            archive.write(entry.path, relative)

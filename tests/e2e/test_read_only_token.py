@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Hub
+from tests.extension.api.spec_checks import made
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -77,11 +78,8 @@ def authorized(hub: Hub, token: str) -> httpx.Client:
 def seeded(hub: Hub, shapes_folder: Path, shapes_zip: bytes) -> Seeded:
     """A dataset, a private tiny model of bob's and a finished training of it, made with his full token."""
     with authorized(hub, hub.tokens["bob"]) as bob:
-        dataset = bob.post("headstart/datasets", params={"name": DATASET}, content=shapes_zip)
-        assert dataset.status_code == 201, dataset.text
-        model = bob.post("headstart/models", json={"name": "bobs-own", **TINY})
-        assert model.status_code == 201, model.text
-        model_id = model.json()["id"]
+        made(bob, bob.post("headstart/datasets", params={"name": DATASET}, content=shapes_zip))
+        model_id = made(bob, bob.post("headstart/models", json={"name": "bobs-own", **TINY}))["model_id"]
         training = bob.post(
             "headstart/trainings", json={"model_id": model_id, "dataset": DATASET, "config": {"epochs": 1}}
         )

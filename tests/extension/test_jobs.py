@@ -23,12 +23,12 @@ import pytest
 
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import Job
-from headstart.extension.jobs.runner import JobRunner
+from headstart.extension.jobs.dask_runner import DaskRunner
 from headstart.extension.manager import Catalog
 from headstart.extension.managers.jobs import LOST
-from headstart.extension.store import candidate_key
 from headstart.kernels.errors import Invalid, NotFound
 from headstart.kernels.schemas import TrainingConfig
+from headstart.kernels.store import candidate_key
 from tests.conftest import tiny_model
 
 # The whole small CNN trains on the images: slow enough (a fraction of a second an epoch) to act
@@ -42,7 +42,7 @@ SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 def open_catalog(home: Path, db_url: str, scheduler: str, **runner: Any) -> Catalog:
     catalog = Catalog(home=str(home), db_url=db_url)
-    catalog.runner = JobRunner(cluster="address", address=scheduler, **runner)
+    catalog.runner = DaskRunner(cluster="address", address=scheduler, **runner)
     return catalog
 
 
@@ -56,7 +56,7 @@ def service(tmp_path: Path, db_url: str, dask_scheduler: str) -> Iterator[Catalo
 
 
 @pytest.fixture
-def local_service(tmp_path: Path, db_url: str, job_runner: JobRunner) -> Iterator[Catalog]:
+def local_service(tmp_path: Path, db_url: str, job_runner: DaskRunner) -> Iterator[Catalog]:
     """A catalog whose runner is the session's local cluster's own (c.JobRunner.retries = 1)."""
     catalog = Catalog(home=str(tmp_path / "home"), db_url=db_url)
     catalog.runner = job_runner  # shared: the session closes it
@@ -65,15 +65,15 @@ def local_service(tmp_path: Path, db_url: str, job_runner: JobRunner) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def runner_without_retries() -> Iterator[JobRunner]:
+def runner_without_retries() -> Iterator[DaskRunner]:
     """A second local cluster from the factory, of one worker, with c.JobRunner.retries = 0."""
-    runner = JobRunner(cluster="local", n_workers=1, retries=0, worker_nice=0)
+    runner = DaskRunner(cluster="local", n_workers=1, retries=0, worker_nice=0)
     runner.client  # noqa: B018  (starts the cluster)
     yield runner
     runner.close()
 
 
-def allowed_failures(runner: JobRunner) -> int:
+def allowed_failures(runner: DaskRunner) -> int:
     """What the cluster's scheduler was told: how many worker deaths a task survives."""
     return int(runner.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
 
@@ -105,9 +105,7 @@ def ended(catalog: Catalog, user: Any, training_id: int) -> Any:
 
 
 def start(catalog: Catalog, user: Any, model_id: int, config: TrainingConfig) -> int:
-    training = catalog.trainings.begin(user, model_id, "shapes", config)
-    catalog.trainings.submit(user, training.id)
-    return training.id
+    return catalog.trainings.begin(user, model_id, "shapes", config).id
 
 
 def leftovers(catalog: Catalog) -> list[str]:
@@ -257,7 +255,7 @@ def test_a_restarted_service_reattaches_and_marks_lost_jobs(
 
     second = open_catalog(home, db_url, dask_scheduler)
     try:
-        assert second.trainings.reattach() == (1, 1)
+        assert second.jobs.reattach() == (1, 1)
         lost = second.jobs.get(alice, gone_id)
         assert (lost.state, lost.reason) == ("failed", LOST)
         done = wait_for(lambda: ended(second, alice, running), seconds=240, what="the re-attached training")
@@ -308,7 +306,7 @@ def test_a_job_that_cannot_be_submitted_fails_at_once(tmp_path, db_url, shapes_f
 
 def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
     """The default cluster: worker processes on 127.0.0.1 only, below the service's CPU priority."""
-    runner = JobRunner(cluster="local", n_workers=1, worker_nice=7)
+    runner = DaskRunner(cluster="local", n_workers=1, worker_nice=7)
     try:
         client = runner.client
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
@@ -324,7 +322,7 @@ def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
 # --- GPU trainings: resources that no worker offers ----------------------------------------------
 
 
-def tasks_on_scheduler(runner: JobRunner) -> set[str]:
+def tasks_on_scheduler(runner: DaskRunner) -> set[str]:
     return set(runner.client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks)))
 
 
@@ -356,7 +354,7 @@ def test_a_gpu_training_without_a_gpu_worker_is_refused_at_once(local_service, s
 
 
 @pytest.fixture
-def gpu_worker(runner_without_retries: JobRunner) -> Iterator[Callable[[], str]]:
+def gpu_worker(runner_without_retries: DaskRunner) -> Iterator[Callable[[], str]]:
     """`join()` starts `dask worker <scheduler> --resources GPU=1`, as an operator would, and
     returns that worker's address once the scheduler knows it; it is stopped after the test."""
     address = runner_without_retries.client.scheduler.address
@@ -399,7 +397,7 @@ def test_on_a_cluster_that_scales_a_gpu_training_waits_then_runs_on_the_gpu_work
     address = runner_without_retries.client.scheduler.address
     home = tmp_path / "home"
     waiting, alice, model = seeded(home, db_url, shapes_folder)
-    waiting.runner = JobRunner(cluster="address", address=address, address_scales_up=True, resource_wait=300)
+    waiting.runner = DaskRunner(cluster="address", address=address, address_scales_up=True, resource_wait=300)
     try:
         training_id = start(waiting, alice, model.id, GPU)
         job = wait_for(
@@ -430,7 +428,7 @@ def test_a_waiting_gpu_training_fails_with_the_reason_after_resource_wait(
 ) -> None:
     address = runner_without_retries.client.scheduler.address
     service, alice, model = seeded(tmp_path / "home", db_url, shapes_folder)
-    service.runner = JobRunner(cluster="address", address=address, address_scales_up=True, resource_wait=3)
+    service.runner = DaskRunner(cluster="address", address=address, address_scales_up=True, resource_wait=3)
     try:
         # Cancelled while it waits: it ends cancelled, like any queued job.
         cancelled = start(service, alice, model.id, GPU)

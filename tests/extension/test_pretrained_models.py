@@ -125,7 +125,7 @@ def test_a_head_trains_on_the_pretrained_body(created: Created, shapes_folder: P
         created.user, created.features.id, dataset.id, TrainingConfig(epochs=2)
     )
     assert training.status == "candidate" and training.head == "replaced" and len(training.epochs) == 2
-    from headstart.extension.store import candidate_key
+    from headstart.kernels.store import candidate_key
 
     candidate = catalog.store.path(candidate_key(created.features.id, training.id))  # type: ignore[attr-defined]
     bodies = [p for p in store_files(catalog, "bodies") if p.parent.name == "bodies"]

@@ -214,36 +214,51 @@ def test_early_stopping_ends_a_diverging_run(catalog, alice, shapes) -> None:
 
 def test_a_cancelled_training_stops_after_its_epoch_and_leaves_nothing(catalog, alice, bob, shapes) -> None:
     model = tiny_model(catalog, alice, public=True)
-    training = catalog.trainings.begin(alice, model.id, "shapes", TrainingConfig(epochs=20))
+    started: list[int] = []
+
+    def cancel_at_second(message: dict) -> None:
+        if message.get("event") == "epoch" and message["epoch"]["epoch"] == 2:
+            catalog.trainings.cancel(alice, started[0])
+
+    training = catalog.trainings.begin(
+        alice, model.id, "shapes", TrainingConfig(epochs=50), watch=cancel_at_second
+    )
+    started.append(training.id)
     assert training.status == "running" and training.epochs == []
     with pytest.raises(NotFound):
         catalog.trainings.cancel(bob, training.id)
-
-    def cancel_at_second(epoch: dict) -> None:
-        if epoch["epoch"] == 2:
-            catalog.trainings.cancel(alice, training.id)
-
-    ended = catalog.trainings.run(alice, training.id, on_epoch=cancel_at_second)
-    assert ended.status == "cancelled" and len(ended.epochs) == 2
+    catalog.jobs.wait(training.job.id)
+    ended = catalog.trainings.get(alice, training.id)
+    # The worker sees the stop at its next batch, a moment after the service heard of epoch 2.
+    assert ended.status == "cancelled" and 2 <= len(ended.epochs) < 50
+    assert ended.job.state == "cancelled" and ended.error is None
     assert not catalog.store.path(f"models/{model.id}/candidates").exists()
     with pytest.raises(Conflict):
         catalog.trainings.cancel(alice, training.id)
-    with pytest.raises(Conflict):
-        catalog.trainings.run(alice, training.id)
 
 
-def test_trainings_cut_off_by_a_stop_are_marked_failed(catalog, alice, shapes, tmp_path) -> None:
-    """Without a cluster that still has its job, a restart fails the training: nothing stays running."""
+def test_trainings_cut_off_by_a_stop_are_marked_failed(db_url, shapes_folder, tmp_path) -> None:
+    """Without a runner that still has its job, a restart fails the training: nothing stays running."""
     from headstart.extension.manager import Catalog
     from headstart.extension.managers.jobs import LOST
 
-    model = tiny_model(catalog, alice)
-    cut_off = catalog.trainings.begin(alice, model.id, "shapes", QUICK)
-    assert cut_off.job is not None and cut_off.job.state == "queued"
-    restarted = Catalog(home=catalog.home, db_url=catalog.db_url)
-    assert restarted.trainings.reattach() == (0, 1)
-    failed = restarted.trainings.get(alice, cut_off.id)
+    home = str(tmp_path / "cut-off")
+    # The command line's runner: its jobs end with the process, so a restart finds none of them.
+    before = Catalog(home=home, db_url=db_url)
+    owner = before.user("alice")
+    before.datasets.add(owner, shapes_folder, name="shapes")
+    model = tiny_model(before, owner)
+    cut_off = before.trainings.begin(owner, model.id, "shapes", TrainingConfig(epochs=200, batch_size=4))
+    assert cut_off.job is not None and cut_off.job.state in ("queued", "running")
+    restarted = Catalog(home=home, db_url=db_url)
+    assert restarted.jobs.reattach() == (0, 1)
+    failed = restarted.trainings.get(owner, cut_off.id)
     assert failed.status == "failed" and failed.error == LOST
     assert failed.job is not None and (failed.job.state, failed.job.reason) == ("failed", LOST)
-    assert restarted.trainings.reattach() == (0, 0)
+    assert restarted.jobs.reattach() == (0, 0)
+    # The old process's job, still running, is stopped; ending after its loss, it leaves nothing.
+    before.jobs.cancel(cut_off.job)
+    before.close()
+    assert restarted.trainings.get(owner, cut_off.id).status == "failed"
+    assert not restarted.store.path(f"models/{model.id}/candidates").exists()
     restarted.close()

@@ -210,3 +210,19 @@ def test_schemas_name_every_architecture_of_the_zoo() -> None:
     from headstart.kernels.schemas import ARCHITECTURE_NAMES
 
     assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
+
+
+def test_every_architecture_has_a_builder_and_the_zoo_needs_no_keras() -> None:
+    import subprocess
+    import sys
+
+    from headstart.kernels.engine.architectures import BUILDERS
+
+    assert set(BUILDERS) == set(ARCHITECTURES)
+    code = (
+        "import sys; from headstart.kernels.engine.zoo import check_request;"
+        "check_request('small_cnn', labels=['a'], weights=None, seed=0, imagenet_head=False, options={});"
+        "print('keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

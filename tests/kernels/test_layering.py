@@ -61,5 +61,5 @@ def test_no_layer_imports_one_above_it() -> None:
 
 def test_the_layering_check_sees_a_lazy_import(tmp_path: Path) -> None:
     source = tmp_path / "lazy.py"
-    source.write_text("def f():\n    from headstart.extension.store import ArtifactStore\n")
-    assert imported_modules(source) == {"headstart.extension.store"}
+    source.write_text("def f():\n    from headstart.extension.manager import Catalog\n")
+    assert imported_modules(source) == {"headstart.extension.manager"}

@@ -74,6 +74,31 @@ def as_json(response: Any) -> Any:
     return json.loads(response.body)
 
 
+async def finished(api: Any, answer: Any, seconds: float = 120) -> dict[str, Any]:
+    """The job that a 202 answer holds, followed (as a client does) until it ended."""
+    import asyncio
+    import time
+
+    assert answer.code == 202, answer.body
+    job = as_json(answer)
+    job = job.get("job") or job  # a training's answer holds its job
+    assert answer.headers["Location"].endswith(f"headstart/jobs/{job['id']}")
+    deadline = time.monotonic() + seconds
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job {job['id']} did not end"
+        await asyncio.sleep(0.05)
+        job = as_json(await api("GET", f"headstart/jobs/{job['id']}"))
+    return job
+
+
+async def made(api: Any, answer: Any, kind: str) -> dict[str, Any]:
+    """What a 202 answer's job made once it succeeded: the `kind` ("models", "datasets") it names."""
+    job = await finished(api, answer)
+    assert job["state"] == "succeeded", job
+    key = {"models": "model_id", "datasets": "dataset_id"}[kind]
+    return as_json(await api("GET", f"headstart/{kind}/{job['result'][key]}"))
+
+
 def store_tmp(catalog: Any) -> list[Path]:
     """What is left under the store's tmp/: nothing, once every request is over."""
     return list(catalog.store.path("tmp").iterdir())

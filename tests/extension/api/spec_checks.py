@@ -43,16 +43,27 @@ class Seeded:
     known: dict[str, list[Any]]
 
 
+def made(client: httpx.Client, answer: httpx.Response) -> dict[str, Any]:
+    """What the job that a 202 answer holds made, once it succeeded."""
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    deadline = time.monotonic() + SEED_SECONDS
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job {job['id']} did not end"
+        time.sleep(0.1)
+        job = client.get(f"headstart/jobs/{job['id']}").json()
+    assert job["state"] == "succeeded", job
+    return dict(job["result"])
+
+
 def seed(client: httpx.Client, shapes_zip: bytes, dataset: str = "shapes") -> dict[str, list[Any]]:
     """One dataset, a public and a private tiny model, and one finished (candidate) training."""
-    uploaded = client.post("headstart/datasets", params={"name": dataset}, content=shapes_zip)
-    assert uploaded.status_code == 201, uploaded.text
+    uploaded = made(client, client.post("headstart/datasets", params={"name": dataset}, content=shapes_zip))
     models = []
     for public in (True, False):
         tiny = {"architecture": "small_cnn", "weights": None, "options": {"filters": 2}, "public": public}
-        model = client.post("headstart/models", json={"name": f"tiny-{public}", **tiny})
-        assert model.status_code == 201, model.text
-        models.append(model.json()["id"])
+        model = made(client, client.post("headstart/models", json={"name": f"tiny-{public}", **tiny}))
+        models.append(model["model_id"])
     training = client.post(
         "headstart/trainings", json={"model_id": models[0], "dataset": dataset, "config": {"epochs": 1}}
     )
@@ -62,7 +73,7 @@ def seed(client: httpx.Client, shapes_zip: bytes, dataset: str = "shapes") -> di
     while client.get(f"headstart/trainings/{training_id}").json()["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, "the seed training did not finish"
         time.sleep(0.2)
-    return {"models": models, "trainings": [training_id], "datasets": [uploaded.json()["id"], dataset]}
+    return {"models": models, "trainings": [training_id], "datasets": [uploaded["dataset_id"], dataset]}
 
 
 def bounded(case: Any) -> None:

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_model
-from tests.extension.api.conftest import as_json, store_tmp
+from tests.extension.api.conftest import as_json, finished, made, store_tmp
 
 TINY = {"architecture": "small_cnn", "weights": None, "options": {"filters": 2}}
 
 
 async def test_a_model_lives_and_dies_over_http(api, me, tmp_path: Path) -> None:
     created = await api("POST", "headstart", "models", body={"name": "tiny", "labels": ["a", "b"], **TINY})
-    assert created.code == 201
-    model = as_json(created)
+    model = await made(api, created, "models")
     assert model["owner"] == me.name and model["labels"] == ["a", "b"] and model["version"] == 1
 
     page = as_json(await api("GET", "headstart", "models", params={"mine": "true", "kind": "classifier"}))
@@ -105,16 +104,19 @@ async def test_an_upload_streams_into_a_model(api, catalog, me, tmp_path: Path) 
         body=source.read_bytes(),
         params={"name": "uploaded", "labels": "x,y", "public": "true", "description": "from disk"},
     )
-    assert response.code == 201, response.body
-    model = as_json(response)
+    model = await made(api, response, "models")
     assert (model["name"], model["labels"], model["public"]) == ("uploaded", ["x", "y"], True)
     assert store_tmp(catalog) == []
 
     nameless = await api("POST", "headstart/models/upload", body=source.read_bytes())
     assert nameless.code == 400 and "name" in as_json(nameless)["detail"]
+    # The validation is the job: it fails with the reason, and the upload and its staging go.
     junk = await api("POST", "headstart/models/upload", body=b"not a zip", params={"name": "junk"})
-    assert junk.code == 400 and as_json(junk)["error"] == "invalid"
+    failed = await finished(api, junk)
+    assert failed["state"] == "failed" and failed["error"]["error"] == "invalid", failed
+    assert failed["error"]["detail"] == failed["reason"]
     assert store_tmp(catalog) == []
+    assert "junk" not in [m["name"] for m in as_json(await api("GET", "headstart/models"))["items"]]
 
 
 async def test_an_upload_over_the_limit_stops_with_413(api, catalog, me, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_model
-from tests.extension.api.conftest import as_json
+from tests.extension.api.conftest import as_json, finished, made
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +18,7 @@ async def test_datasets_upload_list_show_and_refuse_deletion(api, shapes_zip: by
     added = await api(
         "POST", "headstart/datasets", body=shapes_zip, params={"name": "shapes", "description": "d"}
     )
-    assert added.code == 201, added.body
-    dataset = as_json(added)
+    dataset = await made(api, added, "datasets")
     assert dataset["labels"] == ["circle", "square", "triangle"] and sum(dataset["counts"].values()) == 42
 
     page = as_json(await api("GET", "headstart/datasets"))
@@ -98,9 +97,13 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     saved.write_bytes(download.body)
     assert keras.saving.load_model(saved).output_shape == (None, 3)
 
-    scored = await api("POST", "headstart/evaluations", body={"model_id": model.id, "dataset": "shapes"})
-    assert scored.code == 201
+    asked = {"model_id": model.id, "dataset": "shapes"}
+    queued = await api("POST", "headstart/evaluations", body=asked)
+    assert (await finished(api, queued))["state"] == "succeeded"
+    scored = await api("POST", "headstart/evaluations", body=asked)  # asked again: cached
+    assert scored.code == 200
     evaluation = as_json(scored)
+    assert as_json(queued)["result"] is None
     assert evaluation["model_version"] == 2 and evaluation["split"] == "test" and evaluation["count"] > 0
     unseen = await api("POST", "headstart/evaluations", body={"model_id": secret.id, "dataset": "shapes"})
     assert unseen.code == 404

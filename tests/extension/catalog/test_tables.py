@@ -18,7 +18,8 @@ PAIRS = [
     (schemas.DatasetPublic, tables.Dataset, {"created_by"}),
     (schemas.EpochPublic, tables.Epoch, set()),
     (schemas.JobPublic, tables.Job, set()),
-    (schemas.TrainingPublic, tables.Training, {"owner", "epochs", "job"}),
+    # A training's status, error and end are derived from its stage and its job's run state.
+    (schemas.TrainingPublic, tables.Training, {"owner", "epochs", "job", "status", "error", "finished_at"}),
     (schemas.EvaluationPublic, tables.Evaluation, set()),
 ]
 

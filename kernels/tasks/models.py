@@ -1,8 +1,9 @@
-"""Model and dataset tasks: plain data in, plain data out, artifacts written to the store.
+"""The model tasks: build a zoo architecture (random or pretrained), and validate an uploaded file.
 
-They run on Dask workers in production, so they never touch the database: the service records
-what they return. Every artifact is written into a staging folder the caller owns and renamed into
-place by the caller, except content-addressed bodies and features, which are committed here.
+Each stages its model folder under the store key its input names; the service commits it as a
+version when it records the result. A pretrained body, and the source entry that maps a weights
+file to it, are content-addressed, so they are committed here (a concurrent create of the same
+body may win; both are the same).
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from headstart.extension.store import ArtifactStore, body_key
-from headstart.kernels.engine.limits import IngestLimits, ModelLimits
+from pydantic import BaseModel, ConfigDict, Field
+
+from headstart.kernels.engine.limits import ModelLimits
 from headstart.kernels.engine.pretrained import WeightsSource
 from headstart.kernels.errors import Invalid
+from headstart.kernels.store import ArtifactStore, body_key
+from headstart.kernels.tasks.artifacts import BODY_REF_FILE, HEAD_FILE, ModelFacts, head_model, stage_model
+from headstart.kernels.tasks.reporting import Reporter
 
-MODEL_FILE = "model.keras"
-HEAD_FILE = "head.keras"
-BODY_REF_FILE = "body.ref"
 # A pretrained body converted from a weights file, by the file's content: see `pretrained_body`.
 SOURCES_FOLDER = "bodies/sources"
 SOURCE_FACTS = "source.json"
@@ -31,126 +33,50 @@ IMAGENET_HEAD_FILE = "imagenet_head.keras"
 CONVERSION = 1
 
 
-@dataclass(frozen=True)
-class VersionRef:
-    """Where one model version lives in the store, and what the catalog knows of it."""
+class CreateInput(BaseModel):
+    """A create job: which architecture, its starting weights and labels, and where to stage it."""
 
-    model_id: int
-    version: int
-    folder: str
-    kind: str
-    labels: list[str] | None
-    body_sha: str | None
-    body_ref: str | None = None
+    model_config = ConfigDict(frozen=True)
 
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a staged model folder holds: recorded as a model version once committed."""
-
-    kind: str
-    labels: list[str] | None
-    params: int
-    size_bytes: int
-    body_sha: str | None
-    body_ref: str | None = None
-    weights_source: str | None = None  # where pretrained starting weights came from (models show)
-
-    @property
-    def artifact_file(self) -> str:
-        """The version's own file: the full model, or its head (a feature vector: the body's reference)."""
-        if self.body_ref is None:
-            return MODEL_FILE
-        return HEAD_FILE if self.kind == "classifier" else BODY_REF_FILE
+    store_url: str
+    staging: str  # the store key of the folder the model is staged in
+    architecture: str
+    labels: list[str] | None = None
+    weights: str | None = None
+    options: dict[str, int | float] = Field(default_factory=dict)
+    seed: int | None = None
+    imagenet_head: bool = False
+    weights_folder: str | None = None
+    limits: ModelLimits = ModelLimits()
 
 
-@dataclass(frozen=True)
-class TrainingFacts:
-    """The outcome of a training: its epochs, how the head was handled, and the candidate."""
-
-    epochs: list[dict]
-    head: str
-    feature_cache: str | None
-    candidate: ModelFacts
-    stopped_early: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def _load(path: Path) -> object:
-    import keras
-
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
-
-
-def load_version(store: ArtifactStore, ref: VersionRef) -> object:
-    """The full Sequential of a version, assembling a shared body and a stored head if need be."""
-    from headstart.kernels.engine.surgery import attach_head
-
-    folder = store.path(ref.folder)
-    if ref.body_ref is None:
-        return _load(folder / MODEL_FILE)
-    body = _load(store.path(body_key(ref.body_ref)))
-    if ref.kind == "feature_vector":
-        return body  # a pretrained feature vector is its shared body, nothing more
-    head_model = _load(folder / HEAD_FILE)
-    return attach_head(body, len(ref.labels or []), head=head_model.layers[-1])  # type: ignore[attr-defined]
-
-
-def stage_model(model: object, labels: list[str] | None, folder: Path, limits: ModelLimits) -> ModelFacts:
-    """Save a full model into a staging folder, checking the operator's size limits."""
-    from headstart.kernels.engine.keras_file import save_model
-    from headstart.kernels.engine.limits import check_model_limits
-    from headstart.kernels.engine.surgery import body_fingerprint, count_params, model_kind, split_model
-
-    kind = model_kind(model)
-    params = count_params(model)
-    check_model_limits(params, 0, limits)
-    size = save_model(model, folder / MODEL_FILE, kind=kind, labels=labels)
-    check_model_limits(params, size, limits)
-    body, _ = split_model(model)
-    return ModelFacts(kind, labels, params, size, body_fingerprint(body))
-
-
-def create_model(
-    architecture: str,
-    labels: list[str] | None,
-    weights: str | None,
-    options: dict,
-    folder: Path,
-    limits: ModelLimits,
-    seed: int | None = None,
-    *,
-    store_root: str | None = None,
-    weights_folder: str | None = None,
-    imagenet_head: bool = False,
-) -> ModelFacts:
-    """Build a zoo architecture, its starting weights seeded with `seed`, and stage it in `folder`.
+def create_model(given: CreateInput, reporter: Reporter) -> ModelFacts:
+    """Build a zoo architecture, its starting weights seeded with `seed`, and stage it.
 
     Random weights make a full model file. Pretrained ones make a shared body under `bodies/`
     (stored once, however many models start from it) and, for a classifier, a head file: a fresh
     head for `labels`, or with `imagenet_head` the pretrained ImageNet classifier.
     """
-    from headstart.kernels.engine.architectures import build_model, check_request
+    from headstart.kernels.engine.architectures import build_model
+    from headstart.kernels.engine.zoo import check_request
 
     check_request(
-        architecture, labels=labels, weights=weights, seed=seed, imagenet_head=imagenet_head, options=options
+        given.architecture,
+        labels=given.labels,
+        weights=given.weights,
+        seed=given.seed,
+        imagenet_head=given.imagenet_head,
+        options=given.options,
     )
-    if weights is None:
-        model = build_model(architecture, labels=labels, weights=None, seed=seed, **options)
-        return stage_model(model, list(labels) if labels else None, folder, limits)
-    if store_root is None:
-        raise Invalid("a pretrained create needs the artifact store for its shared body")
-    return _create_pretrained(
-        ArtifactStore(store_root),
-        architecture,
-        labels,
-        options,
-        folder,
-        limits,
-        seed,
-        weights_folder,
-        imagenet_head,
-    )
+    store = ArtifactStore(given.store_url)
+    folder = store.path(given.staging)
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter.check()
+    if given.weights is None:
+        options: dict[str, Any] = dict(given.options)
+        model = build_model(given.architecture, labels=given.labels, weights=None, seed=given.seed, **options)
+        return stage_model(model, list(given.labels) if given.labels else None, folder, given.limits)
+    return _create_pretrained(store, given, folder)
 
 
 @dataclass(frozen=True)
@@ -164,28 +90,19 @@ class PretrainedBody:
     imagenet_head: Path | None  # the pretrained 1000-class head's file, where the weights have one
 
 
-def _create_pretrained(
-    store: ArtifactStore,
-    architecture: str,
-    labels: list[str] | None,
-    options: dict,
-    folder: Path,
-    limits: ModelLimits,
-    seed: int | None,
-    weights_folder: str | None,
-    imagenet_head: bool,
-) -> ModelFacts:
+def _create_pretrained(store: ArtifactStore, given: CreateInput, folder: Path) -> ModelFacts:
     from headstart.kernels.engine.architectures import ARCHITECTURES
     from headstart.kernels.engine.keras_file import save_model
     from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.pretrained import imagenet_labels
     from headstart.kernels.engine.surgery import count_params
 
-    source = ARCHITECTURES[architecture].weights_source(weights_folder, **options)
+    architecture, options, labels, limits = given.architecture, given.options, given.labels, given.limits
+    source = ARCHITECTURES[architecture].weights_source(given.weights_folder, **options)
     with store.staging() as staging:
         body = pretrained_body(store, architecture, options, source, staging)
         head_params = head_size = 0
-        if imagenet_head:
+        if given.imagenet_head:
             if body.imagenet_head is None:
                 raise Invalid(f"the ImageNet weights of {architecture} hold no ImageNet head")
             labels = list(imagenet_labels())
@@ -193,7 +110,7 @@ def _create_pretrained(
             head_size = (folder / HEAD_FILE).stat().st_size
             head_params = (body.feature_dim + 1) * len(labels)
         elif labels:
-            head = _fresh_head(body.feature_dim, len(labels), seed)
+            head = _fresh_head(body.feature_dim, len(labels), given.seed)
             head_size = save_model(head, folder / HEAD_FILE, kind="classifier", labels=labels)
             head_params = count_params(head)
         params, size = body.params + head_params, body.size_bytes + head_size
@@ -202,11 +119,11 @@ def _create_pretrained(
         _commit_built(store, staging, body.body_sha)
     (folder / BODY_REF_FILE).write_text(body.body_sha + "\n")
     return ModelFacts(
-        "classifier" if labels else "feature_vector",
-        list(labels) if labels else None,
-        params,
-        size,
-        body.body_sha,
+        kind="classifier" if labels else "feature_vector",
+        labels=list(labels) if labels else None,
+        params=params,
+        size_bytes=size,
+        body_sha=body.body_sha,
         body_ref=body.body_sha,
         weights_source=source.description,
     )
@@ -245,7 +162,7 @@ def pretrained_body(
     if head is not None:
         head_file = entry / IMAGENET_HEAD_FILE
         save_model(
-            _head_model(head, feature_dim), head_file, kind="classifier", labels=list(imagenet_labels())
+            head_model(head, feature_dim), head_file, kind="classifier", labels=list(imagenet_labels())
         )
     params = count_params(body)
     facts = {"body_sha": body_sha, "feature_dim": feature_dim, "params": params, "source": source.description}
@@ -253,13 +170,6 @@ def pretrained_body(
     if key is not None:
         (staging / "source.key").write_text(key)
     return PretrainedBody(body_sha, feature_dim, params, size, head_file)
-
-
-def _head_model(head: object, feature_dim: int) -> object:
-    """A head file's model: the head alone on feature vectors, as a frozen-body training stores it."""
-    import keras
-
-    return keras.Sequential([keras.Input((feature_dim,)), head], name="head_on_features")
 
 
 def _fresh_head(feature_dim: int, n_labels: int, seed: int | None) -> object:
@@ -270,7 +180,7 @@ def _fresh_head(feature_dim: int, n_labels: int, seed: int | None) -> object:
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    return _head_model(keras.layers.Dense(n_labels, activation="softmax", name=HEAD_NAME), feature_dim)
+    return head_model(keras.layers.Dense(n_labels, activation="softmax", name=HEAD_NAME), feature_dim)
 
 
 def _source_key(architecture: str, options: dict, path: Path) -> str:
@@ -304,14 +214,29 @@ def _commit_built(store: ArtifactStore, staging: Path, body_sha: str) -> None:
         store.commit_if_absent(staging / "source", f"{SOURCES_FOLDER}/{key_file.read_text()}")
 
 
-def upload_model(path: Path, labels: list[str] | None, folder: Path, limits: ModelLimits) -> ModelFacts:
+class ValidateInput(BaseModel):
+    """An upload's validation: the uploaded file in the store, the labels given, where to stage it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str
+    source: str  # the store key of the uploaded .keras file
+    staging: str
+    labels: list[str] | None = None
+    limits: ModelLimits = ModelLimits()
+
+
+def validate_upload(given: ValidateInput, reporter: Reporter) -> ModelFacts:
     """Validate an uploaded `.keras` file (rules 1, 6, 8) and stage it as a normal model file."""
     from headstart.kernels.engine.keras_file import read_metadata
     from headstart.kernels.engine.surgery import model_kind
     from headstart.kernels.engine.validation import load_keras_file
 
-    model = load_keras_file(path, limits)
+    store = ArtifactStore(given.store_url)
+    path = store.path(given.source)
+    model = load_keras_file(path, given.limits)
     kind = model_kind(model)
+    labels = given.labels
     if labels is None:
         labels = (read_metadata(path) or {}).get("labels")
     outputs = int(model.output_shape[-1])
@@ -324,26 +249,7 @@ def upload_model(path: Path, labels: list[str] | None, folder: Path, limits: Mod
             raise Invalid("labels must be distinct")
     elif labels:
         raise Invalid("labels were given, but the model is a feature vector (no softmax head)")
-    return stage_model(model, list(labels) if labels else None, folder, limits)
-
-
-def ingest_dataset(
-    source: Path,
-    folder: Path,
-    limits: IngestLimits,
-    *,
-    skip_invalid: bool,
-    resize_policy: str,
-    progress: Callable[[int, int], None] | None = None,
-) -> object:
-    """Decode an upload into uint8 shards in a staging folder."""
-    from headstart.kernels.engine.ingest import ingest
-
-    return ingest(
-        source,
-        folder,
-        limits=limits,
-        skip_invalid=skip_invalid,
-        resize_policy=resize_policy,
-        progress=progress,
-    )
+    folder = store.path(given.staging)
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter.check()
+    return stage_model(model, list(labels) if labels else None, folder, given.limits)

@@ -2,32 +2,59 @@
 
 A frozen body trains only its head, on features from the cache (computed once per body and
 dataset), and the candidate is stored as a head plus a reference to the shared body. Unfrozen
-layers train the whole model on the image shards, and the candidate is a full model file.
+layers train the whole model on the image shards, and the candidate is a full model file. Either
+way the candidate is staged once, straight under the key it keeps while it awaits the owner's
+decision (`models/<id>/candidates/t<training>`), and described once, by the result.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from headstart.extension.jobs.artifacts import (
+from pydantic import BaseModel, ConfigDict
+
+from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.schemas import EpochPublic, FeatureCacheState, HeadHandling, TrainingConfig
+from headstart.kernels.store import ArtifactStore, body_key, dataset_key
+from headstart.kernels.tasks.artifacts import (
     BODY_REF_FILE,
     HEAD_FILE,
     ModelFacts,
-    TrainingFacts,
     VersionRef,
     load_version,
     stage_model,
 )
-from headstart.extension.jobs.progress import Reporter, reporter_for
-from headstart.extension.store import ArtifactStore, body_key, dataset_key
-from headstart.kernels.engine.limits import ModelLimits
-from headstart.kernels.schemas import TrainingConfig
+from headstart.kernels.tasks.reporting import Reporter
 
-EpochSink = Callable[[dict], None]
+EpochSink = Callable[[EpochPublic], None]
 Progress = Callable[[int, int], None]
+
+
+class TrainInput(BaseModel):
+    """A training job: the version it starts from, the dataset, how to train, and the candidate's key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str
+    ref: VersionRef
+    dataset_id: int
+    config: TrainingConfig
+    candidate: str  # the store key the candidate is staged under
+    limits: ModelLimits = ModelLimits()
+
+
+class TrainResult(BaseModel):
+    """A finished run: its epochs, how the head was handled, the feature cache's part, the candidate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epochs: list[EpochPublic]
+    head: HeadHandling
+    feature_cache: FeatureCacheState | None
+    candidate: ModelFacts
+    stopped_early: bool = False
 
 
 def _ensure_body_stored(store: ArtifactStore, body: object, body_sha: str) -> None:
@@ -86,15 +113,15 @@ def current_head(store: ArtifactStore, ref: VersionRef, loaded: dict) -> object:
     import keras
 
     if ref.body_ref is not None:
-        head_model = keras.saving.load_model(store.path(ref.folder) / HEAD_FILE, compile=False)
-        return head_model.layers[-1]
+        stored = keras.saving.load_model(store.path(ref.folder) / HEAD_FILE, compile=False)
+        return stored.layers[-1]
     if "model" not in loaded:
         loaded["model"] = load_version(store, ref)
     return loaded["model"].layers[-1]
 
 
 def train_version(
-    store_root: str,
+    store: ArtifactStore,
     ref: VersionRef,
     dataset_id: int,
     config: TrainingConfig,
@@ -104,7 +131,7 @@ def train_version(
     on_epoch: EpochSink | None = None,
     on_features: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> TrainingFacts:
+) -> TrainResult:
     """Train a copy of `ref` on a dataset; the candidate is staged in `folder`.
 
     `should_stop()` is asked after every training batch: once true, the run raises Cancelled.
@@ -123,12 +150,10 @@ def train_version(
     from headstart.kernels.engine.training import fit_head, fit_model, reorder_head
     from headstart.kernels.engine.validation import inspect_keras_file
 
-    store = ArtifactStore(store_root)
     dataset = DatasetReader(store.path(dataset_key(dataset_id)))
     labels = list(dataset.labels)
     plan = plan_head(ref.kind, ref.labels, labels)
     splits = {"train": dataset.split("train"), "val": dataset.split("val")}
-    report = (lambda epoch: on_epoch(epoch.model_dump())) if on_epoch else None
     loaded: dict = {}
 
     if config.frozen_body and ref.body_sha is not None:
@@ -139,22 +164,29 @@ def train_version(
         head = current_head(store, ref, loaded) if plan.keep else None
         if head is not None and plan.order is not None:
             reorder_head(head, plan.order)
-        head_model = head_from_features(int(features["train"].shape[-1]), len(labels), head)
+        head_on_features = head_from_features(int(features["train"].shape[-1]), len(labels), head)
         epochs = fit_head(
-            head_model,
+            head_on_features,
             (features["train"], splits["train"].labels),
             (features["val"], splits["val"].labels),
             config,
-            on_epoch=report,
+            on_epoch=on_epoch,
             should_stop=should_stop,
         )
-        size = save_model(head_model, folder / HEAD_FILE, kind="classifier", labels=labels)
+        size = save_model(head_on_features, folder / HEAD_FILE, kind="classifier", labels=labels)
         (folder / BODY_REF_FILE).write_text(body_sha + "\n")
         body_facts = inspect_keras_file(store.path(body_key(body_sha)), limits)
-        params = body_facts.params + count_params(head_model)
+        params = body_facts.params + count_params(head_on_features)
         size += body_facts.size_bytes
         check_model_limits(params, size, limits)
-        candidate = ModelFacts("classifier", labels, params, size, body_sha, body_ref=body_sha)
+        candidate = ModelFacts(
+            kind="classifier",
+            labels=labels,
+            params=params,
+            size_bytes=size,
+            body_sha=body_sha,
+            body_ref=body_sha,
+        )
     else:
         cache_state = None
         body, head = split_model(load_version(store, ref))
@@ -163,15 +195,15 @@ def train_version(
         trainable = attach_head(body, len(labels), head=head if plan.keep else None)
         set_trainable(body, config.fine_tune_layers)
         epochs = fit_model(
-            trainable, splits["train"], splits["val"], config, on_epoch=report, should_stop=should_stop
+            trainable, splits["train"], splits["val"], config, on_epoch=on_epoch, should_stop=should_stop
         )
         trainable.trainable = True  # the downloaded file should not carry this run's freezing
         candidate = stage_model(trainable, labels, folder, limits)
-    return TrainingFacts(
-        [e.model_dump() for e in epochs],
-        "kept" if plan.keep else "replaced",
-        cache_state,
-        candidate,
+    return TrainResult(
+        epochs=epochs,
+        head="kept" if plan.keep else "replaced",
+        feature_cache=cache_state,
+        candidate=candidate,
         stopped_early=len(epochs) < config.epochs,
     )
 
@@ -179,60 +211,29 @@ def train_version(
 # --- the training job --------------------------------------------------------------------------
 
 
-def result_key(job_key: str) -> str:
-    """Where a finished attempt leaves its staged candidate for the service to place."""
-    return f"tmp/{job_key}.result"
+def train(given: TrainInput, reporter: Reporter) -> TrainResult:
+    """The training as a job: it runs on a Dask worker (or in the command line's process).
 
-
-def staging_key(job_key: str) -> str:
-    """Where an attempt stages its candidate while it runs (a killed attempt's leftovers too)."""
-    return f"tmp/{job_key}"
-
-
-def train_job(
-    job_key: str,
-    store_root: str,
-    ref: VersionRef,
-    dataset_id: int,
-    config: TrainingConfig,
-    limits: ModelLimits,
-    reporter: Reporter | None = None,
-) -> dict:
-    """The training as a job: it runs on a Dask worker (or inline) and touches no database.
-
-    The candidate is staged under `tmp/<job key>` and, when the run succeeded, renamed whole to
-    `tmp/<job key>.result`, which the service places as the training's candidate when it records
-    the result. A killed attempt leaves only the staging folder, which the next attempt or the
-    service removes; a cancelled or failed one leaves nothing.
+    The candidate is staged under `given.candidate`, which the service records as the training's
+    candidate when the result comes back. An attempt starts by removing what a killed one left
+    there; a failed or cancelled one removes what it staged.
     """
-    import shutil
-
-    reporter = reporter or reporter_for(job_key)
-    reporter.started()
-    store = ArtifactStore(store_root)
-    folder, result = store.path(staging_key(job_key)), store.path(result_key(job_key))
-    for leftover in (folder, result):
-        shutil.rmtree(leftover, ignore_errors=True)
+    store = ArtifactStore(given.store_url)
+    folder = store.path(given.candidate)
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
-        facts = train_version(
-            store_root,
-            ref,
-            dataset_id,
-            config,
+        return train_version(
+            store,
+            given.ref,
+            given.dataset_id,
+            given.config,
             folder,
-            limits,
-            on_epoch=reporter.epoch,
+            given.limits,
+            on_epoch=lambda epoch: reporter.epoch(epoch.model_dump()),
             on_features=reporter.progress("features"),
             should_stop=reporter.should_stop,
         )
-        (folder / "facts.json").write_text(json.dumps(dataclasses.asdict(facts.candidate)))
-        folder.rename(result)
-    finally:
+    except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
-    return {
-        "epochs": facts.epochs,
-        "head": facts.head,
-        "feature_cache": facts.feature_cache,
-        "candidate": dataclasses.asdict(facts.candidate),
-    }
+        raise

@@ -10,7 +10,7 @@ import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -37,6 +37,42 @@ class ArtifactStore:
         if not target.is_relative_to(self.root.resolve()):
             raise Invalid(f"store key escapes the store: {key!r}")
         return target
+
+    def key_of(self, path: Path) -> str:
+        """The store key of a path inside the store; Invalid for a path outside it."""
+        target = Path(path).resolve()
+        root = self.root.resolve()
+        if not target.is_relative_to(root):
+            raise Invalid(f"{path} is not in the artifact store")
+        return target.relative_to(root).as_posix()
+
+    def upload(self, source: Path) -> Path:
+        """Copy a local file, or a folder zipped on the way, into `tmp/` as an upload for a job.
+
+        A job reads only the store, as a Dask worker on another machine would; the web service's
+        uploads arrive in `tmp/` already.
+        """
+        from headstart.kernels.engine.archive import zip_folder
+
+        source = Path(source)
+        target = (
+            self.root / "tmp" / f"upload-{uuid.uuid4().hex}{'.zip' if source.is_dir() else source.suffix}"
+        )
+        try:
+            if source.is_dir():
+                zip_folder(source, target)
+            else:
+                shutil.copyfile(source, target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return target
+
+    def scratch(self, prefix: str) -> Path:
+        """A new, empty folder under `tmp/` for files a job reads; its owner removes it."""
+        folder = self.root / "tmp" / f"{prefix}-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        return folder
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
@@ -94,6 +130,16 @@ class ArtifactStore:
             shutil.rmtree(doomed, ignore_errors=True)
         elif target.exists():
             target.unlink()
+        # Folders it leaves empty go too, below the resource's own (`models/3/candidates/` after its
+        # last candidate, never `models/3/`).
+        keep = self.root.resolve() / PurePosixPath(key).parts[0]
+        for parent in target.parents:
+            if len(parent.relative_to(keep).parts) < 2:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def size(self, key: str) -> int:
         """The size of a stored file, in bytes."""

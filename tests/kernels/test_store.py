@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from headstart.extension.store import ArtifactStore
 from headstart.kernels.errors import Invalid
+from headstart.kernels.store import ArtifactStore
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ On a Dask worker, `WorkerReporter` sends events with `get_worker().log_event("he
 ...)`: the attempt's start (with the worker's address), each epoch as it ends, and progress (done
 and total) for ingest, feature extraction and evaluation. Cancelling is a `distributed.Event`
 named `<job key>/stop`, which the reporter reads at batch boundaries, at most every
-`CHECK_SECONDS`. `LocalReporter` is the same contract for a job run in-process (the CLI).
+`CHECK_SECONDS`. `LocalReporter` is the same contract for a job run in this process (the
+command line's runner).
 """
 
 from __future__ import annotations
@@ -126,21 +127,13 @@ def reporter_for(key: str | None) -> Reporter:
     return LocalReporter()
 
 
-def run_as_job(
-    job_key: str,
-    phase: str | None,
-    function: Callable[..., Any],
-    args: tuple,
-    kwargs: dict[str, Any],
-    reporter: Reporter | None = None,
+def run_task(
+    key: str, task: Callable[[Any, Reporter], Any], given: Any, reporter: Reporter | None = None
 ) -> Any:
-    """Run one of the engine's task functions as the job `job_key`, reporting its progress.
+    """Run one task as the job `key`: its start reported, then `task(given, reporter)`.
 
-    A function that takes `progress(done, total)` gets one for `phase`, which also raises
-    Cancelled at its next step once the job was cancelled.
+    On a Dask worker the reporter is the worker's; a runner in this process hands its own.
     """
-    reporter = reporter or reporter_for(job_key)
+    reporter = reporter or reporter_for(key)
     reporter.started()
-    if phase is not None:
-        kwargs = {**kwargs, "progress": reporter.progress(phase)}
-    return function(*args, **kwargs)
+    return task(given, reporter)

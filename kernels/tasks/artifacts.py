@@ -1,0 +1,99 @@
+"""What the tasks share about stored models: where a version lives, what a staged model holds.
+
+A version is a full `model.keras`, or a head file plus a reference to a shared body under `bodies/`
+(a frozen-body training's result, or a pretrained create); a pretrained feature vector is its body's
+reference alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from headstart.kernels.engine.limits import ModelLimits
+from headstart.kernels.schemas import Kind
+from headstart.kernels.store import ArtifactStore, body_key
+
+MODEL_FILE = "model.keras"
+HEAD_FILE = "head.keras"
+BODY_REF_FILE = "body.ref"
+
+
+class VersionRef(BaseModel):
+    """Where one model version lives in the store, and what the catalog knows of it."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    model_id: int
+    version: int
+    folder: str
+    kind: Kind
+    labels: list[str] | None
+    body_sha: str | None
+    body_ref: str | None = None
+
+
+class ModelFacts(BaseModel):
+    """What a staged model folder holds: recorded as a model version once committed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    labels: list[str] | None
+    params: int
+    size_bytes: int
+    body_sha: str | None
+    body_ref: str | None = None
+    weights_source: str | None = None  # where pretrained starting weights came from (models show)
+
+    @property
+    def artifact_file(self) -> str:
+        """The version's own file: the full model, or its head (a feature vector: the body's reference)."""
+        if self.body_ref is None:
+            return MODEL_FILE
+        return HEAD_FILE if self.kind == "classifier" else BODY_REF_FILE
+
+
+def _load(path: Path) -> object:
+    import keras
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def load_version(store: ArtifactStore, ref: VersionRef) -> object:
+    """The full Sequential of a version, assembling a shared body and a stored head if need be."""
+    from headstart.kernels.engine.surgery import attach_head
+
+    folder = store.path(ref.folder)
+    if ref.body_ref is None:
+        return _load(folder / MODEL_FILE)
+    body = _load(store.path(body_key(ref.body_ref)))
+    if ref.kind == "feature_vector":
+        return body  # a pretrained feature vector is its shared body, nothing more
+    head_model = _load(folder / HEAD_FILE)
+    return attach_head(body, len(ref.labels or []), head=head_model.layers[-1])  # type: ignore[attr-defined]
+
+
+def stage_model(model: object, labels: list[str] | None, folder: Path, limits: ModelLimits) -> ModelFacts:
+    """Save a full model into a staging folder, checking the operator's size limits."""
+    from headstart.kernels.engine.keras_file import save_model
+    from headstart.kernels.engine.limits import check_model_limits
+    from headstart.kernels.engine.surgery import body_fingerprint, count_params, model_kind, split_model
+
+    kind = model_kind(model)
+    params = count_params(model)
+    check_model_limits(params, 0, limits)
+    size = save_model(model, folder / MODEL_FILE, kind=kind, labels=labels)
+    check_model_limits(params, size, limits)
+    body, _ = split_model(model)
+    return ModelFacts(
+        kind=kind, labels=labels, params=params, size_bytes=size, body_sha=body_fingerprint(body)
+    )
+
+
+def head_model(head: object, feature_dim: int) -> object:
+    """A head file's model: the head alone on feature vectors, as a frozen-body training stores it."""
+    import keras
+
+    return keras.Sequential([keras.Input((int(feature_dim),)), head], name="head_on_features")

@@ -1,0 +1,127 @@
+"""The evaluation tasks: score a model version on a dataset split, or predict labels for image files.
+
+A classifier runs its body through the feature cache, so a body that was ever trained or scored on
+a split is not run again: only the head runs on the cached features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from headstart.kernels.engine.limits import IngestLimits
+from headstart.kernels.engine.scoring import EvaluationResult
+from headstart.kernels.errors import Invalid
+from headstart.kernels.schemas import Split
+from headstart.kernels.store import ArtifactStore, dataset_key
+from headstart.kernels.tasks.artifacts import VersionRef, head_model, load_version
+from headstart.kernels.tasks.reporting import Reporter
+from headstart.kernels.tasks.training import cached_features, current_head
+
+BATCH = 32
+
+
+class EvaluateInput(BaseModel):
+    """Score one version on one split of a dataset."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str
+    ref: VersionRef
+    dataset_id: int
+    split: Split = "test"
+    top_k: int = Field(3, ge=1)
+
+
+class PredictInput(BaseModel):
+    """Predict one version's top-k labels for image files in the store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str
+    ref: VersionRef
+    images: list[str]  # store keys of the image files
+    names: list[str]  # the name each image is reported by (its upload's file name)
+    top_k: int = Field(3, ge=1)
+    resize_policy: Literal["center_crop", "stretch", "pad"] = "center_crop"
+    limits: IngestLimits = IngestLimits()
+
+
+def evaluate_split(given: EvaluateInput, reporter: Reporter) -> EvaluationResult:
+    """Score a version on one split of a dataset.
+
+    The job's progress counts the split's images through the body (none when its features are
+    cached), then reports the split done once scored.
+    """
+    from headstart.kernels.engine.inference import predict_batches
+    from headstart.kernels.engine.scoring import score
+    from headstart.kernels.engine.shards import DatasetReader
+
+    store, ref, split = ArtifactStore(given.store_url), given.ref, given.split
+    progress = reporter.progress("evaluate")
+    dataset = DatasetReader(store.path(dataset_key(given.dataset_id)))
+    images = dataset.split(split)
+    labels = list(dataset.labels)
+    body_sha = ref.body_ref or ref.body_sha
+    if ref.kind != "classifier" or body_sha is None:
+        # A feature vector has no labels to score: the result says so and carries no accuracy.
+        nothing = np.zeros((0, 0), np.float32)
+        return score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels)
+    loaded: dict = {}
+    features, _ = cached_features(
+        store, ref, body_sha, given.dataset_id, {split: images}, BATCH, loaded, progress
+    )
+    head = current_head(store, ref, loaded)
+    probabilities = predict_batches(
+        head_model(head, features[split].shape[-1]), [features[split]], batch_size=256
+    )
+    result = score(
+        probabilities,
+        np.asarray(images.labels),
+        model_labels=list(ref.labels or []),
+        dataset_labels=labels,
+        top_k=given.top_k,
+        names=[f"{split}[{i}]" for i in range(len(images))],
+    )
+    progress(len(images), len(images))
+    return result
+
+
+def predict_files(given: PredictInput, reporter: Reporter) -> EvaluationResult:
+    """Predict a version's top-k labels for each image; there is no truth, so no accuracy."""
+    from headstart.kernels.engine.images import decode_image
+    from headstart.kernels.engine.inference import predict_batches
+    from headstart.kernels.engine.scoring import score
+
+    store, ref = ArtifactStore(given.store_url), given.ref
+    model = load_version(store, ref)
+    progress = reporter.progress("predict")
+
+    def decode(key: str, name: str) -> np.ndarray:
+        try:
+            data = store.path(key).read_bytes()
+            return decode_image(data, max_pixels=given.limits.max_image_pixels, policy=given.resize_policy)
+        except Invalid as error:
+            raise Invalid(f"{name}: {error}") from None
+
+    pairs = list(zip(given.images, given.names, strict=True))
+
+    def batches() -> Iterator[np.ndarray]:
+        for start in range(0, len(pairs), BATCH):
+            yield np.stack([decode(key, name) for key, name in pairs[start : start + BATCH]])
+
+    probabilities = predict_batches(
+        model, batches(), batch_size=BATCH, progress=lambda done: progress(done, len(pairs))
+    )
+    model_labels = list(ref.labels) if ref.kind == "classifier" and ref.labels else None
+    return score(
+        probabilities,
+        None,
+        model_labels=model_labels,
+        dataset_labels=model_labels or [],
+        top_k=given.top_k,
+        names=list(given.names),
+    )
