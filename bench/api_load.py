@@ -21,20 +21,30 @@ the service's throughput: p99 under 100 ms with 50 clients needs well over 500 r
 The clients share the machine's cores with the service, so by default they use a lean HTTP/1.1
 client (`Connection`); `--client httpx` shows the same load from httpx.AsyncClient.
 
+Heavy requests beside the load (issue 11): `--training` keeps a training running as a job;
+`--ingests N` keeps N dataset uploads in flight (each posts a zip of 90 shapes images and, when it is
+answered, the next); `--evaluations N` keeps N evaluation requests in flight, each scoring another
+seeded classifier on the dataset's val split, which no cached score covers. A request the service
+answers 202 is followed through its job until the job ends, so the heavy work per request is the same
+whether the service waits for the job in the request or answers at once.
+
 Run as `.venv/bin/python bench/api_load.py [--models 10000] [--users 100] [--clients 50] [--seconds 60]
-[--client lean|httpx]`.
+[--client lean|httpx] [--training] [--ingests 4] [--evaluations 20]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +65,14 @@ class Seeded:
     dataset: str
     visible_ids: list[int]
     visible_total: int
+    # Seeded classifiers visible to the viewer, none scored on the val split: one per evaluation.
+    unscored: list[int] = field(default_factory=list)
 
 
 def seed_catalog(home: Path, models: int, users: int) -> Seeded:
     """Fill the catalog at `home`: see the module docstring for the shortcut taken."""
     from sqlalchemy import insert
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from headstart.extension.catalog.database import transaction
     from headstart.extension.catalog.tables import (
@@ -81,10 +93,23 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
         viewer, name="tiny", architecture="small_cnn", weights=None, options={"filters": 2}, labels=None
     )
     evaluation = catalog.evaluations.on_split(viewer, real.id, dataset.id, "test")
+    # The seeded classifiers are copies of this one, so scoring one of them is real work.
+    classifier = catalog.models.create(
+        viewer,
+        name="tiny-classifier",
+        architecture="small_cnn",
+        weights=None,
+        options={"filters": 2},
+        labels=["circle", "square", "triangle"],
+    )
     with transaction(catalog.engine) as session:
-        artifact_key = session.exec(
-            select(ModelVersion.artifact).where(ModelVersion.model_id == real.id)
-        ).one()
+        stored = {
+            row.model_id: row
+            for row in session.exec(
+                select(ModelVersion).where(col(ModelVersion.model_id).in_([real.id, classifier.id]))
+            ).all()
+        }
+    shapes = ["circle", "square", "triangle"]
 
     rng = random.Random(0)
     stamp = now()
@@ -94,11 +119,11 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
         )
         user_ids = [viewer.id, *range(viewer.id + 1, viewer.id + users)]  # type: ignore[operator]
         rows, visible = [], []
-        first = real.id + 1
-        for model_id in range(first, first + models - 1):
+        first = classifier.id + 1
+        for model_id in range(first, first + models - 2):
             public = model_id % 2 == 0
             owner = rng.choice(user_ids)
-            labels = ["circle", "square", "triangle"] if model_id % 3 else None
+            labels = shapes if model_id % 3 else None
             rows.append(
                 {
                     "id": model_id,
@@ -118,22 +143,23 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
             if public or owner == viewer.id:
                 visible.append(model_id)
         session.execute(insert(CatalogModel), rows)
-        session.execute(
-            insert(ModelVersion),
-            [
+        versions = []
+        for row in rows:
+            copied = stored[classifier.id if row["labels"] else real.id]
+            versions.append(
                 {
                     "model_id": row["id"],
                     "version": 1,
-                    "artifact": artifact_key,
-                    "params": real.params,
-                    "size_bytes": real.size_bytes,
+                    "artifact": copied.artifact,
+                    "params": copied.params,
+                    "size_bytes": copied.size_bytes,
                     "kind": row["kind"],
                     "labels": row["labels"],
+                    "body_sha": copied.body_sha,
                     "created_at": stamp,
                 }
-                for row in rows
-            ],
-        )
+            )
+        session.execute(insert(ModelVersion), versions)
         cached = evaluation.model_dump(exclude={"id", "model_id", "created_at"})
         session.execute(
             insert(Evaluation),
@@ -142,9 +168,18 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
                 for row in rows
             ],
         )
+    # Each seeded classifier's own version folder is a link to the real one's, so that a job that
+    # reads a seeded version (an evaluation of it) finds its file.
+    copied = catalog.store.path(f"models/{classifier.id}/v1")
+    for row in rows:
+        if row["labels"]:
+            folder = catalog.store.path(f"models/{row['id']}")
+            folder.mkdir(parents=True)
+            (folder / "v1").symlink_to(copied, target_is_directory=True)
     catalog.close()
-    visible.insert(0, real.id)
-    return Seeded(dataset=dataset.name, visible_ids=visible, visible_total=len(visible))
+    unscored = [model_id for model_id in visible if model_id % 3]
+    visible[:0] = [real.id, classifier.id]
+    return Seeded(dataset=dataset.name, visible_ids=visible, visible_total=len(visible), unscored=unscored)
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -259,8 +294,9 @@ async def client_loop(
         await connection.close()
 
 
-# A training that outlasts any load: the whole small CNN trains on the images, 1,000 epochs.
-TRAINING = {"epochs": 1000, "batch_size": 8, "fine_tune_layers": "all"}
+# A training that outlasts any load: the whole small CNN trains on the images, 1,000 epochs, with no
+# early stopping to end it first.
+TRAINING = {"epochs": 1000, "batch_size": 8, "fine_tune_layers": "all", "early_stopping_patience": None}
 
 
 def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
@@ -295,11 +331,89 @@ def stop_training(service: Service, training: tuple[int, int]) -> None:
     with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
         answer = http.get(f"headstart/trainings/{training_id}").json()
         during = len(answer["epochs"]) - before
-        print(
-            f"training {training_id}: {during} epochs finished during the load, still "
-            f"{answer['job']['state']}; cancelling it"
-        )
+        state = answer["job"]["state"]
+        done = f"training {training_id}: {during} epochs finished during the load"
+        if state not in ("queued", "running"):
+            print(f"{done}; it ended {state} in it")
+            return
+        print(f"{done}, still {state}; cancelling it")
         http.post(f"headstart/trainings/{training_id}/cancel").raise_for_status()
+
+
+# --- heavy requests beside the load ------------------------------------------------------------
+
+# One heavy request: posts it on the client and answers the service's first answer.
+HeavyRequest = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Heavy:
+    """The heavy requests of one kind made during the load: how many ended, and how long each took."""
+
+    seconds: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+async def until_ended(http: httpx.AsyncClient, answer: httpx.Response) -> str:
+    """The end of a heavy request: its status, or for a 202 the final state of the job it answers."""
+    if answer.status_code != 202:
+        return str(answer.status_code)
+    body = answer.json()
+    job = body.get("job") or body
+    while True:
+        state = (await http.get(f"headstart/jobs/{job['id']}")).json()["state"]
+        if state not in ("queued", "running"):
+            return state
+        await asyncio.sleep(0.25)
+
+
+async def heavy_loop(service: Service, until: float, tally: Heavy, request: HeavyRequest) -> None:
+    """One heavy request after another until the load ends; each is followed until its work ended."""
+    async with httpx.AsyncClient(base_url=service.url, headers=service.headers, timeout=600) as http:
+        while time.monotonic() < until:
+            start = time.perf_counter()
+            try:
+                outcome = await until_ended(http, await request(http))
+            except httpx.HTTPError as error:
+                outcome = type(error).__name__
+            if outcome in ("200", "201", "succeeded"):
+                tally.seconds.append(time.perf_counter() - start)
+            else:
+                tally.errors[outcome] = tally.errors.get(outcome, 0) + 1
+
+
+def ingest_request(payload: bytes, names: Iterator[str]) -> HeavyRequest:
+    def post(http: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return http.post(f"headstart/datasets?name={next(names)}", content=payload)
+
+    return post
+
+
+def evaluation_request(dataset: str, models: Iterator[int]) -> HeavyRequest:
+    def post(http: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        body = {"model_id": next(models), "dataset": dataset, "split": "val"}
+        return http.post("headstart/evaluations", json=body)
+
+    return post
+
+
+def ingest_payload(home: Path) -> bytes:
+    """A zip of 30 generated images per shape: one dataset upload of the heavy load."""
+    from headstart.kernels.engine.demo_data import write_shapes
+
+    folder = write_shapes(home / "ingest-source", per_class=30, seed=2)
+    return Path(shutil.make_archive(str(home / "ingest"), "zip", folder)).read_bytes()
+
+
+def report_heavy(heavy: dict[str, Heavy]) -> int:
+    errors = 0
+    for kind, tally in heavy.items():
+        count = len(tally.seconds)
+        mean = statistics.fmean(tally.seconds) if tally.seconds else float("nan")
+        errors_by_kind = tally.errors or 0
+        print(f"{kind}: {count} ended during the load, {mean:.1f} s each on average, errors {errors_by_kind}")
+        errors += sum(tally.errors.values())
+    return errors
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -309,17 +423,29 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def run_load(
-    service: Service, seeded: Seeded, clients: int, seconds: float, shares: dict, client: str
+    service: Service,
+    seeded: Seeded,
+    clients: int,
+    seconds: float,
+    shares: dict,
+    client: str,
+    heavy: dict[str, tuple[int, HeavyRequest]],
 ) -> dict:
     tallies = {operation: Tally() for operation in OPERATIONS}
     until = time.monotonic() + seconds
     started = time.monotonic()
     connect = CLIENTS[client]
+    heavy_tallies = {kind: Heavy() for kind in heavy}
+    loops = [
+        heavy_loop(service, until, heavy_tallies[kind], request)
+        for kind, (count, request) in heavy.items()
+        for _ in range(count)
+    ]
     await asyncio.gather(
-        *(client_loop(n, service, seeded, until, shares, tallies, connect) for n in range(clients))
+        *(client_loop(n, service, seeded, until, shares, tallies, connect) for n in range(clients)), *loops
     )
     elapsed = time.monotonic() - started
-    return {"tallies": tallies, "elapsed": elapsed}
+    return {"tallies": tallies, "elapsed": elapsed, "heavy": heavy_tallies}
 
 
 def report(result: dict) -> int:
@@ -368,6 +494,19 @@ def main() -> None:
         help="keep a training running as a job on the service's local Dask cluster during the load "
         "(issue 4: the API stays under its target while a training runs on the same machine)",
     )
+    parser.add_argument(
+        "--ingests",
+        type=int,
+        default=0,
+        help="dataset uploads kept in flight during the load, each followed until its ingest ended",
+    )
+    parser.add_argument(
+        "--evaluations",
+        type=int,
+        default=0,
+        help="evaluation requests kept in flight during the load, each scoring a classifier no score "
+        "covers yet, followed until its job ended",
+    )
     args = parser.parse_args()
     seconds = min(args.seconds, MAX_SECONDS)
     share = min(max(args.leaderboard_share, 0.0), 1.0)
@@ -394,13 +533,22 @@ def main() -> None:
                 board.raise_for_status()
                 print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
             training = start_training(service, seeded) if args.training else None
+            heavy: dict = {}
+            if args.ingests:
+                names = (f"load-{n}" for n in itertools.count())
+                heavy["ingests"] = (args.ingests, ingest_request(ingest_payload(home), names))
+            if args.evaluations:
+                scored = evaluation_request(seeded.dataset, iter(seeded.unscored))
+                heavy["evaluations"] = (args.evaluations, scored)
             mix = ", ".join(f"{name} {value:.0%}" for name, value in shares.items())
-            print(f"{args.clients} {args.client} clients for {seconds:.0f} s, mix {mix}")
-            result = asyncio.run(run_load(service, seeded, args.clients, seconds, shares, args.client))
+            beside = "".join(f", {count} {kind} in flight" for kind, (count, _) in heavy.items())
+            print(f"{args.clients} {args.client} clients for {seconds:.0f} s, mix {mix}{beside}")
+            result = asyncio.run(run_load(service, seeded, args.clients, seconds, shares, args.client, heavy))
             if training is not None:
                 stop_training(service, training)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    sys.exit(1 if report(result) else 0)
+    errors = report(result) + report_heavy(result["heavy"])
+    sys.exit(1 if errors else 0)
 
 
 if __name__ == "__main__":
