@@ -22,6 +22,8 @@ FeatureCacheState = Literal["hit", "miss"]
 Split = Literal["train", "val", "test"]
 JobKind = Literal["ingest", "create", "validate", "train", "evaluate"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# The states of a job that has not ended yet.
+UNFINISHED: tuple[JobState, ...] = ("queued", "running")
 
 
 def check_choice(value: str, choices: Any, what: str) -> str:

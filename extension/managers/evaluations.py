@@ -17,11 +17,18 @@ from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import CatalogModel, Evaluation, Job, User
 from headstart.extension.managers.datasets import DatasetManager
-from headstart.extension.managers.jobs import UNFINISHED, job_public, new_key
+from headstart.extension.managers.jobs import job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
 from headstart.kernels.engine.scoring import EvaluationResult
 from headstart.kernels.errors import Invalid, NotFound
-from headstart.kernels.schemas import EvaluationPublic, JobPublic, LeaderboardRow, Split, check_choice
+from headstart.kernels.schemas import (
+    UNFINISHED,
+    EvaluationPublic,
+    JobPublic,
+    LeaderboardRow,
+    Split,
+    check_choice,
+)
 from headstart.kernels.tasks.evaluation import EvaluateInput, PredictInput, evaluate_split, predict_files
 
 if TYPE_CHECKING:

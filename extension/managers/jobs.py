@@ -33,13 +33,12 @@ from sqlmodel import Session, col, select
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import Job, User, now
 from headstart.kernels.errors import Cancelled, HeadstartError, NotFound, error_class, error_code
-from headstart.kernels.schemas import JobKind, JobPublic
+from headstart.kernels.schemas import UNFINISHED, JobKind, JobPublic
 
 if TYPE_CHECKING:
     from headstart.extension.jobs.runner import Task
     from headstart.extension.manager import Catalog
 
-UNFINISHED = ("queued", "running")
 LOST = "lost on restart: the cluster no longer had it"
 # How long an interrupted `wait` gives its cancelled job to end before it stops waiting.
 CANCEL_GRACE_SECONDS = 30.0
@@ -318,8 +317,7 @@ class JobManager:
 
         An interrupt (Ctrl-C) cancels the job, gives it a moment to end, and is raised again.
         """
-        end = self._follow(job_id, None)
-        self._end_if_finished(job_id, end)
+        end = self._end_of(job_id)
         try:
             return end.result(timeout)
         except KeyboardInterrupt:
@@ -334,12 +332,11 @@ class JobManager:
 
     async def ended(self, job_id: int) -> Ended:
         """The end of a job, for a coroutine: nothing blocks while it waits."""
-        end = self._follow(job_id, None)
-        self._end_if_finished(job_id, end)
-        return await asyncio.wrap_future(end)
+        return await asyncio.wrap_future(self._end_of(job_id))
 
-    def _end_if_finished(self, job_id: int, end: Future[Ended]) -> None:
-        """Resolve a follower's future at once when the job ended before it was followed."""
+    def _end_of(self, job_id: int) -> Future[Ended]:
+        """The future of a job's end; resolved at once when the job ended before it was followed."""
+        end = self._follow(job_id, None)
         with transaction(self.catalog.engine) as session:
             job = session.get(Job, job_id)
             if job is None:
@@ -350,6 +347,7 @@ class JobManager:
                 self._ends.pop(job_id, None)
             if not end.done():
                 end.set_result(Ended(public))
+        return end
 
     def reattach(self) -> tuple[int, int]:
         """After a service start: follow every unfinished job its runner still has; fail the others.

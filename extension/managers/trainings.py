@@ -18,10 +18,11 @@ from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import CatalogModel, Dataset, Epoch, Job, Training, User, now
 from headstart.extension.managers.datasets import DatasetManager, check_name
-from headstart.extension.managers.jobs import UNFINISHED, JobManager, job_public, new_key
+from headstart.extension.managers.jobs import JobManager, job_public, new_key, progress_of
 from headstart.extension.managers.models import current_version, model_public, version_ref
 from headstart.kernels.errors import Conflict, Forbidden
 from headstart.kernels.schemas import (
+    UNFINISHED,
     Decision,
     EpochPublic,
     ModelPublic,
@@ -160,11 +161,13 @@ class TrainingManager:
         error; a cancelled one is returned.
         """
 
+        features = progress_of("features", on_features)
+
         def watch(message: dict[str, Any]) -> None:
             if message.get("event") == "epoch" and on_epoch is not None:
                 on_epoch(message["epoch"])
-            if message.get("event") == "progress" and message.get("phase") == "features" and on_features:
-                on_features(message["done"], message["total"])
+            if features is not None:
+                features(message)
 
         training = self.begin(user, model_id, dataset, config, watch=watch)
         ended = self.catalog.jobs.wait(training.job.id)  # type: ignore[union-attr]

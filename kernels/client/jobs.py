@@ -15,9 +15,8 @@ import httpx
 
 from headstart.kernels.client.connection import Connection, parse, parse_list, query
 from headstart.kernels.errors import Cancelled, HeadstartError, error_class
-from headstart.kernels.schemas import JobPublic
+from headstart.kernels.schemas import UNFINISHED, JobPublic
 
-UNFINISHED = ("queued", "running")
 # Polls start quick, for the short jobs (a create), and slow down to `poll` for the long ones.
 FIRST_POLL_SECONDS = 0.05
 
