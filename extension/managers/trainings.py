@@ -140,9 +140,11 @@ class TrainingManager:
                 request=request,
             )
             job = job_public(row)
-            training_id = int(training.id)  # type: ignore[arg-type]
+            # The training as recorded, its job queued: read after the start, a quick job would
+            # already be running, and the answer would depend on the race.
+            recorded = training_public(session, training)
         self.catalog.jobs.start(job, train, given, resources=resources, watch=watch)
-        return self.get(user, training_id)
+        return recorded
 
     def start(
         self,
