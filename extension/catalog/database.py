@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic import command
 from alembic.config import Config
@@ -62,11 +63,29 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-# --- the revision: what readers' caches are keyed by -------------------------------------------
+# --- the revisions: what readers' caches are keyed by -------------------------------------------
 
-# The rows that lists, shows and leaderboards are built from. Trainings and epochs are read fresh,
-# so a running training's epochs do not throw those readers' work away.
-REVISED = (User, CatalogModel, ModelVersion, Dataset, Evaluation)
+# Each kept table's family. Lists and shows are built from the models family, leaderboards from it
+# and their dataset's evaluations. Trainings and epochs are read fresh, so a running training's
+# epochs throw no reader's work away, and an ingest or a score leaves the models' snapshot alone.
+FAMILY_OF: dict[type, str] = {
+    User: "models",
+    CatalogModel: "models",
+    ModelVersion: "models",
+    Dataset: "datasets",
+    Evaluation: "evaluations",
+}
+
+
+class Revisions(NamedTuple):
+    """Every family's revision at one read, in the `revisions` table's order."""
+
+    datasets: int
+    evaluations: int
+    models: int
+
+
+FAMILIES = Revisions._fields
 
 
 class _Commits:
@@ -93,26 +112,27 @@ def _commit_counter(engine: Engine) -> _Commits:
 
 
 class CatalogSession(Session):
-    """A session that counts its transaction in the `revision` row when it changes revised rows."""
+    """A session that counts its transaction in the `revisions` rows of the families it changes."""
 
 
 @event.listens_for(CatalogSession, "before_flush")
 def _count_revision(session: Session, _context: object, _instances: object) -> None:
-    if session.info.get("revised"):
-        return
+    counted: set[str] = session.info.setdefault("revised", set())
     touched = [*session.new, *session.deleted]
     touched += [row for row in session.dirty if session.is_modified(row)]
-    if any(isinstance(row, REVISED) for row in touched):
-        session.info["revised"] = True
+    families = {FAMILY_OF[type(row)] for row in touched if type(row) in FAMILY_OF} - counted
+    # In one order, so that two transactions never wait on each other's rows (PostgreSQL locks them).
+    for family in sorted(families):
         # On the session's connection, so the count commits or rolls back with the change itself.
         session.connection().execute(
-            update(Revision).where(Revision.id == 1).values(number=Revision.number + 1)  # type: ignore[arg-type]
+            update(Revision).where(Revision.family == family).values(number=Revision.number + 1)  # type: ignore[arg-type]
         )
+    counted |= families
 
 
 @event.listens_for(CatalogSession, "after_commit")
 def _note_commit(session: Session) -> None:
-    if session.info.pop("revised", False):
+    if session.info.pop("revised", None):
         _commit_counter(session.get_bind()).add()  # type: ignore[arg-type]
 
 
@@ -122,7 +142,7 @@ def _forget_revision(session: Session) -> None:
 
 
 class RevisionClock:
-    """The catalog's revision, asked of the database only when it may have moved.
+    """The catalog's revisions, asked of the database only when they may have moved.
 
     `peek()` answers without the database while this process has committed no revised change since
     the last `read()` and that read is younger than `poll_seconds`: changes made here are seen at
@@ -133,23 +153,24 @@ class RevisionClock:
         self.engine = engine
         self.poll_seconds = poll_seconds
         self._commits = _commit_counter(engine)
-        self._number = -1
+        self._revisions: Revisions | None = None
         self._commits_seen = -1
         self._read_at = float("-inf")
 
-    def peek(self) -> int | None:
+    def peek(self) -> Revisions | None:
         if self._commits_seen != self._commits.number:
             return None
         if time.monotonic() - self._read_at > self.poll_seconds:
             return None
-        return self._number
+        return self._revisions
 
-    def read(self) -> int:
+    def read(self) -> Revisions:
         commits = self._commits.number  # before the query: a commit in between is seen next time
         with Session(self.engine) as session:
-            number = session.exec(select(Revision.number).where(Revision.id == 1)).one()
-        self._number, self._commits_seen, self._read_at = number, commits, time.monotonic()
-        return number
+            numbers = dict(session.exec(select(Revision.family, Revision.number)).all())
+        revisions = Revisions(*(numbers[family] for family in FAMILIES))
+        self._revisions, self._commits_seen, self._read_at = revisions, commits, time.monotonic()
+        return revisions
 
 
 @contextlib.contextmanager

@@ -23,16 +23,18 @@ def json_column() -> Any:
 
 
 class Revision(SQLModel, table=True):
-    """One row counting the catalog's committed changes to what lists, shows and boards serve.
+    """How many committed transactions changed one family of the rows that readers keep.
 
-    Every transaction that adds, changes or deletes a user, model, version, dataset or evaluation
-    adds one (`catalog.database.CatalogSession`), so a reader can keep what it built until the
-    number moves, whichever process made the change.
+    The families (`catalog.database.FAMILIES`) are the models (users, models and their versions, from
+    which lists and shows are built), the datasets and the evaluations. A transaction that adds,
+    changes or deletes rows of a family adds one to its row (`catalog.database.CatalogSession`), so a
+    reader keeps what it built from a family until that number moves, whichever process made the
+    change: an ingest does not throw away the models' snapshot.
     """
 
-    __tablename__ = "revision"
+    __tablename__ = "revisions"
 
-    id: int = Field(default=1, primary_key=True)
+    family: str = Field(primary_key=True, max_length=32)
     number: int = 0
 
 

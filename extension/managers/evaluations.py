@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter
+from sqlalchemy import case, func
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
-from headstart.extension.catalog.database import transaction
-from headstart.extension.catalog.tables import CatalogModel, Evaluation, Job, User
+from headstart.extension.catalog.database import Revisions, transaction
+from headstart.extension.catalog.tables import CatalogModel, Evaluation, Job, ModelVersion, User
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.jobs import job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
@@ -32,16 +33,25 @@ from headstart.kernels.schemas import (
 from headstart.kernels.tasks.evaluation import EvaluateInput, PredictInput, evaluate_split, predict_files
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from headstart.extension.manager import Catalog
 
 # Boards kept at once: each (dataset, viewer) pair asked lately. One of 5,000 rows is about 6 MB.
 KEPT_BOARDS = 32
-NEVER = -1  # the revision of a board that no revision matches
+
+# What a board's rows depend on: the models' revision, and its dataset's id, count of test scores
+# and newest score's id.
+Basis = tuple[int, int, int, int | None]
 PENDING_NOTE = "being evaluated: its score comes with the next look"
 
 _ROWS = TypeAdapter(list[LeaderboardRow])
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """`ids` in slices short enough for any database's limit on bound parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _in_order(path: Path) -> tuple[int, str]:
@@ -51,15 +61,21 @@ def _in_order(path: Path) -> tuple[int, str]:
 
 
 class Board:
-    """A ranked leaderboard, the catalog revision it was ranked at, and its JSON made once.
+    """A ranked leaderboard, what it was ranked from, and its JSON made once.
 
-    `pending` holds the evaluation jobs of its rows that are not scored yet.
+    `basis` is what its rows depend on: the models' revision and its dataset's test scores (the
+    dataset's id, how many and the newest; scores are only ever added, or deleted with their model
+    or dataset). `seen` is the last set of revisions it was found current at, which lets a request
+    serve it without asking the database. `pending` holds the evaluation jobs of its unscored rows.
     """
 
-    def __init__(self, revision: int, rows: list[LeaderboardRow], pending: list[int] | None = None) -> None:
-        self.revision = revision
+    def __init__(
+        self, seen: Revisions | None, basis: Basis | None, rows: list[LeaderboardRow], pending: list[int]
+    ) -> None:
+        self.seen = seen
+        self.basis = basis
         self.rows = rows
-        self.pending = pending or []
+        self.pending = pending
 
     @cached_property
     def json(self) -> bytes:
@@ -95,28 +111,12 @@ class EvaluationManager:
         check_choice(split, Split, "split")
         with transaction(self.catalog.engine) as session:
             model = access.get_visible_model(session, model_id, viewer)
-            ref = version_ref(model, current_version(session, model, version))
+            wanted = (model_id, current_version(session, model, version).version)
             dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
-            cached = self._cached(session, model_id, ref.version, dataset_id, split)
+            cached = self._cached(session, *wanted, dataset_id, split)
             if cached is not None:
                 return EvaluationPublic(**cached.model_dump()), None
-        target = {
-            "model_id": model_id,
-            "model_version": ref.version,
-            "dataset_id": dataset_id,
-            "split": split,
-        }
-        with self._queueing:
-            running = self._queued(target)
-            if running is not None:
-                return None, running
-            given = EvaluateInput(
-                store_url=self.catalog.store.url, ref=ref, dataset_id=dataset_id, split=split, top_k=top_k
-            )
-            job = self.catalog.jobs.submit(
-                viewer, "evaluate", evaluate_split, given, key=new_key("evaluate"), request=target
-            )
-        return None, job
+        return None, self._queue(viewer, dataset_id, split, [wanted], top_k=top_k)[wanted]
 
     @staticmethod
     def _cached(
@@ -131,16 +131,55 @@ class EvaluationManager:
             )
         ).first()
 
-    def _queued(self, target: dict) -> JobPublic | None:
-        """The unfinished evaluation job of a version on a split, if one is queued or running."""
-        with transaction(self.catalog.engine) as session:
-            jobs = session.exec(
-                select(Job).where(Job.kind == "evaluate", col(Job.state).in_(UNFINISHED))
-            ).all()
-            for job in jobs:
-                if {name: (job.request or {}).get(name) for name in target} == target:
-                    return job_public(job)
-        return None
+    def _queue(
+        self,
+        viewer: User,
+        dataset_id: int,
+        split: str,
+        unscored: list[tuple[int, int]],
+        *,
+        top_k: int = 3,
+    ) -> dict[tuple[int, int], JobPublic]:
+        """The evaluation job of each unscored (model, version) on a split: the one queued or running
+        for it, else a new one. A few queries for a whole board's rows, not a few for each."""
+        wanted = set(unscored)
+        ids = sorted({model_id for model_id, _ in wanted})
+        with self._queueing:
+            with transaction(self.catalog.engine) as session:
+                jobs: dict[tuple[int, int], JobPublic] = {}
+                for job in session.exec(
+                    select(Job).where(Job.kind == "evaluate", col(Job.state).in_(UNFINISHED))
+                ).all():
+                    asked = job.request or {}
+                    if (asked.get("dataset_id"), asked.get("split")) == (dataset_id, split):
+                        jobs[(asked.get("model_id"), asked.get("model_version"))] = job_public(job)  # type: ignore[index]
+                refs = {}
+                for chunk in _chunks(ids):
+                    models = session.exec(select(CatalogModel).where(col(CatalogModel.id).in_(chunk))).all()
+                    rows = {model.id: model for model in models}
+                    for row in session.exec(
+                        select(ModelVersion).where(col(ModelVersion.model_id).in_(chunk))
+                    ):
+                        if (row.model_id, row.version) in wanted:
+                            refs[(row.model_id, row.version)] = version_ref(rows[row.model_id], row)
+            for model_id, version in sorted(wanted - jobs.keys()):
+                target = {
+                    "model_id": model_id,
+                    "model_version": version,
+                    "dataset_id": dataset_id,
+                    "split": split,
+                }
+                given = EvaluateInput(
+                    store_url=self.catalog.store.url,
+                    ref=refs[(model_id, version)],
+                    dataset_id=dataset_id,
+                    split=split,
+                    top_k=top_k,
+                )
+                jobs[(model_id, version)] = self.catalog.jobs.submit(
+                    viewer, "evaluate", evaluate_split, given, key=new_key("evaluate"), request=target
+                )
+        return {key: jobs[key] for key in wanted}
 
     def on_split(
         self,
@@ -271,8 +310,8 @@ class EvaluationManager:
 
         A model not scored yet is a pending row, and its evaluation is queued (once). With `wait`
         (the command line's way) the board comes once every row is scored, `progress(scored,
-        models)` following; without it, at once. A board is kept until the catalog's revision
-        moves; ranking thousands of models again for every request would not do.
+        models)` following; without it, at once. A board is kept while what it was ranked from
+        stands; ranking thousands of models again for every request would not do.
         """
         board = self._board(viewer, dataset)
         if wait and board.pending:
@@ -295,29 +334,44 @@ class EvaluationManager:
         """The kept board's JSON if it is known current without asking the database, else None."""
         with self._boards_lock:
             kept = self._boards.get((str(dataset), int(viewer.id)))  # type: ignore[arg-type]
-        if kept is not None and kept.revision == self.catalog.revisions.peek():
+        seen = self.catalog.revisions.peek()
+        # A board with pending rows asks whether their evaluations ended.
+        if kept is not None and seen is not None and kept.seen == seen and not kept.pending:
             return kept.json
         return None
 
     def _board(self, viewer: User, dataset: int | str) -> Board:
+        """The kept board while its basis stands, else one ranked again.
+
+        A moved revision costs one small query for the basis: an ingest, or a score on another
+        dataset or split, leaves the rows as they were, so the board is kept.
+        """
         key = (str(dataset), int(viewer.id))  # type: ignore[arg-type]
-        revision = self.catalog.revisions.read()
+        seen = self.catalog.revisions.read()
         with self._boards_lock:
             kept = self._boards.get(key)
-        if kept is not None and kept.revision == revision:
+        if kept is not None and kept.pending and self._any_ended(kept.pending):
+            kept = None  # a pending row's evaluation failed (a score would have moved the basis)
+        if kept is not None and kept.seen == seen:
             return kept
-        with transaction(self.catalog.engine) as session:
-            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
-        board = Board(NEVER, [])
+        basis = self._basis(dataset, seen)
+        if kept is not None and kept.basis == basis:
+            kept.seen = seen
+            return kept
+        board = Board(None, None, [], [])
         for _ in range(3):
-            rows, pending = self._rank(viewer, dataset_id)
+            rows, pending = self._rank(viewer, basis[1])
+            # The revisions were read before the rows: a change that landed while ranking moved
+            # them, and then the basis says whether the rows missed it.
             after = self.catalog.revisions.read()
-            if after == revision:
-                board = Board(revision, rows, pending)
+            now = basis if after == seen else self._basis(dataset, after)
+            if now == basis:
+                board = Board(after, basis, rows, pending)
                 break
-            # Another change landed while ranking: rank again from the new revision. A board never
-            # stands for a revision it has not seen whole; one that keeps moving is served, not kept.
-            board, revision = Board(NEVER, rows, pending), after
+            # A board never stands for a basis it has not seen whole; one that keeps moving is
+            # served, not kept.
+            board = Board(None, None, rows, pending)
+            seen, basis = after, now
         with self._boards_lock:
             self._boards[key] = board
             self._boards.move_to_end(key)
@@ -325,9 +379,28 @@ class EvaluationManager:
                 self._boards.popitem(last=False)
         return board
 
+    def _any_ended(self, job_ids: list[int]) -> bool:
+        with transaction(self.catalog.engine) as session:
+            unfinished = session.execute(
+                columns(func.count(col(Job.id))).where(
+                    col(Job.id).in_(job_ids[:500]), col(Job.state).in_(UNFINISHED)
+                )
+            ).scalar_one()
+        return unfinished < len(job_ids[:500])
+
+    def _basis(self, dataset: int | str, revisions: Revisions) -> Basis:
+        with transaction(self.catalog.engine) as session:
+            dataset_id: int = DatasetManager.row(session, dataset).id  # type: ignore[assignment]
+            count, newest = session.execute(
+                columns(func.count(col(Evaluation.id)), func.max(col(Evaluation.id))).where(
+                    col(Evaluation.dataset_id) == dataset_id, col(Evaluation.split) == "test"
+                )
+            ).one()
+        return (revisions.models, dataset_id, count, newest)
+
     def _rank(self, viewer: User, dataset_id: int) -> tuple[list[LeaderboardRow], list[int]]:
-        # Plain columns, not ORM rows: a board reads thousands of models and scores, and the
-        # scores' `result` JSON (every prediction) is needed only for the notes of unranked rows.
+        # Plain columns, not ORM rows: a board reads thousands of models and scores. Of a score's
+        # `result` JSON (every prediction) only the note of an unranked row is read, by the database.
         with transaction(self.catalog.engine) as session:
             models = session.execute(
                 columns(
@@ -341,10 +414,10 @@ class EvaluationManager:
                 .order_by(col(CatalogModel.id))
             ).all()
             owners = {u.id: u.name for u in session.exec(select(User)).all()}
-            on_test = (col(Evaluation.dataset_id) == dataset_id, col(Evaluation.split) == "test")
+            note_of = col(Evaluation.result)["note"].as_string()
             cached = {
-                (model_id, version): (comparable, accuracy, loss, count, "")
-                for model_id, version, comparable, accuracy, loss, count in session.execute(
+                (model_id, version): (comparable, accuracy, loss, count, "" if comparable else note or "")
+                for model_id, version, comparable, accuracy, loss, count, note in session.execute(
                     columns(
                         col(Evaluation.model_id),
                         col(Evaluation.model_version),
@@ -352,33 +425,22 @@ class EvaluationManager:
                         col(Evaluation.accuracy),
                         col(Evaluation.loss),
                         col(Evaluation.count),
-                    ).where(*on_test)
+                        case((col(Evaluation.comparable).is_(False), note_of)),
+                    ).where(col(Evaluation.dataset_id) == dataset_id, col(Evaluation.split) == "test")
                 ).all()
             }
-            for model_id, version, result in session.exec(
-                select(Evaluation.model_id, Evaluation.model_version, Evaluation.result).where(
-                    *on_test, col(Evaluation.comparable).is_(False)
-                )
-            ).all():
-                cached[(model_id, version)] = (
-                    *cached[(model_id, version)][:4],
-                    (result or {}).get("note", ""),
-                )
+        unscored = [
+            (model_id, version) for model_id, _, _, version, _ in models if (model_id, version) not in cached
+        ]
+        jobs = self._queue(viewer, dataset_id, "test", unscored) if unscored else {}
         rows: list[LeaderboardRow] = []
         pending: list[int] = []
         for model_id, name, owner_id, version, public in models:
             score = cached.get((model_id, version))
-            waiting = score is None
             if score is None:
                 # Not scored yet: its evaluation is queued (once), and the row says it is pending.
-                scored, job = self.submit_split(viewer, model_id, dataset_id, "test", version=version)
-                if scored is not None:  # scored while this board was being ranked
-                    note = (scored.result or {}).get("note", "")
-                    score = (scored.comparable, scored.accuracy, scored.loss, scored.count, note)
-                    waiting = False
-                else:
-                    pending.append(job.id)  # type: ignore[union-attr]
-                    score = (False, None, None, 0, PENDING_NOTE)
+                pending.append(jobs[(model_id, version)].id)
+                score = (False, None, None, 0, PENDING_NOTE)
             comparable, accuracy, loss, count, note = score
             rows.append(
                 LeaderboardRow(
@@ -393,7 +455,7 @@ class EvaluationManager:
                     loss=loss,
                     count=count,
                     note=note,
-                    pending=waiting,
+                    pending=(model_id, version) in jobs,
                 )
             )
         ranked = sorted(

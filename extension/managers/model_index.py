@@ -1,8 +1,8 @@
-"""The models' public rows, kept in memory for one catalog revision.
+"""The models' public rows, kept in memory for one revision of the models.
 
 Listing and showing are the catalog's hottest reads. Against 10,000 models a page cost a counting
 query, an OFFSET query and fifty ORM rows, about 8 ms of one core, and a show about 2 ms; from a
-snapshot held until the revision moves (`catalog.database.RevisionClock`), a page is a slice of a
+snapshot held until the models' revision moves (`catalog.database.RevisionClock`), a page is a slice of a
 filtered list that is itself kept per viewer and filter, and each row's JSON is made once.
 """
 
@@ -83,7 +83,8 @@ class Entry:
 
 
 class Snapshot:
-    """Every model at one revision, oldest first; it answers pages and shows for any viewer."""
+    """Every model at one revision of the models, oldest first; it answers pages and shows for any
+    viewer."""
 
     def __init__(self, revision: int, entries: list[Entry]) -> None:
         self.revision = revision
@@ -126,7 +127,8 @@ class Snapshot:
 
 
 class ModelIndex:
-    """The newest snapshot of the models, rebuilt when the catalog's revision has moved."""
+    """The newest snapshot of the models, rebuilt when the models' revision has moved (a dataset's
+    or an evaluation's leaves it alone)."""
 
     def __init__(self, clock: RevisionClock) -> None:
         self.clock = clock
@@ -135,14 +137,14 @@ class ModelIndex:
 
     def peek(self) -> Snapshot | None:
         """The snapshot if it is known current without asking the database, else None."""
-        snapshot = self._snapshot
-        if snapshot is not None and snapshot.revision == self.clock.peek():
+        snapshot, revisions = self._snapshot, self.clock.peek()
+        if snapshot is not None and revisions is not None and snapshot.revision == revisions.models:
             return snapshot
         return None
 
     def current(self) -> Snapshot:
         """The snapshot at the database's revision, built when it has moved (database work)."""
-        revision = self.clock.read()
+        revision = self.clock.read().models
         snapshot = self._snapshot
         if snapshot is not None and snapshot.revision == revision:
             return snapshot

@@ -22,7 +22,7 @@ def test_migrations_create_every_table_at_head(catalog) -> None:
         "trainings",
         "epochs",
         "evaluations",
-        "revision",
+        "revisions",
     } <= tables
     from alembic.script import ScriptDirectory
 

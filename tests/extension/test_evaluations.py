@@ -116,3 +116,40 @@ def test_boards_are_kept_until_models_or_scores_change(catalog, alice, bob, shap
     assert [row.model_id for row in catalog.evaluations.leaderboard(bob, "shapes")] == [theirs.id]
     catalog.models.delete(bob, theirs.id)
     assert [row.model_name for row in catalog.evaluations.leaderboard(alice, "shapes")] == ["renamed"]
+
+
+def test_boards_outlast_ingests_and_scores_on_other_splits_and_datasets(
+    catalog, alice, shapes, shapes_folder: Path
+) -> None:
+    mine = tiny_model(catalog, alice, name="mine", labels=["circle", "square", "triangle"])
+    other = tiny_model(catalog, alice, name="other", labels=["circle", "square", "triangle"])
+    catalog.evaluations.on_split(alice, other.id, "shapes", "test")
+    first = catalog.evaluations.leaderboard(alice, "shapes")
+    # An ingest and scores on another split or dataset leave the rows as they were: kept.
+    catalog.datasets.add(alice, shapes_folder, name="shapes-again")
+    catalog.evaluations.on_split(alice, mine.id, "shapes", "val")
+    catalog.evaluations.on_split(alice, mine.id, "shapes-again", "test")
+    assert catalog.evaluations.leaderboard(alice, "shapes") is first
+    # A change to this board's own scores ranks it again: one gone is pending, then scored anew.
+    with transaction(catalog.engine) as session:
+        on_board = select(Evaluation).where(
+            Evaluation.model_id == mine.id, Evaluation.dataset_id == shapes.id, Evaluation.split == "test"
+        )
+        session.delete(session.exec(on_board).one())
+    gone = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
+    assert gone is not first
+    assert [row.pending for row in gone if row.model_id == mine.id] == [True]
+    scored = catalog.evaluations.leaderboard(alice, "shapes")
+    assert [row.pending for row in scored] == [False, False]
+    assert {row.model_id: row.count for row in scored}[mine.id] > 0
+
+
+def test_a_board_with_pending_rows_asks_again_once_their_evaluations_end(catalog, alice, shapes) -> None:
+    mine = tiny_model(catalog, alice, name="mine", labels=["circle", "square", "triangle"])
+    pending = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
+    assert [row.pending for row in pending] == [True]
+    assert catalog.evaluations.kept_leaderboard_json(alice, "shapes") is None  # it must ask
+    job = catalog.jobs.wait(catalog.evaluations._board(alice, "shapes").pending[0])
+    assert job.job.state == "succeeded"
+    ranked = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
+    assert [(row.model_id, row.pending, row.rank) for row in ranked] == [(mine.id, False, 1)]

@@ -13,14 +13,14 @@ from sqlmodel import col, select
 
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import RevisionClock, transaction
-from headstart.extension.catalog.tables import CatalogModel, Epoch, Training, User, label_key
+from headstart.extension.catalog.tables import CatalogModel, Epoch, Evaluation, Training, User, label_key
 from headstart.extension.managers.models import model_filter
 from headstart.kernels.errors import NotFound
 from tests.conftest import tiny_model
 
 
 def revision(catalog) -> int:
-    return RevisionClock(catalog.engine).read()
+    return RevisionClock(catalog.engine).read().models
 
 
 def test_changes_to_models_count_and_epochs_do_not(catalog, alice, shapes) -> None:
@@ -45,6 +45,25 @@ def test_changes_to_models_count_and_epochs_do_not(catalog, alice, shapes) -> No
     assert revision(catalog) == created + 1
     catalog.models.delete(alice, model.id)
     assert revision(catalog) == created + 2
+
+
+def test_each_family_counts_its_own_changes(catalog, alice, shapes, shapes_folder) -> None:
+    model = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    before = RevisionClock(catalog.engine).read()
+    catalog.datasets.add(alice, shapes_folder, name="again")
+    ingested = RevisionClock(catalog.engine).read()
+    assert ingested == before._replace(datasets=before.datasets + 1)
+    catalog.evaluations.on_split(alice, model.id, "again", "val")
+    scored = RevisionClock(catalog.engine).read()
+    assert scored == ingested._replace(evaluations=ingested.evaluations + 1)
+    # One transaction that changes two families counts once in each.
+    with transaction(catalog.engine) as session:
+        session.add(User(name="carol"))
+        session.flush()
+        session.delete(session.exec(select(Evaluation)).one())
+        session.add(User(name="dave"))
+    both = RevisionClock(catalog.engine).read()
+    assert both == scored._replace(models=scored.models + 1, evaluations=scored.evaluations + 1)
 
 
 def test_the_snapshot_filters_as_the_access_rules_do_in_sql(catalog, alice, bob) -> None:
