@@ -85,6 +85,14 @@ class Catalog(LoggingConfigurable):
         help="How often, at most, the service asks the database whether another process changed the "
         "catalog. Its own changes are seen at once; lists, shows and leaderboards are kept until one.",
     )
+    kept_models = Int(
+        4,
+        min=0,
+        config=True,
+        help="Model versions each worker keeps loaded for predictions, the least recently used let "
+        "go first; a prediction is sent to the worker that ran the version's last one. Each kept "
+        "EfficientNet-Lite0 holds about 20 MB; 0 loads the model for every prediction.",
+    )
     default_resize_policy = Unicode(
         "center_crop", config=True, help="How images become 224x224: center_crop, stretch or pad."
     )

@@ -7,6 +7,7 @@ half-written artifact; the database row that points at it is committed only afte
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -156,6 +157,15 @@ def version_key(model_id: int, version: int) -> str:
 
 def candidate_key(model_id: int, training_id: int) -> str:
     return f"models/{model_id}/candidates/t{training_id}"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def body_key(body_sha: str) -> str:

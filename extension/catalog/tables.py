@@ -92,6 +92,8 @@ class ModelVersion(SQLModel, table=True):
     training_id: int | None = None
     artifact: str  # store key of model.keras, or of head.keras when body_ref is set
     body_ref: str | None = None  # sha256 of a shared body under bodies/, for frozen-body results
+    # sha256 of the artifact file; with body_ref it names the version's content (None before 0009).
+    content_sha: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=now)
 
 

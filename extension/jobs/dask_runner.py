@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +34,9 @@ from headstart.extension.jobs.runner import (
 )
 from headstart.kernels.errors import Cancelled, Invalid
 from headstart.kernels.tasks.reporting import run_task, stop_event_name, topic
+
+# Affinities remembered at once (JobRunner.submit): far more than workers keep models loaded.
+KEPT_PLACES = 1024
 
 # How often a job waiting for a worker with its resources asks the scheduler whether one joined.
 WATCH_SECONDS = 1.0
@@ -131,6 +135,8 @@ class DaskRunner(JobRunner):
         self._started: set[str] = set()
         # Jobs given up on while they waited for a worker with their resources: key -> the reason.
         self._refused: dict[str, str] = {}
+        # Where the last job of each affinity started: affinity -> worker address, newest last.
+        self._placed: OrderedDict[str, str] = OrderedDict()
         self._closed = False
 
     # --- the cluster ------------------------------------------------------------------------
@@ -190,16 +196,35 @@ class DaskRunner(JobRunner):
         on_event: EventSink,
         on_done: DoneSink,
         resources: Resources | None = None,
+        affinity: str | None = None,
     ) -> None:
-        """Run `task(given, reporter)` on a worker as the Dask task `key` (see JobRunner.submit)."""
+        """Run `task(given, reporter)` on a worker as the Dask task `key` (see JobRunner.submit).
+
+        A job with an `affinity` goes to the worker where the last one started; when the cluster no
+        longer has that worker it runs where Dask puts it (a loose restriction).
+        """
         client = self.client
         waiting = self.require(resources)
-        self._subscribe(key, on_event)
+        self._subscribe(key, on_event, affinity)
         if waiting is not None:
             # Queued ahead of the job's own reports, so its start always comes after this.
             self._ordered.submit(self._handle, on_event, waiting_report(waiting))
         asked = dict(resources) if resources else None
-        future = client.submit(run_task, key, task, given, key=key, resources=asked, pure=False, retries=0)
+        held = self._placed.get(affinity) if affinity is not None else None
+        # A loose restriction: a worker that left, or is not running, leaves the choice to Dask.
+        workers = [held] if held is not None else None
+        future = client.submit(
+            run_task,
+            key,
+            task,
+            given,
+            key=key,
+            resources=asked,
+            workers=workers,
+            allow_other_workers=workers is not None,
+            pure=False,
+            retries=0,
+        )
         client.publish_dataset(future, name=key, override=True)
         self._follow(key, future, on_done)
         if waiting is not None:
@@ -300,14 +325,23 @@ class DaskRunner(JobRunner):
         Event(stop_event_name(key), client=self.client).set()
         future.cancel()
 
-    def _subscribe(self, key: str, on_event: EventSink) -> None:
+    def _subscribe(self, key: str, on_event: EventSink, affinity: str | None = None) -> None:
         def received(event: tuple[float, dict[str, Any]]) -> None:
             message = event[1]
             if message.get("event") == "started":
                 self._started.add(key)
+                if affinity is not None and message.get("worker"):
+                    self._place(affinity, message["worker"])
             self._ordered.submit(self._handle, on_event, message)
 
         self.client.subscribe_topic(topic(key), received)
+
+    def _place(self, affinity: str, worker: str) -> None:
+        with self._lock:
+            self._placed[affinity] = worker
+            self._placed.move_to_end(affinity)
+            while len(self._placed) > KEPT_PLACES:
+                self._placed.popitem(last=False)
 
     def _follow(self, key: str, future: Any, on_done: DoneSink) -> None:
         self._futures[key] = future

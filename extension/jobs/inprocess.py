@@ -47,8 +47,10 @@ class InProcessRunner(JobRunner):
         on_event: EventSink,
         on_done: DoneSink,
         resources: Resources | None = None,
+        affinity: str | None = None,
     ) -> None:
         # A job asking for a GPU runs here all the same: TensorFlow uses this machine's if it has one.
+        # Every job runs in this one process, so whatever an affinity names is here already.
         stop = threading.Event()
 
         def report(message: dict[str, Any]) -> None:

@@ -45,11 +45,15 @@ class JobRunner(LoggingConfigurable):
         on_event: EventSink,
         on_done: DoneSink,
         resources: Resources | None = None,
+        affinity: str | None = None,
     ) -> None:
         """Run `task(given, reporter)` as the job `key`; returns at once.
 
         A job asking for `resources` that this runner can never offer is refused (Invalid) before
         anything runs; one that may wait for them is submitted, waiting (its phase says for what).
+        `affinity` names what the task keeps in its process for the next one (a loaded model's
+        content): a runner of several processes prefers the one that last ran a job of the same
+        affinity, while it still has it.
         """
         raise NotImplementedError
 

@@ -258,10 +258,17 @@ class EvaluationManager:
             top_k=top_k,
             resize_policy=self.catalog.default_resize_policy,
             limits=self.catalog.ingest_limits,
+            keep_loaded=self.catalog.kept_models,
         )
         request = {"uploads": [store.key_of(images)]}
         return self.catalog.jobs.submit(
-            viewer, "evaluate", predict_files, given, key=new_key("evaluate"), request=request
+            viewer,
+            "evaluate",
+            predict_files,
+            given,
+            key=new_key("evaluate"),
+            request=request,
+            affinity=ref.content,
         )
 
     def on_files(

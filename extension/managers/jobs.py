@@ -191,12 +191,14 @@ class JobManager:
         request: dict[str, Any] | None = None,
         resources: dict[str, float] | None = None,
         watch: Watcher | None = None,
+        affinity: str | None = None,
     ) -> JobPublic:
-        """Record a job and hand `task(given)` to the runner; returns the queued job at once."""
+        """Record a job and hand `task(given)` to the runner; returns the queued job at once.
+        `affinity` names what the task reuses where it ran before (`JobRunner.submit`)."""
         with transaction(self.catalog.engine) as session:
             job = self.create(session, owner.id, kind, key=key, request=request)  # type: ignore[arg-type]
             public = job_public(job)
-        self.start(public, task, given, resources=resources, watch=watch)
+        self.start(public, task, given, resources=resources, watch=watch, affinity=affinity)
         return public
 
     def start(
@@ -207,6 +209,7 @@ class JobManager:
         *,
         resources: dict[str, float] | None = None,
         watch: Watcher | None = None,
+        affinity: str | None = None,
     ) -> None:
         """Hand a recorded job's task to the runner. One that cannot be handed over fails now."""
         self._follow(job.id, watch)
@@ -218,6 +221,7 @@ class JobManager:
                 on_event=lambda message: self.received(job.id, message),
                 on_done=lambda state, value: self._done(job.id, state, value),
                 resources=resources,
+                affinity=affinity,
             )
         except BaseException as error:
             self._done(job.id, "failed", f"it could not be submitted: {reason_of(error)}")

@@ -28,7 +28,7 @@ from headstart.kernels.engine.limits import check_model_limits
 from headstart.kernels.engine.zoo import check_request
 from headstart.kernels.errors import Invalid, NotFound
 from headstart.kernels.schemas import JobPublic, ModelPublic, ModelVersionPublic
-from headstart.kernels.store import version_key
+from headstart.kernels.store import file_sha256, version_key
 from headstart.kernels.tasks.artifacts import ModelFacts, VersionRef
 from headstart.kernels.tasks.models import CreateInput, ValidateInput, create_model, validate_upload
 
@@ -66,6 +66,7 @@ def version_ref(model: CatalogModel, version: ModelVersion) -> VersionRef:
         labels=version.labels,
         body_sha=version.body_sha,
         body_ref=version.body_ref,
+        content_sha=version.content_sha,
     )
 
 
@@ -252,6 +253,7 @@ class ModelManager:
         training_id: int | None = None,
     ) -> ModelVersion:
         key = version_key(model.id, version)  # type: ignore[arg-type]
+        content_sha = file_sha256(Path(staged) / facts.artifact_file)
         self.catalog.store.commit(staged, key)
         placed.append(key)
         row = ModelVersion(
@@ -260,6 +262,7 @@ class ModelManager:
             artifact=f"{key}/{facts.artifact_file}",
             body_ref=facts.body_ref,
             body_sha=facts.body_sha,
+            content_sha=content_sha,
             params=facts.params,
             size_bytes=facts.size_bytes,
             kind=facts.kind,

@@ -11,7 +11,6 @@ No Keras here: the catalog service computes the default folder without loading t
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import os
 from collections import Counter
@@ -19,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headstart.kernels.errors import WeightsUnavailable
+from headstart.kernels.store import file_sha256
 
 PRETRAINED_EXTRA = "headstart[pretrained]"
 KERAS_DOWNLOAD = "keras download"
 LABELS_FILE = Path(__file__).with_name("imagenet_labels.txt")
-_HASH_CHUNK = 1 << 20
 
 
 def default_weights_folder() -> Path:
@@ -74,14 +73,6 @@ def locate_weights(
             if path.is_file():
                 return WeightsSource(f"package {dist.metadata['Name']} {dist.version}", path)
     raise WeightsUnavailable(f"the package {package} {dist.version} is installed but holds no {file_name}")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        while chunk := file.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @functools.cache

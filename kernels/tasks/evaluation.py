@@ -17,7 +17,7 @@ from headstart.kernels.engine.scoring import EvaluationResult
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import Split
 from headstart.kernels.store import ArtifactStore, dataset_key
-from headstart.kernels.tasks.artifacts import VersionRef, head_model, load_version
+from headstart.kernels.tasks.artifacts import KEPT_MODELS, VersionRef, head_model
 from headstart.kernels.tasks.reporting import Reporter
 from headstart.kernels.tasks.training import cached_features, current_head
 
@@ -48,6 +48,7 @@ class PredictInput(BaseModel):
     top_k: int = Field(3, ge=1)
     resize_policy: Literal["center_crop", "stretch", "pad"] = "center_crop"
     limits: IngestLimits = IngestLimits()
+    keep_loaded: int = Field(4, ge=0, description="versions a worker keeps loaded (Catalog.kept_models)")
 
 
 def evaluate_split(given: EvaluateInput, reporter: Reporter) -> EvaluationResult:
@@ -97,7 +98,7 @@ def predict_files(given: PredictInput, reporter: Reporter) -> EvaluationResult:
     from headstart.kernels.engine.scoring import score
 
     store, ref = ArtifactStore(given.store_url), given.ref
-    model = load_version(store, ref)
+    model = KEPT_MODELS.get(store, ref, given.keep_loaded)
     progress = reporter.progress("predict")
 
     def decode(key: str, name: str) -> np.ndarray:
@@ -108,13 +109,17 @@ def predict_files(given: PredictInput, reporter: Reporter) -> EvaluationResult:
             raise Invalid(f"{name}: {error}") from None
 
     pairs = list(zip(given.images, given.names, strict=True))
+    # A few images run as one batch of their own length, not padded to BATCH: one image through
+    # EfficientNet-Lite0 is one image's work. (Keras traces a batch length it has not seen, and past
+    # the second one traces a general length, so the kept model does not trace for every request.)
+    batch = min(BATCH, len(pairs))
 
     def batches() -> Iterator[np.ndarray]:
-        for start in range(0, len(pairs), BATCH):
-            yield np.stack([decode(key, name) for key, name in pairs[start : start + BATCH]])
+        for start in range(0, len(pairs), batch):
+            yield np.stack([decode(key, name) for key, name in pairs[start : start + batch]])
 
     probabilities = predict_batches(
-        model, batches(), batch_size=BATCH, progress=lambda done: progress(done, len(pairs))
+        model, batches(), batch_size=batch, progress=lambda done: progress(done, len(pairs))
     )
     model_labels = list(ref.labels) if ref.kind == "classifier" and ref.labels else None
     return score(

@@ -184,7 +184,7 @@ def _fresh_head(feature_dim: int, n_labels: int, seed: int | None) -> object:
 
 
 def _source_key(architecture: str, options: dict, path: Path) -> str:
-    from headstart.kernels.engine.pretrained import file_sha256
+    from headstart.kernels.store import file_sha256
 
     recipe = json.dumps([architecture, sorted(options.items()), CONVERSION, file_sha256(path)])
     return hashlib.sha256(recipe.encode()).hexdigest()

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from headstart.extension.catalog.database import transaction
-from headstart.extension.catalog.tables import Evaluation
+from headstart.extension.catalog.tables import Evaluation, Job
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import TrainingConfig
 from tests.conftest import tiny_model
@@ -98,6 +98,30 @@ def test_predictions_on_image_files(catalog, alice, shapes_folder: Path, tmp_pat
         catalog.evaluations.on_files(alice, model.id, [tmp_path / "missing.png"])
     with pytest.raises(Invalid):
         catalog.evaluations.on_split(alice, model.id, "shapes", "holdout")
+
+
+def test_predictions_of_a_version_go_to_the_worker_that_keeps_it_loaded(
+    catalog, alice, shapes_folder: Path
+) -> None:
+    from headstart.kernels.store import file_sha256
+    from headstart.kernels.tasks.artifacts import KEPT_MODELS
+
+    model = tiny_model(catalog, alice, labels=["circle", "square", "triangle"])
+    ref = catalog.models.ref(alice, model.id)
+    assert ref.content == file_sha256(catalog.store.path(ref.folder) / "model.keras")
+    image = sorted((shapes_folder / "circle").glob("*.png"))[0]
+    first = catalog.evaluations.on_files(alice, model.id, [image])
+    for _ in range(4):
+        assert catalog.evaluations.on_files(alice, model.id, [image]) == first
+    with transaction(catalog.engine) as session:
+        jobs = session.exec(select(Job).where(Job.kind == "evaluate").order_by(Job.id)).all()
+    workers = [job.worker for job in jobs]
+    assert len(workers) == 5 and len(set(workers)) == 1, workers  # by chance: 1 in 16 on two workers
+    # What each worker process keeps (the cache object itself is not sent: it holds a lock).
+    kept = catalog.runner.client.run(
+        eval, f"__import__({KEPT_MODELS.__module__!r}, fromlist=['_']).KEPT_MODELS.contents()"
+    )
+    assert ref.content in kept[workers[0]], kept
 
 
 def test_boards_are_kept_until_models_or_scores_change(catalog, alice, bob, shapes) -> None:
