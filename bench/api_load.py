@@ -28,8 +28,15 @@ seeded classifier on the dataset's val split, which no cached score covers. A re
 answers 202 is followed through its job until the job ends, so the heavy work per request is the same
 whether the service waits for the job in the request or answers at once.
 
+Through the hub (issue 11): `--hub` runs the same load a second time, in the same run on the same
+catalog, through the real JupyterHub of hub_config/ and configurable-http-proxy, as users see it.
+Each of the `--users` users is made in the hub with an API token of their own; each client signs in
+as users/clients of them in turn (two each by default), on a connection per user, so every request
+passes the proxy and the service's hub authentication as that user, and lists and shows what that
+user may see. The heavy requests go as user000 in both setups. p50 and p99 are printed for both.
+
 Run as `.venv/bin/python bench/api_load.py [--models 10000] [--users 100] [--clients 50] [--seconds 60]
-[--client lean|httpx] [--training] [--ingests 4] [--evaluations 20]`.
+[--client lean|httpx] [--training] [--ingests 4] [--evaluations 20] [--hub]`.
 """
 
 from __future__ import annotations
@@ -50,9 +57,10 @@ from pathlib import Path
 
 import httpx
 
-from headstart.extension.standalone import Service, serve_catalog
+from headstart.extension.standalone import serve_catalog, serve_hub
 
 VIEWER = "user000"
+HUB_CONFIG = Path(__file__).resolve().parents[1] / "hub_config" / "jupyterhub_config.py"
 MAX_SECONDS = 600
 OPERATIONS = ("list", "show", "leaderboard")
 
@@ -63,10 +71,14 @@ OPERATIONS = ("list", "show", "leaderboard")
 @dataclass
 class Seeded:
     dataset: str
-    visible_ids: list[int]
-    visible_total: int
+    # The models each user sees (the public ones and their own), by user name, oldest first.
+    visible: dict[str, list[int]]
     # Seeded classifiers visible to the viewer, none scored on the val split: one per evaluation.
     unscored: list[int] = field(default_factory=list)
+
+    @property
+    def visible_ids(self) -> list[int]:
+        return self.visible[VIEWER]
 
 
 def seed_catalog(home: Path, models: int, users: int) -> Seeded:
@@ -118,7 +130,9 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
             insert(User), [{"name": f"user{n:03d}", "created_at": stamp} for n in range(1, users)]
         )
         user_ids = [viewer.id, *range(viewer.id + 1, viewer.id + users)]  # type: ignore[operator]
-        rows, visible = [], []
+        names = {user_id: f"user{n:03d}" for n, user_id in enumerate(user_ids)}
+        rows: list[dict] = []
+        visible: dict[str, list[int]] = {name: [] for name in names.values()}
         first = classifier.id + 1
         for model_id in range(first, first + models - 2):
             public = model_id % 2 == 0
@@ -140,8 +154,8 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
                     "updated_at": stamp,
                 }
             )
-            if public or owner == viewer.id:
-                visible.append(model_id)
+            for name in visible if public else [names[owner]]:
+                visible[name].append(model_id)
         session.execute(insert(CatalogModel), rows)
         versions = []
         for row in rows:
@@ -177,12 +191,21 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
             folder.mkdir(parents=True)
             (folder / "v1").symlink_to(copied, target_is_directory=True)
     catalog.close()
-    unscored = [model_id for model_id in visible if model_id % 3]
-    visible[:0] = [real.id, classifier.id]
-    return Seeded(dataset=dataset.name, visible_ids=visible, visible_total=len(visible), unscored=unscored)
+    unscored = [model_id for model_id in visible[VIEWER] if model_id % 3]
+    visible[VIEWER][:0] = [real.id, classifier.id]
+    return Seeded(dataset=dataset.name, visible=visible, unscored=unscored)
 
 
 # --- the load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """Where one signed-in user's requests go, and the headers that sign them in."""
+
+    url: str
+    headers: dict[str, str]
+    user: str
 
 
 @dataclass
@@ -203,17 +226,19 @@ class Connection:
     line, the headers and a Content-Length body, which is all the service sends to a GET.
     """
 
-    def __init__(self, service: Service) -> None:
-        self.host, port = service.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    def __init__(self, target: Target) -> None:
+        address, _, prefix = target.url.removeprefix("http://").partition("/")
+        self.host, port = address.rsplit(":", 1)
         self.port = int(port)
-        self.headers = "".join(f"{name}: {value}\r\n" for name, value in service.headers.items())
+        self.prefix = prefix  # "" for the lab; "services/headstart/" through the hub's proxy
+        self.headers = "".join(f"{name}: {value}\r\n" for name, value in target.headers.items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str) -> tuple[int, bytes]:
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        request = f"GET /{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.headers}\r\n"
+        request = f"GET /{self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.headers}\r\n"
         self.writer.write(request.encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -236,8 +261,8 @@ class Connection:
 class HttpxConnection:
     """The same interface on httpx.AsyncClient (`--client httpx`), to show what the client costs."""
 
-    def __init__(self, service: Service) -> None:
-        self.client = httpx.AsyncClient(base_url=service.url, headers=service.headers, timeout=60)
+    def __init__(self, target: Target) -> None:
+        self.client = httpx.AsyncClient(base_url=target.url, headers=target.headers, timeout=60)
 
     async def get(self, path: str) -> tuple[int, bytes]:
         try:
@@ -255,35 +280,40 @@ CLIENTS = {"lean": Connection, "httpx": HttpxConnection}
 
 async def client_loop(
     number: int,
-    service: Service,
+    targets: list[Target],
     seeded: Seeded,
     until: float,
     shares: dict[str, float],
     tallies: dict,
     connect: type[Connection] | type[HttpxConnection],
 ) -> None:
-    """One client: its own connection, one request at a time, operations drawn by `shares`."""
+    """One client: a connection per user it signs in as, taking turns, one request at a time,
+    operations drawn by `shares`."""
     rng = random.Random(number)
     names, weights = list(shares), list(shares.values())
-    connection = connect(service)
+    connections = [connect(target) for target in targets]
     try:
-        while time.monotonic() < until:
+        for turn in itertools.count():
+            if time.monotonic() >= until:
+                break
+            which = turn % len(targets)
+            visible = seeded.visible[targets[which].user]
             operation = rng.choices(names, weights)[0]
             if operation == "list":
-                offset = rng.randrange(max(1, seeded.visible_total - 50))
+                offset = rng.randrange(max(1, len(visible) - 50))
                 path = f"headstart/models?limit=50&offset={offset}"
             elif operation == "show":
-                path = f"headstart/models/{rng.choice(seeded.visible_ids)}"
+                path = f"headstart/models/{rng.choice(visible)}"
             else:
                 path = f"headstart/leaderboards/{seeded.dataset}"
             tally = tallies[operation]
             start = time.perf_counter()
             try:
-                status, _ = await asyncio.wait_for(connection.get(path), 60)
+                status, _ = await asyncio.wait_for(connections[which].get(path), 60)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as error:
                 tally.error(type(error).__name__)
-                await connection.close()
-                connection = connect(service)
+                await connections[which].close()
+                connections[which] = connect(targets[which])
                 continue
             elapsed = time.perf_counter() - start
             if status != 200:
@@ -291,7 +321,8 @@ async def client_loop(
             else:
                 tally.latencies.append(elapsed)
     finally:
-        await connection.close()
+        for connection in connections:
+            await connection.close()
 
 
 # A training that outlasts any load: the whole small CNN trains on the images, 1,000 epochs, with no
@@ -299,7 +330,7 @@ async def client_loop(
 TRAINING = {"epochs": 1000, "batch_size": 8, "fine_tune_layers": "all", "early_stopping_patience": None}
 
 
-def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
+def start_training(service: Target, seeded: Seeded) -> tuple[int, int]:
     """Start a training of the real tiny model and wait until its job reports epochs.
 
     Answers (training id, epochs so far). The service's JobRunner starts its local cluster of
@@ -326,7 +357,7 @@ def start_training(service: Service, seeded: Seeded) -> tuple[int, int]:
     raise RuntimeError("the training reported no epoch within 300 s")
 
 
-def stop_training(service: Service, training: tuple[int, int]) -> None:
+def stop_training(service: Target, training: tuple[int, int]) -> None:
     training_id, before = training
     with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as http:
         answer = http.get(f"headstart/trainings/{training_id}").json()
@@ -367,7 +398,7 @@ async def until_ended(http: httpx.AsyncClient, answer: httpx.Response) -> str:
         await asyncio.sleep(0.25)
 
 
-async def heavy_loop(service: Service, until: float, tally: Heavy, request: HeavyRequest) -> None:
+async def heavy_loop(service: Target, until: float, tally: Heavy, request: HeavyRequest) -> None:
     """One heavy request after another until the load ends; each is followed until its work ended."""
     async with httpx.AsyncClient(base_url=service.url, headers=service.headers, timeout=600) as http:
         while time.monotonic() < until:
@@ -423,26 +454,31 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def run_load(
-    service: Service,
+    clients: list[list[Target]],
     seeded: Seeded,
-    clients: int,
     seconds: float,
     shares: dict,
     client: str,
     heavy: dict[str, tuple[int, HeavyRequest]],
 ) -> dict:
+    """`clients[n]` are the users client n signs in as; heavy requests go as the viewer."""
     tallies = {operation: Tally() for operation in OPERATIONS}
     until = time.monotonic() + seconds
     started = time.monotonic()
     connect = CLIENTS[client]
     heavy_tallies = {kind: Heavy() for kind in heavy}
+    viewer = next(target for targets in clients for target in targets if target.user == VIEWER)
     loops = [
-        heavy_loop(service, until, heavy_tallies[kind], request)
+        heavy_loop(viewer, until, heavy_tallies[kind], request)
         for kind, (count, request) in heavy.items()
         for _ in range(count)
     ]
     await asyncio.gather(
-        *(client_loop(n, service, seeded, until, shares, tallies, connect) for n in range(clients)), *loops
+        *(
+            client_loop(n, targets, seeded, until, shares, tallies, connect)
+            for n, targets in enumerate(clients)
+        ),
+        *loops,
     )
     elapsed = time.monotonic() - started
     return {"tallies": tallies, "elapsed": elapsed, "heavy": heavy_tallies}
@@ -507,48 +543,112 @@ def main() -> None:
         help="evaluation requests kept in flight during the load, each scoring a classifier no score "
         "covers yet, followed until its job ended",
     )
+    parser.add_argument(
+        "--hub",
+        action="store_true",
+        help="run the load a second time through the real JupyterHub of hub_config/ and "
+        "configurable-http-proxy, each of --users users signed in with their own API token",
+    )
     args = parser.parse_args()
     seconds = min(args.seconds, MAX_SECONDS)
     share = min(max(args.leaderboard_share, 0.0), 1.0)
     shares = {"list": (1 - share) / 2, "show": (1 - share) / 2, "leaderboard": share}
 
     print(f"machine: {os.cpu_count()} cores, load average before: {os.getloadavg()[0]:.2f}")
+    results = {}
     with tempfile.TemporaryDirectory(prefix="api-load-") as folder:
         home = Path(folder)
         start = time.perf_counter()
         seeded = seed_catalog(home, args.models, args.users)
         print(
             f"seeded {args.models} models, {args.users} users, dataset {seeded.dataset!r} in "
-            f"{time.perf_counter() - start:.1f} s; {seeded.visible_total} models visible to {VIEWER}"
+            f"{time.perf_counter() - start:.1f} s; {len(seeded.visible_ids)} models visible to {VIEWER}"
         )
-        with serve_catalog(home, VIEWER) as service:
-            print(
-                f"service {service.url}: a single-user lab, so all {args.clients} clients sign in with "
-                f"its token as the one catalog user {VIEWER!r} (half the models are private to others)"
+        heavy: dict = {}
+        if args.ingests:
+            names = (f"load-{n}" for n in itertools.count())
+            heavy["ingests"] = (args.ingests, ingest_request(ingest_payload(home), names))
+        if args.evaluations:
+            heavy["evaluations"] = (
+                args.evaluations,
+                evaluation_request(seeded.dataset, iter(seeded.unscored)),
             )
-            with httpx.Client(base_url=service.url, headers=service.headers, timeout=120) as warm:
-                for path in ("headstart/models?limit=50", f"headstart/models/{seeded.visible_ids[0]}"):
-                    warm.get(path).raise_for_status()
-                board = warm.get(f"headstart/leaderboards/{seeded.dataset}")
-                board.raise_for_status()
-                print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
-            training = start_training(service, seeded) if args.training else None
-            heavy: dict = {}
-            if args.ingests:
-                names = (f"load-{n}" for n in itertools.count())
-                heavy["ingests"] = (args.ingests, ingest_request(ingest_payload(home), names))
-            if args.evaluations:
-                scored = evaluation_request(seeded.dataset, iter(seeded.unscored))
-                heavy["evaluations"] = (args.evaluations, scored)
-            mix = ", ".join(f"{name} {value:.0%}" for name, value in shares.items())
-            beside = "".join(f", {count} {kind} in flight" for kind, (count, _) in heavy.items())
-            print(f"{args.clients} {args.client} clients for {seconds:.0f} s, mix {mix}{beside}")
-            result = asyncio.run(run_load(service, seeded, args.clients, seconds, shares, args.client, heavy))
-            if training is not None:
-                stop_training(service, training)
+        load = Load(seeded, args.clients, seconds, shares, args.client, heavy, args.training)
+        with serve_catalog(home, VIEWER) as service:
+            lab = Target(service.url, service.headers, VIEWER)
+            print(
+                f"\n[lab] service {service.url}: a single-user lab, so all {args.clients} clients sign in "
+                f"with its token as the one catalog user {VIEWER!r} (half the models are private to others)"
+            )
+            results["lab"] = load.run([[lab]] * args.clients)
+        if args.hub:
+            users = [f"user{n:03d}" for n in range(args.users)]
+            with serve_hub(home, HUB_CONFIG, users=users) as hub:
+                targets = [
+                    Target(hub.service_url, {"Authorization": f"token {hub.tokens[user]}"}, user)
+                    for user in users
+                ]
+                # Each client signs in as every users/clients-th user in turn, each with its own token.
+                clients = [targets[n :: args.clients] for n in range(min(args.clients, len(targets)))]
+                print(
+                    f"\n[hub] the hub at {hub.url}, through configurable-http-proxy to the service at "
+                    f"{hub.service_url}: {len(users)} users, each with their own API token, "
+                    f"{len(clients[0])} to a client"
+                )
+                results["hub"] = load.run(clients)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    errors = report(result) + report_heavy(result["heavy"])
+    errors = 0
+    for setup, result in results.items():
+        print(f"\n[{setup}]")
+        errors += report(result) + report_heavy(result["heavy"])
+    if len(results) > 1:
+        print("\nsetup   list p50 / p99 ms     show p50 / p99 ms     errors")
+        for setup, result in results.items():
+            figures = []
+            for operation in ("list", "show"):
+                latencies = result["tallies"][operation].latencies
+                figures.append(
+                    f"{percentile(latencies, 0.5) * 1000:7.1f} / {percentile(latencies, 0.99) * 1000:7.1f}"
+                )
+            failed = sum(sum(t.errors.values()) for t in result["tallies"].values())
+            print(f"{setup:<7} {figures[0]:<21} {figures[1]:<21} {failed}")
     sys.exit(1 if errors else 0)
+
+
+@dataclass
+class Load:
+    """The same load, run against one setup after another."""
+
+    seeded: Seeded
+    clients: int
+    seconds: float
+    shares: dict
+    client: str
+    heavy: dict
+    training: bool
+
+    def run(self, clients: list[list[Target]]) -> dict:
+        viewer = next(target for targets in clients for target in targets if target.user == VIEWER)
+        for target in {target.user: target for targets in clients for target in targets}.values():
+            # Each user's first request (the hub looks its token up once) and the kept snapshot.
+            with httpx.Client(base_url=target.url, headers=target.headers, timeout=120) as warm:
+                warm.get("headstart/me").raise_for_status()
+        with httpx.Client(base_url=viewer.url, headers=viewer.headers, timeout=120) as warm:
+            for path in ("headstart/models?limit=50", f"headstart/models/{self.seeded.visible_ids[0]}"):
+                warm.get(path).raise_for_status()
+            board = warm.get(f"headstart/leaderboards/{self.seeded.dataset}")
+            board.raise_for_status()
+            print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
+        training = start_training(viewer, self.seeded) if self.training else None
+        mix = ", ".join(f"{name} {value:.0%}" for name, value in self.shares.items())
+        beside = "".join(f", {count} {kind} in flight" for kind, (count, _) in self.heavy.items())
+        print(f"{self.clients} {self.client} clients for {self.seconds:.0f} s, mix {mix}{beside}")
+        result = asyncio.run(
+            run_load(clients, self.seeded, self.seconds, self.shares, self.client, self.heavy)
+        )
+        if training is not None:
+            stop_training(viewer, training)
+        return result
 
 
 if __name__ == "__main__":
