@@ -204,7 +204,7 @@ def render(resource: Mapping[str, Any]) -> str:
 
     header = (
         "# Written by `python -m headstart.extension.jobs.kubernetes --write hub_config/k8s`; edit\n"
-        "# extension/jobs/kubernetes.py instead (tests/extension/test_kubernetes_specs.py compares).\n"
+        "# extension/jobs/kubernetes.py instead (tests/extension/jobs/test_kubernetes_specs.py compares).\n"
     )
     return header + yaml.safe_dump(dict(resource), sort_keys=False)
 

@@ -12,7 +12,7 @@ import pytest
 from tests.cli.conftest import Shared
 from tests.cli.harness import headstart, headstart_many
 from tests.conftest import fashion_mnist_dir
-from tests.kernels.test_images import huge_bilevel_png
+from tests.kernels.engine.test_images import huge_bilevel_png
 
 BAD_FILES = {
     "circle/empty.png": "empty file",

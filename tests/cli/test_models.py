@@ -339,7 +339,7 @@ def test_a_file_in_the_weights_folder_is_used_and_a_wrong_one_refused(tmp_path: 
     assert all(np.array_equal(a, b) for a, b in zip(backbone.get_weights(), saved.get_weights(), strict=True))
 
     # Wrong files, each in a weights folder chosen by --config (c.Catalog.weights_folder).
-    from tests.kernels.torch_files import STORAGES, TENSORS, evil_entry, write_legacy
+    from tests.kernels.engine.torch_files import STORAGES, TENSORS, evil_entry, write_legacy
 
     marker = tmp_path / "the-pickle-ran"
     wrong = {

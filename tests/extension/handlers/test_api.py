@@ -17,7 +17,7 @@ from headstart.extension.handlers import default_handlers
 from headstart.extension.handlers.base import NotFoundHandler
 from headstart.kernels import schemas
 
-SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "extension" / "openapi.yaml").read_text())
+SPEC = yaml.safe_load((Path(__file__).resolve().parents[3] / "extension" / "openapi.yaml").read_text())
 METHODS = ("get", "post", "patch", "put", "delete")
 
 

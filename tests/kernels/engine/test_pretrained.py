@@ -31,9 +31,9 @@ from headstart.kernels.engine.surgery import INPUT_SHAPE, model_kind, split_mode
 from headstart.kernels.engine.torch_state import read_state_dict
 from headstart.kernels.engine.validation import check_config
 from headstart.kernels.errors import Invalid, WeightsUnavailable
-from tests.kernels.torch_files import write_arrays
+from tests.kernels.engine.torch_files import write_arrays
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # ImageNet's cat classes: tabby, tiger cat, Persian cat, Siamese cat, Egyptian cat.
 CAT_CLASSES = range(281, 286)
 MOBILENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"

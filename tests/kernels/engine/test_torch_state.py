@@ -1,6 +1,6 @@
 """The state-dict reader: both PyTorch formats round-trip, and a pickle naming any other global is refused.
 
-The files are written by tests/kernels/torch_files.py, without torch.
+The files are written by tests/kernels/engine/torch_files.py, without torch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from headstart.kernels.engine.torch_state import Refused, read_state_dict
 from headstart.kernels.errors import Invalid
-from tests.kernels.torch_files import (
+from tests.kernels.engine.torch_files import (
     STORAGES,
     TENSORS,
     Tensor,

@@ -18,7 +18,7 @@ import yaml
 
 from headstart.extension.jobs import kubernetes as k8s
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "hub_config" / "k8s"
 # What the deployment must say, spelled out here rather than read from the module under test, so a
 # changed constant there shows up as a failure here.
