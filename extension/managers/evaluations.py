@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter
 from sqlalchemy import case, func
 from sqlalchemy import select as columns
 from sqlmodel import Session, col, select
@@ -37,15 +37,16 @@ if TYPE_CHECKING:
 
     from headstart.extension.manager import Catalog
 
-# Boards kept at once: each (dataset, viewer) pair asked lately. One of 5,000 rows is about 6 MB.
+# Rankings kept at once, one per dataset asked lately; one of 10,000 rows holds about 10 MB.
+KEPT_RANKINGS = 8
+# Viewers' boards kept per ranking: one of 5,000 rows is 1.3 MB of JSON, made again in milliseconds.
 KEPT_BOARDS = 32
+_UNRANKED = b'{"rank":null'
 
 # What a board's rows depend on: the models' revision, and its dataset's id, count of test scores
 # and newest score's id.
 Basis = tuple[int, int, int, int | None]
 PENDING_NOTE = "being evaluated: its score comes with the next look"
-
-_ROWS = TypeAdapter(list[LeaderboardRow])
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
@@ -60,26 +61,72 @@ def _in_order(path: Path) -> tuple[int, str]:
     return (int(number), path.name) if number.isdigit() else (-1, path.name)
 
 
-class Board:
-    """A ranked leaderboard, what it was ranked from, and its JSON made once.
+@dataclass(slots=True)
+class Standing:
+    """One model version's place on a dataset's board, for whoever may see it.
+
+    `rest` is the row's JSON after its rank (`,"model_id":...}`): a viewer's board numbers the rows
+    it shows and joins them, without serializing a row again.
+    """
+
+    row: LeaderboardRow
+    owner_id: int
+    rest: bytes
+
+    @property
+    def unscored(self) -> bool:
+        return self.row.pending
+
+
+class Ranking:
+    """Every model on one dataset's test split in board order, ranked once for all viewers.
 
     `basis` is what its rows depend on: the models' revision and its dataset's test scores (the
     dataset's id, how many and the newest; scores are only ever added, or deleted with their model
     or dataset). `seen` is the last set of revisions it was found current at, which lets a request
-    serve it without asking the database. `pending` holds the evaluation jobs of its unscored rows.
+    use it without asking the database. `boards` are the viewers' boards made from it lately.
     """
 
     def __init__(
-        self, seen: Revisions | None, basis: Basis | None, rows: list[LeaderboardRow], pending: list[int]
+        self, seen: Revisions | None, basis: Basis | None, dataset_id: int, standings: list[Standing]
     ) -> None:
         self.seen = seen
         self.basis = basis
-        self.rows = rows
+        self.dataset_id = dataset_id
+        self.standings = standings
+        self.boards: OrderedDict[int, Board] = OrderedDict()
+
+
+class Board:
+    """One viewer's leaderboard: the rows of a ranking it may see, numbered, and their JSON.
+
+    `pending` holds the evaluation jobs of its unscored rows.
+    """
+
+    def __init__(self, standings: list[Standing], pending: list[int]) -> None:
+        self.standings = standings
         self.pending = pending
+        ranks, rank = [], 0
+        for standing in standings:
+            if standing.row.comparable:
+                rank += 1
+            ranks.append(rank if standing.row.comparable else None)
+        self.ranks = ranks
 
     @cached_property
     def json(self) -> bytes:
-        return _ROWS.dump_json(self.rows)
+        rows = (
+            (b'{"rank":null' if rank is None else b'{"rank":%d' % rank) + standing.rest
+            for standing, rank in zip(self.standings, self.ranks, strict=True)
+        )
+        return b"[" + b",".join(rows) + b"]"
+
+    @cached_property
+    def rows(self) -> list[LeaderboardRow]:
+        return [
+            standing.row.model_copy(update={"rank": rank})
+            for standing, rank in zip(self.standings, self.ranks, strict=True)
+        ]
 
 
 class EvaluationManager:
@@ -87,8 +134,8 @@ class EvaluationManager:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        # Ranked boards per (dataset as asked, viewer), least recently asked first.
-        self._boards: OrderedDict[tuple[str, int], Board] = OrderedDict()
+        # Rankings per dataset as asked, least recently asked first, each with its viewers' boards.
+        self._rankings: OrderedDict[str, Ranking] = OrderedDict()
         self._boards_lock = threading.Lock()
         # Held while a split's evaluation is looked for and queued, so that it is queued once.
         self._queueing = threading.Lock()
@@ -338,53 +385,74 @@ class EvaluationManager:
         return self._board(viewer, dataset).json
 
     def kept_leaderboard_json(self, viewer: User, dataset: int | str) -> bytes | None:
-        """The kept board's JSON if it is known current without asking the database, else None."""
+        """The viewer's kept board's JSON if it is known current without asking the database."""
         with self._boards_lock:
-            kept = self._boards.get((str(dataset), int(viewer.id)))  # type: ignore[arg-type]
-        seen = self.catalog.revisions.peek()
+            ranking = self._rankings.get(str(dataset))
+        if ranking is None or ranking.seen is None or ranking.seen != self.catalog.revisions.peek():
+            return None
+        with self._boards_lock:
+            board = ranking.boards.get(int(viewer.id))  # type: ignore[arg-type]
         # A board with pending rows asks whether their evaluations ended.
-        if kept is not None and seen is not None and kept.seen == seen and not kept.pending:
-            return kept.json
-        return None
+        return board.json if board is not None and not board.pending else None
 
     def _board(self, viewer: User, dataset: int | str) -> Board:
-        """The kept board while its basis stands, else one ranked again.
+        """The viewer's board, from the dataset's kept ranking; its unscored rows' evaluations queued."""
+        ranking = self._ranking(dataset)
+        viewer_id = int(viewer.id)  # type: ignore[arg-type]
+        with self._boards_lock:
+            board = ranking.boards.get(viewer_id)
+        if board is not None and board.pending and self._any_ended(board.pending):
+            board = None  # a pending row's evaluation failed (a score would have moved the basis)
+        if board is None:
+            # catalog.access rule 5, as access.visible_to says it in SQL.
+            shown = [s for s in ranking.standings if s.row.public or s.owner_id == viewer_id]
+            unscored = [(s.row.model_id, s.row.version) for s in shown if s.unscored]
+            jobs = self._queue(viewer, ranking.dataset_id, "test", unscored) if unscored else {}
+            board = Board(shown, [jobs[key].id for key in unscored])
+        with self._boards_lock:
+            ranking.boards[viewer_id] = board
+            ranking.boards.move_to_end(viewer_id)
+            while len(ranking.boards) > KEPT_BOARDS:
+                ranking.boards.popitem(last=False)
+        return board
+
+    def _ranking(self, dataset: int | str) -> Ranking:
+        """The kept ranking while its basis stands, else one ranked again.
 
         A moved revision costs one small query for the basis: an ingest, or a score on another
-        dataset or split, leaves the rows as they were, so the board is kept.
+        dataset or split, leaves the rows as they were, so the ranking is kept.
         """
-        key = (str(dataset), int(viewer.id))  # type: ignore[arg-type]
+        key = str(dataset)
         seen = self.catalog.revisions.read()
         with self._boards_lock:
-            kept = self._boards.get(key)
-        if kept is not None and kept.pending and self._any_ended(kept.pending):
-            kept = None  # a pending row's evaluation failed (a score would have moved the basis)
+            kept = self._rankings.get(key)
         if kept is not None and kept.seen == seen:
             return kept
         basis = self._basis(dataset, seen)
         if kept is not None and kept.basis == basis:
             kept.seen = seen
             return kept
-        board = Board(None, None, [], [])
+        ranking = None
         for _ in range(3):
-            rows, pending = self._rank(viewer, basis[1])
+            standings = self._rank(basis[1])
             # The revisions were read before the rows: a change that landed while ranking moved
             # them, and then the basis says whether the rows missed it.
             after = self.catalog.revisions.read()
             now = basis if after == seen else self._basis(dataset, after)
             if now == basis:
-                board = Board(after, basis, rows, pending)
+                ranking = Ranking(after, basis, basis[1], standings)
                 break
-            # A board never stands for a basis it has not seen whole; one that keeps moving is
+            # A ranking never stands for a basis it has not seen whole; one that keeps moving is
             # served, not kept.
-            board = Board(None, None, rows, pending)
+            ranking = Ranking(None, None, basis[1], standings)
             seen, basis = after, now
+        assert ranking is not None
         with self._boards_lock:
-            self._boards[key] = board
-            self._boards.move_to_end(key)
-            while len(self._boards) > KEPT_BOARDS:
-                self._boards.popitem(last=False)
-        return board
+            self._rankings[key] = ranking
+            self._rankings.move_to_end(key)
+            while len(self._rankings) > KEPT_RANKINGS:
+                self._rankings.popitem(last=False)
+        return ranking
 
     def _any_ended(self, job_ids: list[int]) -> bool:
         with transaction(self.catalog.engine) as session:
@@ -405,8 +473,8 @@ class EvaluationManager:
             ).one()
         return (revisions.models, dataset_id, count, newest)
 
-    def _rank(self, viewer: User, dataset_id: int) -> tuple[list[LeaderboardRow], list[int]]:
-        # Plain columns, not ORM rows: a board reads thousands of models and scores. Of a score's
+    def _rank(self, dataset_id: int) -> list[Standing]:
+        # Plain columns, not ORM rows: a ranking reads thousands of models and scores. Of a score's
         # `result` JSON (every prediction) only the note of an unranked row is read, by the database.
         with transaction(self.catalog.engine) as session:
             models = session.execute(
@@ -416,9 +484,7 @@ class EvaluationManager:
                     col(CatalogModel.owner_id),
                     col(CatalogModel.version),
                     col(CatalogModel.public),
-                )
-                .where(access.visible_to(viewer))
-                .order_by(col(CatalogModel.id))
+                ).order_by(col(CatalogModel.id))
             ).all()
             owners = {u.id: u.name for u in session.exec(select(User)).all()}
             note_of = col(Evaluation.result)["note"].as_string()
@@ -436,44 +502,33 @@ class EvaluationManager:
                     ).where(col(Evaluation.dataset_id) == dataset_id, col(Evaluation.split) == "test")
                 ).all()
             }
-        unscored = [
-            (model_id, version) for model_id, _, _, version, _ in models if (model_id, version) not in cached
-        ]
-        jobs = self._queue(viewer, dataset_id, "test", unscored) if unscored else {}
-        rows: list[LeaderboardRow] = []
-        pending: list[int] = []
+        standings: list[Standing] = []
         for model_id, name, owner_id, version, public in models:
-            score = cached.get((model_id, version))
-            if score is None:
-                # Not scored yet: its evaluation is queued (once), and the row says it is pending.
-                pending.append(jobs[(model_id, version)].id)
-                score = (False, None, None, 0, PENDING_NOTE)
+            # Not scored yet: its evaluation is queued (once) by whoever's board shows it, and the row
+            # says it is pending.
+            score = cached.get((model_id, version), (False, None, None, 0, PENDING_NOTE))
             comparable, accuracy, loss, count, note = score
-            rows.append(
-                LeaderboardRow(
-                    rank=None,
-                    model_id=model_id,
-                    model_name=name,
-                    owner=owners.get(owner_id, "?"),
-                    version=version,
-                    public=public,
-                    comparable=comparable,
-                    accuracy=accuracy,
-                    loss=loss,
-                    count=count,
-                    note=note,
-                    pending=(model_id, version) in jobs,
-                )
+            row = LeaderboardRow(
+                rank=None,
+                model_id=model_id,
+                model_name=name,
+                owner=owners.get(owner_id, "?"),
+                version=version,
+                public=public,
+                comparable=comparable,
+                accuracy=accuracy,
+                loss=loss,
+                count=count,
+                note=note,
+                pending=(model_id, version) not in cached,
             )
-        ranked = sorted(
-            rows,
-            key=lambda r: (
-                not r.comparable,
-                -(r.accuracy if r.accuracy is not None else -1.0),
-                r.loss if r.loss is not None else float("inf"),
-                r.model_id,
-            ),
+            standings.append(Standing(row, owner_id, row.model_dump_json().encode()[len(_UNRANKED) :]))
+        standings.sort(
+            key=lambda s: (
+                not s.row.comparable,
+                -(s.row.accuracy if s.row.accuracy is not None else -1.0),
+                s.row.loss if s.row.loss is not None else float("inf"),
+                s.row.model_id,
+            )
         )
-        for position, row in enumerate(ranked, start=1):
-            row.rank = position if row.comparable else None
-        return ranked, pending
+        return standings

@@ -177,3 +177,28 @@ def test_a_board_with_pending_rows_asks_again_once_their_evaluations_end(catalog
     assert job.job.state == "succeeded"
     ranked = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
     assert [(row.model_id, row.pending, row.rank) for row in ranked] == [(mine.id, False, 1)]
+
+
+def test_one_ranking_serves_every_viewer_their_own_rows_numbered(catalog, alice, bob, shapes) -> None:
+    from pydantic import TypeAdapter
+
+    from headstart.kernels.schemas import LeaderboardRow
+
+    labels = ["circle", "square", "triangle"]
+    public = tiny_model(catalog, alice, name="public", labels=labels, public=True)
+    private = tiny_model(catalog, alice, name="private", labels=labels, seed=1)
+    theirs = tiny_model(catalog, bob, name="theirs", labels=labels, seed=2)
+    vector = tiny_model(catalog, bob, name="vector", public=True)
+    boards = {user.name: catalog.evaluations.leaderboard(user, "shapes") for user in (alice, bob)}
+    assert {row.model_id for row in boards["alice"]} == {public.id, private.id, vector.id}
+    assert {row.model_id for row in boards["bob"]} == {public.id, theirs.id, vector.id}
+    for name, rows in boards.items():
+        ranked = [row.rank for row in rows if row.comparable]
+        assert ranked == list(range(1, len(ranked) + 1)), name  # numbered among what each sees
+        assert [row.rank for row in rows if not row.comparable] == [None], name  # the feature vector
+    # Both boards come from one ranking, and each one's JSON is its rows as the API's schema dumps them.
+    assert len(catalog.evaluations._rankings) == 1
+    rows = TypeAdapter(list[LeaderboardRow])
+    for user in (alice, bob):
+        body = catalog.evaluations.leaderboard_json(user, "shapes")
+        assert body == rows.dump_json(catalog.evaluations.leaderboard(user, "shapes"))
