@@ -18,10 +18,10 @@ class LeaderboardHandler(CatalogHandler):
     async def get(self, dataset: str) -> None:
         viewer = await self.viewer()
         boards = self.catalog.evaluations
-        body = boards.kept_leaderboard_json(viewer, dataset)
-        if body is None:
-            body = await self.call(boards.leaderboard_json, viewer, dataset)
-        self.finish_json(body)
+        board = boards.kept_board(viewer, dataset)
+        if board is None:
+            board = await self.call(boards.board, viewer, dataset)
+        self.finish_json(board.json, etag=board.etag)
 
 
 default_handlers = [(r"/headstart/leaderboards/([^/]+)", LeaderboardHandler)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 from collections import OrderedDict
@@ -122,6 +123,10 @@ class Board:
         return b"[" + b",".join(rows) + b"]"
 
     @cached_property
+    def etag(self) -> str:
+        return f'"{hashlib.sha1(self.json, usedforsecurity=False).hexdigest()}"'
+
+    @cached_property
     def rows(self) -> list[LeaderboardRow]:
         return [
             standing.row.model_copy(update={"rank": rank})
@@ -137,6 +142,7 @@ class EvaluationManager:
         # Rankings per dataset as asked, least recently asked first, each with its viewers' boards.
         self._rankings: OrderedDict[str, Ranking] = OrderedDict()
         self._boards_lock = threading.Lock()
+        self._ranking_lock = threading.Lock()
         # Held while a split's evaluation is looked for and queued, so that it is queued once.
         self._queueing = threading.Lock()
 
@@ -379,13 +385,13 @@ class EvaluationManager:
             progress(len(board.rows), len(board.rows))
         return board.rows
 
-    def leaderboard_json(self, viewer: User, dataset: int | str) -> bytes:
-        """The leaderboard as the API's JSON, at once (pending rows included), serialized once per
-        kept board."""
-        return self._board(viewer, dataset).json
+    def board(self, viewer: User, dataset: int | str) -> Board:
+        """The viewer's board at once (pending rows included), for the API: its JSON and ETag are
+        made once per kept board."""
+        return self._board(viewer, dataset)
 
-    def kept_leaderboard_json(self, viewer: User, dataset: int | str) -> bytes | None:
-        """The viewer's kept board's JSON if it is known current without asking the database."""
+    def kept_board(self, viewer: User, dataset: int | str) -> Board | None:
+        """The viewer's kept board if it is known current without asking the database."""
         with self._boards_lock:
             ranking = self._rankings.get(str(dataset))
         if ranking is None or ranking.seen is None or ranking.seen != self.catalog.revisions.peek():
@@ -393,7 +399,7 @@ class EvaluationManager:
         with self._boards_lock:
             board = ranking.boards.get(int(viewer.id))  # type: ignore[arg-type]
         # A board with pending rows asks whether their evaluations ended.
-        return board.json if board is not None and not board.pending else None
+        return board if board is not None and not board.pending else None
 
     def _board(self, viewer: User, dataset: int | str) -> Board:
         """The viewer's board, from the dataset's kept ranking; its unscored rows' evaluations queued."""
@@ -428,6 +434,17 @@ class EvaluationManager:
             kept = self._rankings.get(key)
         if kept is not None and kept.seen == seen:
             return kept
+        # One request ranks; the others that found the ranking stale wait for it instead of each
+        # ranking the same rows at once.
+        with self._ranking_lock:
+            return self._rank_again(key, dataset)
+
+    def _rank_again(self, key: str, dataset: int | str) -> Ranking:
+        seen = self.catalog.revisions.read()
+        with self._boards_lock:
+            kept = self._rankings.get(key)
+        if kept is not None and kept.seen == seen:
+            return kept  # ranked while this request waited
         basis = self._basis(dataset, seen)
         if kept is not None and kept.basis == basis:
             kept.seen = seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -108,9 +109,15 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     unseen = await api("POST", "headstart/evaluations", body={"model_id": secret.id, "dataset": "shapes"})
     assert unseen.code == 404
 
-    board = as_json(await api("GET", "headstart/leaderboards/shapes"))
+    answered = await api("GET", "headstart/leaderboards/shapes")
+    board = as_json(answered)
     assert [row["model_id"] for row in board] == [model.id]
     assert board[0]["rank"] == 1 and board[0]["accuracy"] == evaluation["accuracy"]
+    # The board's ETag is made once with its JSON, and a client that holds it is answered 304.
+    etag = answered.headers["Etag"]
+    assert etag == f'"{hashlib.sha1(answered.body).hexdigest()}"'
+    unchanged = await api("GET", "headstart/leaderboards/shapes", headers={"If-None-Match": etag})
+    assert unchanged.code == 304 and unchanged.body == b""
     assert (await api("GET", "headstart/leaderboards/nope")).code == 404
 
     images = sorted(shapes_folder.rglob("*.png"))[:2]

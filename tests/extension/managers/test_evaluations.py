@@ -172,7 +172,7 @@ def test_a_board_with_pending_rows_asks_again_once_their_evaluations_end(catalog
     mine = tiny_model(catalog, alice, name="mine", labels=["circle", "square", "triangle"])
     pending = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
     assert [row.pending for row in pending] == [True]
-    assert catalog.evaluations.kept_leaderboard_json(alice, "shapes") is None  # it must ask
+    assert catalog.evaluations.kept_board(alice, "shapes") is None  # it must ask
     job = catalog.jobs.wait(catalog.evaluations._board(alice, "shapes").pending[0])
     assert job.job.state == "succeeded"
     ranked = catalog.evaluations.leaderboard(alice, "shapes", wait=False)
@@ -200,5 +200,5 @@ def test_one_ranking_serves_every_viewer_their_own_rows_numbered(catalog, alice,
     assert len(catalog.evaluations._rankings) == 1
     rows = TypeAdapter(list[LeaderboardRow])
     for user in (alice, bob):
-        body = catalog.evaluations.leaderboard_json(user, "shapes")
+        body = catalog.evaluations.board(user, "shapes").json
         assert body == rows.dump_json(catalog.evaluations.leaderboard(user, "shapes"))
