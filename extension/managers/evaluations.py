@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func
 from sqlalchemy import select as columns
@@ -54,6 +54,14 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
     """`ids` in slices short enough for any database's limit on bound parameters."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def _keep(kept: OrderedDict, key: Any, value: Any, most: int) -> None:
+    """Keep `value` as the most recently used of at most `most`, letting the least recent go."""
+    kept[key] = value
+    kept.move_to_end(key)
+    while len(kept) > most:
+        kept.popitem(last=False)
 
 
 def _in_order(path: Path) -> tuple[int, str]:
@@ -416,10 +424,7 @@ class EvaluationManager:
             jobs = self._queue(viewer, ranking.dataset_id, "test", unscored) if unscored else {}
             board = Board(shown, [jobs[key].id for key in unscored])
         with self._boards_lock:
-            ranking.boards[viewer_id] = board
-            ranking.boards.move_to_end(viewer_id)
-            while len(ranking.boards) > KEPT_BOARDS:
-                ranking.boards.popitem(last=False)
+            _keep(ranking.boards, viewer_id, board, KEPT_BOARDS)
         return board
 
     def _ranking(self, dataset: int | str) -> Ranking:
@@ -465,10 +470,7 @@ class EvaluationManager:
             seen, basis = after, now
         assert ranking is not None
         with self._boards_lock:
-            self._rankings[key] = ranking
-            self._rankings.move_to_end(key)
-            while len(self._rankings) > KEPT_RANKINGS:
-                self._rankings.popitem(last=False)
+            _keep(self._rankings, key, ranking, KEPT_RANKINGS)
         return ranking
 
     def _any_ended(self, job_ids: list[int]) -> bool:
