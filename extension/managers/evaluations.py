@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -103,18 +103,22 @@ class Ranking:
         self.basis = basis
         self.dataset_id = dataset_id
         self.standings = standings
+        # Unique to this ranking, across restarts too: it makes its boards' ETags.
+        self.token = uuid.uuid4().hex
         self.boards: OrderedDict[int, Board] = OrderedDict()
 
 
 class Board:
     """One viewer's leaderboard: the rows of a ranking it may see, numbered, and their JSON.
 
-    `pending` holds the evaluation jobs of its unscored rows.
+    `pending` holds the evaluation jobs of its unscored rows. `etag` names its content without
+    hashing it: a board is made of one ranking, which never changes, for one viewer.
     """
 
-    def __init__(self, standings: list[Standing], pending: list[int]) -> None:
+    def __init__(self, standings: list[Standing], pending: list[int], etag: str) -> None:
         self.standings = standings
         self.pending = pending
+        self.etag = etag
         ranks, rank = [], 0
         for standing in standings:
             if standing.row.comparable:
@@ -129,10 +133,6 @@ class Board:
             for standing, rank in zip(self.standings, self.ranks, strict=True)
         )
         return b"[" + b",".join(rows) + b"]"
-
-    @cached_property
-    def etag(self) -> str:
-        return f'"{hashlib.sha1(self.json, usedforsecurity=False).hexdigest()}"'
 
     @cached_property
     def rows(self) -> list[LeaderboardRow]:
@@ -422,7 +422,8 @@ class EvaluationManager:
             shown = [s for s in ranking.standings if s.row.public or s.owner_id == viewer_id]
             unscored = [(s.row.model_id, s.row.version) for s in shown if s.unscored]
             jobs = self._queue(viewer, ranking.dataset_id, "test", unscored) if unscored else {}
-            board = Board(shown, [jobs[key].id for key in unscored])
+            etag = f'"{ranking.token}-{viewer_id}"'
+            board = Board(shown, [jobs[key].id for key in unscored], etag)
         with self._boards_lock:
             _keep(ranking.boards, viewer_id, board, KEPT_BOARDS)
         return board
