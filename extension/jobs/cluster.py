@@ -17,7 +17,8 @@ WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def make_cluster(runner: DaskRunner) -> tuple[Any, str | None]:
-    """A (cluster, address) pair: a cluster object the runner owns, or an existing address."""
+    """A (cluster, address) pair: the cluster the runner owns (None for one at `address`), and the
+    address to connect to (None for a cluster object a Client takes itself)."""
     if runner.cluster == "address":
         if not runner.address:
             raise Invalid("c.JobRunner.cluster is 'address' but c.JobRunner.address is empty")
@@ -42,21 +43,24 @@ def make_cluster(runner: DaskRunner) -> tuple[Any, str | None]:
             env=env,
         )
         return kube_cluster(spec, group), None
-    from distributed import LocalCluster
+    from headstart.extension.jobs.local_cluster import LocalClusterProcess
 
-    cluster = LocalCluster(
-        n_workers=runner.n_workers,
-        threads_per_worker=runner.threads_per_worker,
-        processes=True,
-        memory_limit=runner.memory_limit,
-        # The scheduler always serves HTTP (health, metrics, the dashboard when bokeh is there):
-        # on loopback, on a free port, never on every interface at 8787.
-        dashboard_address="127.0.0.1:0",
-        host="127.0.0.1",
-        scheduler_kwargs={"allowed_failures": runner.retries},
-        env=WORKER_ENV,
+    # In a process of its own, so that its scheduler and nannies leave the service's lock alone.
+    cluster = LocalClusterProcess(
+        {
+            "n_workers": runner.n_workers,
+            "threads_per_worker": runner.threads_per_worker,
+            "processes": True,
+            "memory_limit": runner.memory_limit,
+            # The scheduler always serves HTTP (health, metrics, the dashboard when bokeh is
+            # there): on loopback, on a free port, never on every interface at 8787.
+            "dashboard_address": "127.0.0.1:0",
+            "host": "127.0.0.1",
+            "scheduler_kwargs": {"allowed_failures": runner.retries},
+            "env": WORKER_ENV,
+        }
     )
-    return cluster, None
+    return cluster, cluster.address
 
 
 class NiceWorkers(WorkerPlugin):

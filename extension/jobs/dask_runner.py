@@ -153,7 +153,7 @@ class DaskRunner(JobRunner):
                 from headstart.extension.jobs.cluster import make_cluster
 
                 self._cluster, address = make_cluster(self)
-                self._client = Client(self._cluster if self._cluster is not None else address)
+                self._client = Client(address if address is not None else self._cluster)
                 if self.cluster == "local" and self.worker_nice > 0:
                     from headstart.extension.jobs.cluster import NiceWorkers
 

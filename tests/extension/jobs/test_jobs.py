@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from headstart.extension.catalog.database import transaction
@@ -305,10 +306,12 @@ def test_a_job_that_cannot_be_submitted_fails_at_once(tmp_path, db_url, shapes_f
 
 
 def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
-    """The default cluster: worker processes on 127.0.0.1 only, below the service's CPU priority."""
+    """The default cluster: worker processes on 127.0.0.1 only, below the service's CPU priority,
+    and its scheduler in a process of its own, not the service's."""
     runner = DaskRunner(cluster="local", n_workers=1, worker_nice=7)
     try:
         client = runner.client
+        assert client.run_on_scheduler(os.getpid) != os.getpid()
         assert client.scheduler.address.startswith("tcp://127.0.0.1:")
         assert all(address.startswith("tcp://127.0.0.1:") for address in client.scheduler_info()["workers"])
         # The scheduler's HTTP server too, on a free port rather than every interface at 8787.
@@ -317,6 +320,33 @@ def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
         assert set(client.run(os.nice, 0).values()) == {min(own + 7, 19)}
     finally:
         runner.close()
+
+
+# The service's side of the lifeline: a runner whose process is killed, the way an OOM killer would.
+OWNER = """
+import os, sys, time
+from headstart.extension.jobs.dask_runner import DaskRunner
+runner = DaskRunner(cluster="local", n_workers=1, worker_nice=0)
+client = runner.client
+workers = client.run(os.getpid)
+print(client.run_on_scheduler(os.getpid), *workers.values(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_local_cluster_ends_with_its_service_however_it_ends() -> None:
+    """Killing the service's process (no close, no cleanup) still ends its cluster: the scheduler's
+    process and the workers go within seconds, since its standard input, the lifeline, closed."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in owner.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(pids) == 2 and all(psutil.pid_exists(pid) for pid in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    processes = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
+    _, alive = psutil.wait_procs(processes, timeout=60)
+    assert alive == []
 
 
 # --- GPU trainings: resources that no worker offers ----------------------------------------------
