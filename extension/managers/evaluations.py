@@ -19,6 +19,7 @@ from headstart.extension.catalog import access
 from headstart.extension.catalog.database import Revisions, transaction
 from headstart.extension.catalog.tables import CatalogModel, Evaluation, Job, ModelVersion, User
 from headstart.extension.managers.datasets import DatasetManager
+from headstart.extension.managers.heap import settle
 from headstart.extension.managers.jobs import job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
 from headstart.kernels.engine.scoring import EvaluationResult
@@ -472,6 +473,7 @@ class EvaluationManager:
         assert ranking is not None
         with self._boards_lock:
             _keep(self._rankings, key, ranking, KEPT_RANKINGS)
+        settle()
         return ranking
 
     def _any_ended(self, job_ids: list[int]) -> bool:

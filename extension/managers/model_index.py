@@ -18,6 +18,7 @@ from sqlmodel import Session, col
 
 from headstart.extension.catalog.database import RevisionClock
 from headstart.extension.catalog.tables import CatalogModel, ModelVersion, User
+from headstart.extension.managers.heap import settle
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import ModelPublic
 
@@ -155,6 +156,7 @@ class ModelIndex:
                 # next read differ, so the snapshot is never kept past a change it missed.
                 snapshot = Snapshot(revision, self._load())
                 self._snapshot = snapshot
+                settle()
         return snapshot
 
     def _load(self) -> list[Entry]:
