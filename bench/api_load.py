@@ -58,6 +58,10 @@ from pathlib import Path
 import httpx
 
 from headstart.extension.standalone import serve_catalog, serve_hub
+from headstart.kernels.client.jobs import FIRST_POLL_SECONDS
+
+# RemoteJobs.follow's default poll.
+FOLLOW_POLL_SECONDS = 0.5
 
 VIEWER = "user000"
 HUB_CONFIG = Path(__file__).resolve().parents[1] / "hub_config" / "jupyterhub_config.py"
@@ -114,6 +118,8 @@ def seed_catalog(home: Path, models: int, users: int) -> Seeded:
         options={"filters": 2},
         labels=["circle", "square", "triangle"],
     )
+    # Scored too, so that every model on the board is ranked and the load queues no evaluation.
+    catalog.evaluations.on_split(viewer, classifier.id, dataset.id, "test")
     with transaction(catalog.engine) as session:
         stored = {
             row.model_id: row
@@ -223,7 +229,8 @@ class Connection:
     The load runs on the same two cores as the service, so the clients must cost little: httpx's
     AsyncClient spent about 1 ms of CPU per request, and with it as the client even jupyter-server's
     own `api/status` could not be told apart from the client's queueing. This one reads the status
-    line, the headers and a Content-Length body, which is all the service sends to a GET.
+    line, the headers (keeping the cookies set) and a Content-Length body, which is all the service
+    sends to a GET.
     """
 
     def __init__(self, target: Target) -> None:
@@ -232,13 +239,19 @@ class Connection:
         self.port = int(port)
         self.prefix = prefix  # "" for the lab; "services/headstart/" through the hub's proxy
         self.headers = "".join(f"{name}: {value}\r\n" for name, value in target.headers.items())
+        # Kept and sent back, as httpx and browsers do: a server that signs a token's user into a
+        # cookie (jupyter-server) then does it once, not on every request.
+        self.cookies: dict[str, str] = {}
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str) -> tuple[int, bytes]:
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        request = f"GET /{self.prefix}{path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.headers}\r\n"
+        cookies = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        cookie = f"Cookie: {cookies}\r\n" if cookies else ""
+        host = f"Host: {self.host}:{self.port}\r\n"
+        request = f"GET /{self.prefix}{path} HTTP/1.1\r\n{host}{self.headers}{cookie}\r\n"
         self.writer.write(request.encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -246,8 +259,12 @@ class Connection:
         length = None
         for line in lines[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"set-cookie":
+                cookie_name, _, cookie_value = value.decode().split(";", 1)[0].strip().partition("=")
+                self.cookies[cookie_name] = cookie_value
         if length is None:
             raise ConnectionError("the answer has no Content-Length")
         return status, await self.reader.readexactly(length)
@@ -391,11 +408,14 @@ async def until_ended(http: httpx.AsyncClient, answer: httpx.Response) -> str:
         return str(answer.status_code)
     body = answer.json()
     job = body.get("job") or body
+    # Followed as HeadstartClient's jobs.follow does: polls start quick and slow down to its poll.
+    pause = FIRST_POLL_SECONDS
     while True:
         state = (await http.get(f"headstart/jobs/{job['id']}")).json()["state"]
         if state not in ("queued", "running"):
             return state
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, FOLLOW_POLL_SECONDS)
 
 
 async def heavy_loop(service: Target, until: float, tally: Heavy, request: HeavyRequest) -> None:
