@@ -230,7 +230,8 @@ class Connection:
     AsyncClient spent about 1 ms of CPU per request, and with it as the client even jupyter-server's
     own `api/status` could not be told apart from the client's queueing. This one reads the status
     line, the headers (keeping the cookies set) and a Content-Length body, which is all the service
-    sends to a GET.
+    sends to a GET. Like httpx and browsers it accepts gzip; like the rest of the bench it neither
+    parses nor decompresses what it reads.
     """
 
     def __init__(self, target: Target) -> None:
@@ -250,7 +251,8 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         cookies = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         cookie = f"Cookie: {cookies}\r\n" if cookies else ""
-        host = f"Host: {self.host}:{self.port}\r\n"
+        # As httpx and browsers ask; a body is read, not decoded (nor parsed), gzipped or not.
+        host = f"Host: {self.host}:{self.port}\r\nAccept-Encoding: gzip\r\n"
         request = f"GET /{self.prefix}{path} HTTP/1.1\r\n{host}{self.headers}{cookie}\r\n"
         self.writer.write(request.encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -658,7 +660,11 @@ class Load:
                 warm.get(path).raise_for_status()
             board = warm.get(f"headstart/leaderboards/{self.seeded.dataset}")
             board.raise_for_status()
-            print(f"leaderboard: {len(board.json())} rows, {len(board.content) / 1e6:.1f} MB of JSON")
+            # httpx decodes the body: its content is the JSON, the bytes downloaded what was sent.
+            encoding = board.headers.get("Content-Encoding", "plain")
+            json_mb, sent_mb = len(board.content) / 1e6, board.num_bytes_downloaded / 1e6
+            rows = len(board.json())
+            print(f"leaderboard: {rows} rows, {json_mb:.1f} MB of JSON, sent {encoding} in {sent_mb:.2f} MB")
         training = start_training(viewer, self.seeded) if self.training else None
         mix = ", ".join(f"{name} {value:.0%}" for name, value in self.shares.items())
         beside = "".join(f", {count} {kind} in flight" for kind, (count, _) in self.heavy.items())

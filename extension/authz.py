@@ -29,6 +29,10 @@ CODE_RESOURCES = frozenset({"kernels", "terminals", "sessions", "kernelspecs"})
 # What jupyter-server's `authorized` decorator calls a request that changes nothing.
 READ = "read"
 
+# Answers kept, one per set of token scopes and kind of action: the hub's scope checks expand every
+# scope of the token, twice a request (JupyterHub's own access check, then ours).
+KEPT_DECISIONS = 4096
+
 
 class CatalogAuthorizer(JupyterHubAuthorizer):
     """Catalog resources by hub scope, the server's own resources read-only, code never.
@@ -52,6 +56,11 @@ class CatalogAuthorizer(JupyterHubAuthorizer):
         "delete; a token with only the read scope browses the catalog but changes nothing.",
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # (the token's scopes, reading) -> the hub checks' answer, which depends on nothing else.
+        self._decided: dict[tuple[frozenset[str], bool], bool] = {}
+
     def is_authorized(self, handler: JupyterHandler, user: User, action: str, resource: str) -> bool:
         """Whether `user` may `action` ("read", "write" or "execute") the `resource`."""
         if not user or resource in CODE_RESOURCES:
@@ -63,9 +72,17 @@ class CatalogAuthorizer(JupyterHubAuthorizer):
         if hub_user is None:
             # A user the hub did not vouch for is only good outside the hub: the local lab user.
             return not isinstance(self.identity_provider, JupyterHubIdentityProvider)
-        if not super().is_authorized(handler, user, action, resource):
-            return False
         # Reading anything the service serves (the catalog, its read-only notebooks) is reading
         # the catalog; only catalog resources get this far with a write.
-        needed = self.read_scope if action == READ else self.write_scope
-        return bool(self.hub_auth.check_scopes({needed}, hub_user))
+        reading = action == READ
+        key = (frozenset(hub_user.get("scopes") or ()), reading)
+        decided = self._decided.get(key)
+        if decided is None:
+            needed = self.read_scope if reading else self.write_scope
+            decided = super().is_authorized(handler, user, action, resource) and bool(
+                self.hub_auth.check_scopes({needed}, hub_user)
+            )
+            if len(self._decided) >= KEPT_DECISIONS:
+                self._decided.clear()
+            self._decided[key] = decided
+        return decided

@@ -21,7 +21,7 @@ class LeaderboardHandler(CatalogHandler):
         board = boards.kept_board(viewer, dataset)
         if board is None:
             board = await self.call(boards.board, viewer, dataset)
-        self.finish_json(board.json, etag=board.etag)
+        self.finish_json(board.json, etag=board.etag, gzipped=board.gzip)
 
 
 default_handlers = [(r"/headstart/leaderboards/([^/]+)", LeaderboardHandler)]

@@ -19,6 +19,7 @@ from headstart.extension.authz import CODE_RESOURCES, CatalogAuthorizer
 from headstart.extension.handlers import default_handlers
 
 ACCESS = "access:services!service=headstart"
+NOWHERE = "http://127.0.0.1:9/hub/api"  # the hub client's scope checks run offline
 READ = "custom:headstart:read"
 WRITE = "custom:headstart:write"
 
@@ -137,3 +138,28 @@ def test_the_scopes_are_configurable() -> None:
     assert not authorizer.is_authorized(None, browser, "write", "catalog:models")  # type: ignore[arg-type]
     reader = hub_user("bob", [ACCESS, READ])
     assert not authorizer.is_authorized(None, reader, "read", "catalog:models")  # type: ignore[arg-type]
+
+
+class CountedHubAuth(HubOAuth):
+    """The hub client, counting its scope checks."""
+
+    def check_scopes(self, required_scopes: Any, user: Any) -> Any:
+        self.checks += 1
+        return super().check_scopes(required_scopes, user)
+
+
+def test_answers_are_kept_per_token_scopes() -> None:
+    """The hub's checks run once per set of token scopes and kind of action; a token with other
+    scopes (a user's roles changed, the hub's cached model refreshed) gets its own answer."""
+    hub_auth = CountedHubAuth(api_token="unused", api_url=NOWHERE, access_scopes={ACCESS})
+    hub_auth.checks = 0
+    authorizer = CatalogAuthorizer(identity_provider=JupyterHubIdentityProvider(hub_auth=hub_auth))
+    reader = hub_user("frank", [ACCESS, READ])
+    for resource in CATALOG_RESOURCES:
+        assert authorizer.is_authorized(None, reader, "read", resource)  # type: ignore[arg-type]
+        assert not authorizer.is_authorized(None, reader, "write", resource)  # type: ignore[arg-type]
+    # Reading: the hub's access check, then ours; writing: the same two.
+    assert hub_auth.checks == 4
+    writer = hub_user("frank", [ACCESS, READ, WRITE])
+    assert authorizer.is_authorized(None, writer, "write", CATALOG_RESOURCES[0])  # type: ignore[arg-type]
+    assert hub_auth.checks == 6

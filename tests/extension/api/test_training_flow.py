@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +122,19 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     changed = await api("GET", "headstart/leaderboards/shapes", headers={"If-None-Match": etag})
     assert changed.code == 200 and changed.headers["Etag"] != etag
     assert as_json(changed)[0]["model_name"] == "renamed"
+
+    # Sent gzipped to a client that accepts it (compressed once per board), under its own ETag.
+    # (decompress_response=False: tornado's client would otherwise ask for gzip whatever it is told.)
+    async def board_as(accepted: str) -> Any:
+        headers = {"Accept-Encoding": accepted}
+        return await api("GET", "headstart/leaderboards/shapes", headers=headers, decompress_response=False)
+
+    plain, zipped, refused = [await board_as(accepted) for accepted in ("identity", "gzip", "gzip;q=0")]
+    assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
+    assert as_json(plain)[0]["model_name"] == "renamed"
+    assert zipped.headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped.body) == plain.body
+    assert zipped.headers["Etag"] == plain.headers["Etag"][:-1] + '-gzip"'
+    assert "Content-Encoding" not in refused.headers and refused.body == plain.body
     assert (await api("GET", "headstart/leaderboards/nope")).code == 404
 
     images = sorted(shapes_folder.rglob("*.png"))[:2]
