@@ -57,7 +57,8 @@ class DaskRunner(JobRunner):
         ["local", "address", "kubernetes"],
         default_value="local",
         config=True,
-        help="Where jobs run: `local` starts a LocalCluster of worker processes on this machine; "
+        help="Where jobs run: `local` starts a LocalCluster of worker processes on this machine, its "
+        "scheduler in a process of its own that ends with the service; "
         "`address` connects to a running scheduler (`address`); `kubernetes` starts a dask-kubernetes "
         "operator cluster with a CPU worker group and a GPU worker group (see hub_config/k8s/).",
     )
