@@ -422,10 +422,9 @@ class EvaluationManager:
         """The viewer's kept board if it is known current without asking the database."""
         with self._boards_lock:
             ranking = self._rankings.get(str(dataset))
+            board = ranking.boards.get(int(viewer.id)) if ranking is not None else None  # type: ignore[arg-type]
         if ranking is None or ranking.seen is None or ranking.seen != self.catalog.revisions.peek():
             return None
-        with self._boards_lock:
-            board = ranking.boards.get(int(viewer.id))  # type: ignore[arg-type]
         # A board with pending rows asks whether their evaluations ended.
         return board if board is not None and not board.pending else None
 
@@ -496,13 +495,12 @@ class EvaluationManager:
         return ranking
 
     def _any_ended(self, job_ids: list[int]) -> bool:
+        asked = job_ids[:500]  # enough to tell; a board's pending rows are queued together
         with transaction(self.catalog.engine) as session:
             unfinished = session.execute(
-                columns(func.count(col(Job.id))).where(
-                    col(Job.id).in_(job_ids[:500]), col(Job.state).in_(UNFINISHED)
-                )
+                columns(func.count(col(Job.id))).where(col(Job.id).in_(asked), col(Job.state).in_(UNFINISHED))
             ).scalar_one()
-        return unfinished < len(job_ids[:500])
+        return unfinished < len(asked)
 
     def _basis(self, dataset: int | str, revisions: Revisions) -> Basis:
         with transaction(self.catalog.engine) as session:
