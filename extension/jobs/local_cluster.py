@@ -8,12 +8,14 @@ load (docs/benchmarks.md, "Through the hub").
 The process lives while its standard input is open. The service holds the other end, so the cluster
 ends with the service however the service ends, a kill included: the pipe closes and this process
 closes its cluster. Run by `LocalClusterProcess`; `python -m headstart.extension.jobs.local_cluster
-'<LocalCluster keywords as JSON>'` prints one JSON line, `{"address": ...}` or `{"error": ...}`.
+'<LocalCluster keywords as JSON>'` prints one JSON line, `{"address": ...}` or `{"error": ...}`; what
+it or its workers print later goes to standard error.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -67,15 +69,22 @@ class LocalClusterProcess:
 
 
 def main(options: dict[str, Any]) -> None:
+    # The answer goes on a copy of the pipe; everything else written to standard output, by this
+    # process or by the workers it starts (a task's print), goes to standard error, for nothing
+    # reads the pipe after the answer, and a full pipe would block the writer.
+    answer = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     from distributed import LocalCluster
 
     try:
         cluster = LocalCluster(**options)
     except Exception as error:  # said to the service, which raises it
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+        answer.write(json.dumps({"error": f"{type(error).__name__}: {error}"}) + "\n")
+        answer.close()
         return
     try:
-        print(json.dumps({"address": cluster.scheduler_address}), flush=True)
+        answer.write(json.dumps({"address": cluster.scheduler_address}) + "\n")
+        answer.close()
         # Until the service closes its end, or ends.
         sys.stdin.buffer.read()
     except KeyboardInterrupt:

@@ -318,6 +318,10 @@ def test_the_local_cluster_is_on_loopback_with_niced_workers() -> None:
         assert client.dashboard_link.startswith("http://127.0.0.1:")
         own = os.nice(0)
         assert set(client.run(os.nice, 0).values()) == {min(own + 7, 19)}
+        # A task's print goes to standard error, not into the answer's pipe, which no one reads
+        # after the address: 1 MB would fill it and block the worker.
+        printed = client.submit(lambda size: print("x" * size) or size, 1_000_000, pure=False)
+        assert printed.result(timeout=60) == 1_000_000
     finally:
         runner.close()
 
