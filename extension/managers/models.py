@@ -253,7 +253,8 @@ class ModelManager:
         training_id: int | None = None,
     ) -> ModelVersion:
         key = version_key(model.id, version)  # type: ignore[arg-type]
-        content_sha = file_sha256(Path(staged) / facts.artifact_file)
+        # Hashed by the task that staged it; a candidate recorded before facts carried it is hashed here.
+        content_sha = facts.content_sha or file_sha256(Path(staged) / facts.artifact_file)
         self.catalog.store.commit(staged, key)
         placed.append(key)
         row = ModelVersion(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from headstart.kernels.engine.limits import ModelLimits
 from headstart.kernels.schemas import Kind
-from headstart.kernels.store import ArtifactStore, body_key
+from headstart.kernels.store import ArtifactStore, body_key, file_sha256
 
 MODEL_FILE = "model.keras"
 HEAD_FILE = "head.keras"
@@ -57,6 +57,8 @@ class ModelFacts(BaseModel):
     body_sha: str | None
     body_ref: str | None = None
     weights_source: str | None = None  # where pretrained starting weights came from (models show)
+    # The sha256 of the version's own file (`artifact_file`), hashed on the worker that wrote it.
+    content_sha: str | None = None
 
     @property
     def artifact_file(self) -> str:
@@ -64,6 +66,10 @@ class ModelFacts(BaseModel):
         if self.body_ref is None:
             return MODEL_FILE
         return HEAD_FILE if self.kind == "classifier" else BODY_REF_FILE
+
+    def hashed(self, folder: Path) -> ModelFacts:
+        """These facts with the sha256 of the version's own file, staged in `folder`."""
+        return self.model_copy(update={"content_sha": file_sha256(folder / self.artifact_file)})
 
 
 def _load(path: Path) -> object:
@@ -138,9 +144,10 @@ def stage_model(model: object, labels: list[str] | None, folder: Path, limits: M
     size = save_model(model, folder / MODEL_FILE, kind=kind, labels=labels)
     check_model_limits(params, size, limits)
     body, _ = split_model(model)
-    return ModelFacts(
+    facts = ModelFacts(
         kind=kind, labels=labels, params=params, size_bytes=size, body_sha=body_fingerprint(body)
     )
+    return facts.hashed(folder)
 
 
 def head_model(head: object, feature_dim: int) -> object:

@@ -126,7 +126,7 @@ def _create_pretrained(store: ArtifactStore, given: CreateInput, folder: Path) -
         body_sha=body.body_sha,
         body_ref=body.body_sha,
         weights_source=source.description,
-    )
+    ).hashed(folder)
 
 
 def pretrained_body(

@@ -186,7 +186,7 @@ def train_version(
             size_bytes=size,
             body_sha=body_sha,
             body_ref=body_sha,
-        )
+        ).hashed(folder)
     else:
         cache_state = None
         body, head = split_model(load_version(store, ref))
