@@ -20,7 +20,7 @@ from traitlets import Bool, Int, Type, Unicode, default
 from headstart.extension.handlers import default_handlers
 from headstart.extension.jobs.dask_runner import DaskRunner
 from headstart.extension.manager import Catalog
-from headstart.extension.managers.heap import settle
+from headstart.extension.managers import heap
 
 
 class CatalogApp(ExtensionApp):
@@ -77,7 +77,7 @@ class CatalogApp(ExtensionApp):
         if attached or lost:
             self.log.warning("headstart: %d jobs re-attached, %d lost on restart", attached, lost)
         self.log.info("headstart catalog: database %s, store %s", self.catalog.db_url, self.catalog.store_url)
-        settle()  # the server's and the catalog's imports and settings, kept for the process's life
+        heap.serve()  # the server's and the catalog's imports and settings, kept for the process's life
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)

@@ -89,15 +89,16 @@ FAMILIES = Revisions._fields
 
 
 class _Commits:
-    """How many transactions with revised rows this process has committed to one database."""
+    """How many transactions revising each family this process has committed to one database."""
 
     def __init__(self) -> None:
-        self.number = 0
+        self.numbers = dict.fromkeys(FAMILIES, 0)
         self._lock = threading.Lock()
 
-    def add(self) -> None:
+    def add(self, families: set[str]) -> None:
         with self._lock:
-            self.number += 1
+            # A new dict, never one changed in place: a reader holding the last one sees it whole.
+            self.numbers = {f: n + (f in families) for f, n in self.numbers.items()}
 
 
 _commits: dict[str, _Commits] = {}
@@ -132,8 +133,8 @@ def _count_revision(session: Session, _context: object, _instances: object) -> N
 
 @event.listens_for(CatalogSession, "after_commit")
 def _note_commit(session: Session) -> None:
-    if session.info.pop("revised", None):
-        _commit_counter(session.get_bind()).add()  # type: ignore[arg-type]
+    if revised := session.info.pop("revised", None):
+        _commit_counter(session.get_bind()).add(revised)  # type: ignore[arg-type]
 
 
 @event.listens_for(CatalogSession, "after_rollback")
@@ -141,36 +142,55 @@ def _forget_revision(session: Session) -> None:
     session.info.pop("revised", None)
 
 
+class _Read(NamedTuple):
+    revisions: Revisions
+    commits: dict[str, int]  # this process's commits per family when the read began
+    began: float  # time.monotonic()
+
+
 class RevisionClock:
     """The catalog's revisions, asked of the database only when they may have moved.
 
-    `peek()` answers without the database while this process has committed no revised change since
-    the last `read()` and that read is younger than `poll_seconds`: changes made here are seen at
-    once, changes made by other processes sharing the database within `poll_seconds`.
+    `peek(families)` answers without the database while this process has committed no change to
+    those families since the last `read()` began and that read is younger than `poll_seconds`:
+    changes made here are seen at once, changes made by other processes sharing the database within
+    `poll_seconds`. A family's own commits leave the others' peeks alone, so a score landing does
+    not send every list of models to the database.
     """
 
     def __init__(self, engine: Engine, poll_seconds: float = 1.0) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
         self._commits = _commit_counter(engine)
-        self._revisions: Revisions | None = None
-        self._commits_seen = -1
-        self._read_at = float("-inf")
+        self._last: _Read | None = None
+        self._reading = threading.Lock()
 
-    def peek(self) -> Revisions | None:
-        if self._commits_seen != self._commits.number:
+    def peek(self, families: tuple[str, ...] = FAMILIES) -> Revisions | None:
+        """The last read if it still holds for `families` (its other fields may be behind)."""
+        last, numbers = self._last, self._commits.numbers
+        if last is None or time.monotonic() - last.began > self.poll_seconds:
             return None
-        if time.monotonic() - self._read_at > self.poll_seconds:
+        if any(last.commits[family] != numbers[family] for family in families):
             return None
-        return self._revisions
+        return last.revisions
 
     def read(self) -> Revisions:
-        commits = self._commits.number  # before the query: a commit in between is seen next time
-        with Session(self.engine) as session:
-            numbers = dict(session.exec(select(Revision.family, Revision.number)).all())
-        revisions = Revisions(*(numbers[family] for family in FAMILIES))
-        self._revisions, self._commits_seen, self._read_at = revisions, commits, time.monotonic()
-        return revisions
+        """The revisions as the database has them now.
+
+        Readers that arrive together share a query: one that waited while another read ran takes
+        the next read to begin after it asked, which saw every commit it could have seen itself.
+        """
+        asked = time.monotonic()
+        with self._reading:
+            last = self._last
+            if last is not None and last.began > asked:
+                return last.revisions
+            began, commits = time.monotonic(), self._commits.numbers  # a commit after is seen next time
+            with Session(self.engine) as session:
+                numbers = dict(session.exec(select(Revision.family, Revision.number)).all())
+            revisions = Revisions(*(numbers[family] for family in FAMILIES))
+            self._last = _Read(revisions, commits, began)
+            return revisions
 
 
 @contextlib.contextmanager

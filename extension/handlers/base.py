@@ -144,23 +144,26 @@ class CatalogHandler(APIHandler):
         self.set_header("Location", f"{self.base_url}headstart/jobs/{job_id}")
         self.write_json(job, 202)
 
+    def wants_gzip(self) -> bool:
+        """Whether the caller takes a gzip body (httpx and browsers do)."""
+        return accepts_gzip(self.request.headers.get("Accept-Encoding", ""))
+
     def finish_json(
-        self, body: bytes, status: int = 200, etag: str | None = None, gzipped: bytes | None = None
+        self, body: bytes, status: int = 200, etag: str | None = None, encoding: str | None = None
     ) -> None:
         """Finish with JSON that is already serialized.
 
         `etag` is the body's, made once with it: tornado would otherwise hash every body it sends
         (a leaderboard's 1.3 MB for every request). A matching If-None-Match still answers 304.
-        `gzipped` is the same body compressed once, sent to a client that accepts gzip (httpx and
-        browsers do), under its own ETag.
+        `encoding` ("gzip" or "identity") says that the resource is sent in either, as the caller's
+        Accept-Encoding asks (`wants_gzip`), and which one `body` is in; each has its own ETag.
         """
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        if gzipped is not None:
+        if encoding is not None:
             self.set_header("Vary", "Accept-Encoding")
-            if accepts_gzip(self.request.headers.get("Accept-Encoding", "")):
+            if encoding == "gzip":
                 self.set_header("Content-Encoding", "gzip")
-                body, etag = gzipped, None if etag is None else f'{etag[:-1]}-gzip"'
         if etag is not None:
             self.set_header("Etag", etag)
             if status == 200 and self.check_etag_header():

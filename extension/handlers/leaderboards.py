@@ -21,7 +21,10 @@ class LeaderboardHandler(CatalogHandler):
         board = boards.kept_board(viewer, dataset)
         if board is None:
             board = await self.call(boards.board, viewer, dataset)
-        self.finish_json(board.json, etag=board.etag, gzipped=board.gzip)
+        if self.wants_gzip():
+            self.finish_json(board.gzip, etag=board.gzip_etag, encoding="gzip")
+        else:
+            self.finish_json(board.json, etag=board.etag, encoding="identity")
 
 
 default_handlers = [(r"/headstart/leaderboards/([^/]+)", LeaderboardHandler)]

@@ -83,10 +83,10 @@ class DaskRunner(JobRunner):
         "kubernetes); a scheduler given by `address` keeps its own setting.",
     )
     worker_nice = Int(
-        10,
+        19,
         config=True,
         help="How much lower the CPU priority of the local cluster's workers is than the service's "
-        "(a nice increment, 0 to 19): jobs use the cores the API leaves idle.",
+        "(a nice increment, 0 to 19; the lowest by default): jobs use the cores the API leaves idle.",
     )
     resource_wait = Float(
         600.0,

@@ -118,14 +118,15 @@ class Ranking:
 class Board:
     """One viewer's leaderboard: the rows of a ranking it may see, numbered, and their JSON.
 
-    `pending` holds the evaluation jobs of its unscored rows. `etag` names its content without
-    hashing it: a board is made of one ranking, which never changes, for one viewer.
+    `pending` holds the evaluation jobs of its unscored rows. `tag` names its content without
+    hashing it: a board is made of one ranking, which never changes, for one viewer; its plain and
+    gzip bodies have ETags of their own made from it.
     """
 
-    def __init__(self, standings: list[Standing], pending: list[int], etag: str) -> None:
+    def __init__(self, standings: list[Standing], pending: list[int], tag: str) -> None:
         self.standings = standings
         self.pending = pending
-        self.etag = etag
+        self.etag, self.gzip_etag = f'"{tag}"', f'"{tag}-gzip"'
         ranks, rank = [], 0
         for standing in standings:
             if standing.row.comparable:
@@ -135,15 +136,15 @@ class Board:
 
     @cached_property
     def json(self) -> bytes:
+        """The plain JSON, made when a client first asks for it plain."""
         return self._joined()
 
     @cached_property
     def gzip(self) -> bytes:
         """The JSON compressed, for clients that accept gzip (httpx, browsers): the 1.3 MB board of
         bench/api_load.py is sent in 50 kB, which the service, the hub's proxy and the network then
-        copy instead. The JSON is kept only once a client has asked for it plain."""
-        plain = self.__dict__.get("json") or self._joined()
-        return gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
+        copy instead. Only the compressed bytes are kept."""
+        return gzip.compress(self._joined(), compresslevel=GZIP_LEVEL, mtime=0)
 
     def _joined(self) -> bytes:
         rows = (
@@ -222,7 +223,6 @@ class EvaluationManager:
         """The evaluation job of each unscored (model, version) on a split: the one queued or running
         for it, else a new one. A few queries for a whole board's rows, not a few for each."""
         wanted = set(unscored)
-        ids = sorted({model_id for model_id, _ in wanted})
         with self._queueing:
             with transaction(self.catalog.engine) as session:
                 jobs: dict[tuple[int, int], JobPublic] = {}
@@ -232,16 +232,18 @@ class EvaluationManager:
                     asked = job.request or {}
                     if (asked.get("dataset_id"), asked.get("split")) == (dataset_id, split):
                         jobs[(asked.get("model_id"), asked.get("model_version"))] = job_public(job)  # type: ignore[index]
+                # Only the rows that no job covers yet need their versions read.
+                unqueued = wanted - jobs.keys()
                 refs = {}
-                for chunk in _chunks(ids):
+                for chunk in _chunks(sorted({model_id for model_id, _ in unqueued})):
                     models = session.exec(select(CatalogModel).where(col(CatalogModel.id).in_(chunk))).all()
                     rows = {model.id: model for model in models}
                     for row in session.exec(
                         select(ModelVersion).where(col(ModelVersion.model_id).in_(chunk))
                     ):
-                        if (row.model_id, row.version) in wanted:
+                        if (row.model_id, row.version) in unqueued:
                             refs[(row.model_id, row.version)] = version_ref(rows[row.model_id], row)
-            for model_id, version in sorted(wanted - jobs.keys()):
+            for model_id, version in sorted(unqueued):
                 target = {
                     "model_id": model_id,
                     "model_version": version,
@@ -412,8 +414,8 @@ class EvaluationManager:
         return board.rows
 
     def board(self, viewer: User, dataset: int | str) -> Board:
-        """The viewer's board at once (pending rows included), for the API: its JSON and ETag are
-        made once per kept board, its gzip here off the loop (zlib lets go of the lock)."""
+        """The viewer's board at once (pending rows included), for the API: its gzip is made here,
+        once per kept board and off the loop (zlib lets go of the lock)."""
         board = self._board(viewer, dataset)
         board.gzip  # noqa: B018
         return board
@@ -441,8 +443,7 @@ class EvaluationManager:
             shown = [s for s in ranking.standings if s.row.public or s.owner_id == viewer_id]
             unscored = [(s.row.model_id, s.row.version) for s in shown if s.unscored]
             jobs = self._queue(viewer, ranking.dataset_id, "test", unscored) if unscored else {}
-            etag = f'"{ranking.token}-{viewer_id}"'
-            board = Board(shown, [jobs[key].id for key in unscored], etag)
+            board = Board(shown, [jobs[key].id for key in unscored], f"{ranking.token}-{viewer_id}")
         with self._boards_lock:
             _keep(ranking.boards, viewer_id, board, KEPT_BOARDS)
         return board

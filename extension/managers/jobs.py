@@ -266,6 +266,8 @@ class JobManager:
             request = dict(job.request or {}) if job is not None else {}
             before = job.state if job is not None else None
         unfinished = before in UNFINISHED
+        # The job as it ended, from the transaction that ended it (read again only if none did).
+        public: JobPublic | None = None
         if unfinished and state == "succeeded":
             try:
                 with store.placing() as placed, transaction(self.catalog.engine) as session:
@@ -274,23 +276,29 @@ class JobManager:
                     made = getattr(getattr(self.catalog, manager), method)(session, row, value, placed)
                     row.state, row.result, row.finished_at = "succeeded", made, now()  # type: ignore[union-attr]
                     session.add(row)
+                    session.flush()
+                    recorded = job_public(row)  # type: ignore[arg-type]
             except BaseException as error:
                 self.catalog.log.error("job %s: its result could not be recorded: %s", job_id, error)
                 state, value = "failed", error
             else:
+                public = recorded
                 if made and made.get("card") is not None:
                     self.catalog.refresh_card(int(made["card"]))
         if unfinished and state != "succeeded":
-            self.finish(job_id, state, reason_of(value), None if state == "cancelled" else error_body(value))
+            body = None if state == "cancelled" else error_body(value)
+            ended = self.finish(job_id, state, reason_of(value), body)
+            public = job_public(ended) if ended is not None else None
         if before != "succeeded" and (state != "succeeded" or not unfinished):
             # Not recorded (it failed, or it ended after it was given up for lost): what it staged goes.
             for key in request.get("staged", []):
                 store.delete(key)
         for key in request.get("uploads", []):
             store.delete(key)
-        with transaction(self.catalog.engine) as session:
-            ended = session.get(Job, job_id)
-            public = job_public(ended) if ended is not None else None
+        if public is None:
+            with transaction(self.catalog.engine) as session:
+                row = session.get(Job, job_id)
+                public = job_public(row) if row is not None else None
         with self._lock:
             end = self._ends.pop(job_id, None)
             self._watchers.pop(job_id, None)

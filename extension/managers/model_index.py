@@ -138,7 +138,7 @@ class ModelIndex:
 
     def peek(self) -> Snapshot | None:
         """The snapshot if it is known current without asking the database, else None."""
-        snapshot, revisions = self._snapshot, self.clock.peek()
+        snapshot, revisions = self._snapshot, self.clock.peek(("models",))
         if snapshot is not None and revisions is not None and snapshot.revision == revisions.models:
             return snapshot
         return None

@@ -135,6 +135,9 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
     assert zipped.headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped.body) == plain.body
     assert zipped.headers["Etag"] == plain.headers["Etag"][:-1] + '-gzip"'
     assert "Content-Encoding" not in refused.headers and refused.body == plain.body
+    # Each encoding's ETag answers 304 for that encoding.
+    held = {"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["Etag"]}
+    assert (await api("GET", "headstart/leaderboards/shapes", headers=held)).code == 304
     assert (await api("GET", "headstart/leaderboards/nope")).code == 404
 
     images = sorted(shapes_folder.rglob("*.png"))[:2]

@@ -10,11 +10,13 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import RevisionClock, transaction
 from headstart.extension.catalog.tables import CatalogModel, Epoch, Evaluation, Training, User, label_key
+from headstart.extension.managers import heap
 from headstart.extension.managers.models import model_filter
 from headstart.kernels.errors import NotFound
 from tests.conftest import tiny_model
@@ -65,6 +67,55 @@ def test_each_family_counts_its_own_changes(catalog, alice, shapes, shapes_folde
         session.add(User(name="dave"))
     both = RevisionClock(catalog.engine).read()
     assert both == scored._replace(models=scored.models + 1, evaluations=scored.evaluations + 1)
+
+
+def test_a_family_s_commits_leave_the_other_families_peeks_alone(catalog, alice) -> None:
+    model = tiny_model(catalog, alice, name="kept")
+    index, clock = catalog.models.index, catalog.revisions
+    clock.poll_seconds = 3600.0
+    snapshot = index.current()
+    assert index.peek() is snapshot and clock.peek() is not None
+    # A score lands (an evaluation row): the models' snapshot is still trusted, a leaderboard's not.
+    with transaction(catalog.engine) as session:
+        session.add(Evaluation(model_id=model.id, model_version=1, result={}, requested_by_id=alice.id))
+    assert index.peek() is snapshot
+    assert clock.peek() is None and clock.peek(("evaluations",)) is None
+    # A model changes: now the models' peek asks the database too.
+    catalog.models.update(alice, model.id, public=True)
+    assert index.peek() is None
+    assert index.current().by_id[model.id].public is True
+
+
+def test_readers_that_arrive_together_share_a_query(catalog) -> None:
+    clock = RevisionClock(catalog.engine)
+    queries, first_held, release = [], threading.Event(), threading.Event()
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if "FROM revisions" in statement:
+            queries.append(statement)
+            if len(queries) == 1:
+                first_held.set()
+                release.wait(30)
+
+    event.listen(catalog.engine, "before_cursor_execute", count)
+    try:
+        answers = []
+        first = threading.Thread(target=lambda: answers.append(clock.read()))
+        first.start()
+        assert first_held.wait(30)
+        # Five readers ask while the first query runs: it began before they asked, so it may have
+        # missed their commits, and they take the next read, all of them the same one.
+        late = [threading.Thread(target=lambda: answers.append(clock.read())) for _ in range(5)]
+        for thread in late:
+            thread.start()
+        time.sleep(0.5)
+        release.set()
+        for thread in [first, *late]:
+            thread.join(30)
+    finally:
+        event.remove(catalog.engine, "before_cursor_execute", count)
+    assert len(queries) == 2 and len(answers) == 6
+    assert len(set(answers)) == 1
 
 
 def test_the_snapshot_filters_as_the_access_rules_do_in_sql(catalog, alice, bob) -> None:
@@ -188,10 +239,16 @@ def test_another_process_change_is_seen_within_the_poll_and_not_before(catalog, 
         publisher.wait()
 
 
-def test_kept_caches_are_out_of_the_collectors_way(catalog, alice, shapes) -> None:
-    """A models' snapshot and a ranking, once built, are frozen (extension.managers.heap): a full
-    collection no longer walks their rows, which under load stopped every request for 100 ms or more."""
+def test_kept_caches_are_out_of_the_collectors_way(catalog, alice, shapes, monkeypatch) -> None:
+    """In a service, a models' snapshot and a ranking, once built, are frozen (extension.managers.heap):
+    a full collection no longer walks their rows, which under load stopped every request for 100 ms
+    or more. Outside one (a command line's process) nothing is frozen."""
+    monkeypatch.setattr(heap, "serving", False)  # a test before may have started the extension
     tiny_model(catalog, alice, name="kept", labels=["circle", "square", "triangle"], public=True)
+    unfrozen = catalog.models.index.current()
+    assert any(thing is unfrozen.entries for thing in gc.get_objects())
+    monkeypatch.setattr(heap, "serving", True)
+    tiny_model(catalog, alice, name="moved", labels=["circle", "square", "triangle"], public=True)
     snapshot = catalog.models.index.current()
     catalog.evaluations.leaderboard(alice, shapes.name)
     ranking = catalog.evaluations._rankings[shapes.name]
