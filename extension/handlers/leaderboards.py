@@ -18,10 +18,11 @@ class LeaderboardHandler(CatalogHandler):
     async def get(self, dataset: str) -> None:
         viewer = await self.viewer()
         boards = self.catalog.evaluations
+        gzipped = self.wants_gzip()
         board = boards.kept_board(viewer, dataset)
         if board is None:
-            board = await self.call(boards.board, viewer, dataset)
-        if self.wants_gzip():
+            board = await self.call(boards.board, viewer, dataset, gzipped=gzipped)
+        if gzipped:
             self.finish_json(board.gzip, etag=board.gzip_etag, encoding="gzip")
         else:
             self.finish_json(board.json, etag=board.etag, encoding="identity")

@@ -413,11 +413,15 @@ class EvaluationManager:
             progress(len(board.rows), len(board.rows))
         return board.rows
 
-    def board(self, viewer: User, dataset: int | str) -> Board:
-        """The viewer's board at once (pending rows included), for the API: its gzip is made here,
-        once per kept board and off the loop (zlib lets go of the lock)."""
+    def board(self, viewer: User, dataset: int | str, *, gzipped: bool = False) -> Board:
+        """The viewer's board at once (pending rows included), for the API. The body the caller
+        will send (its gzip, or its plain JSON) is made here, once per kept board and off the loop
+        (zlib lets go of the lock)."""
         board = self._board(viewer, dataset)
-        board.gzip  # noqa: B018
+        if gzipped:
+            board.gzip  # noqa: B018
+        else:
+            board.json  # noqa: B018
         return board
 
     def kept_board(self, viewer: User, dataset: int | str) -> Board | None:

@@ -5,6 +5,7 @@ Every test runs on SQLite and on PostgreSQL (`catalog` from tests/conftest.py).
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,8 @@ def test_one_ranking_serves_every_viewer_their_own_rows_numbered(catalog, alice,
     for user in (alice, bob):
         body = catalog.evaluations.board(user, "shapes").json
         assert body == rows.dump_json(catalog.evaluations.leaderboard(user, "shapes"))
+    # A board asked for gzip makes only its gzip, the same JSON compressed.
+    carol = catalog.user("carol")
+    zipped = catalog.evaluations.board(carol, "shapes", gzipped=True)
+    assert "json" not in vars(zipped)
+    assert gzip.decompress(zipped.gzip) == rows.dump_json(catalog.evaluations.leaderboard(carol, "shapes"))
