@@ -169,23 +169,23 @@ class _Unscaled:
     def apply(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(features, dtype=np.float32)
 
-    def unfold(self, dense: object) -> None:
-        pass
+    def unfold_weights(self, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
 
-    def fold(self, dense: object) -> None:
-        pass
+    def fold_weights(self, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
 
 
 @contextlib.contextmanager
 def unscaled() -> Iterator[None]:
-    from headstart.kernels.engine import training
+    from headstart.kernels.engine import head_fit
 
-    saved = training.FeatureScale
-    training.FeatureScale = _Unscaled  # type: ignore[misc, assignment]
+    saved = head_fit.FeatureScale
+    head_fit.FeatureScale = _Unscaled  # type: ignore[misc, assignment]
     try:
         yield
     finally:
-        training.FeatureScale = saved  # type: ignore[misc]
+        head_fit.FeatureScale = saved  # type: ignore[misc]
 
 
 @dataclass

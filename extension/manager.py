@@ -27,6 +27,7 @@ from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.evaluations import EvaluationManager
 from headstart.extension.managers.jobs import JobManager
 from headstart.extension.managers.models import ModelManager
+from headstart.extension.managers.sweeps import SweepManager
 from headstart.extension.managers.trainings import TrainingManager
 from headstart.kernels.engine.limits import IngestLimits, ModelLimits
 from headstart.kernels.engine.pretrained import default_weights_folder
@@ -78,6 +79,13 @@ class Catalog(LoggingConfigurable):
         ModelLimits.max_model_params,
         config=True,
         help="Most parameters a model may have, checked on upload and on every created model.",
+    )
+    max_sweep_heads = Int(
+        64,
+        min=1,
+        config=True,
+        help="Most heads one sweep may train (its grid's combinations, or its draws). They train side "
+        "by side on cached features in one job, so memory grows with heads x features x labels.",
     )
     revision_poll_seconds = Float(
         1.0,
@@ -210,6 +218,10 @@ class Catalog(LoggingConfigurable):
         return TrainingManager(self)
 
     @cached_property
+    def sweeps(self) -> SweepManager:
+        return SweepManager(self)
+
+    @cached_property
     def jobs(self) -> JobManager:
         return JobManager(self)
 
@@ -268,6 +280,7 @@ class UserSession:
         self.models: Any = _BoundManager(catalog.models, user)
         self.datasets: Any = _BoundManager(catalog.datasets, user)
         self.trainings: Any = _BoundManager(catalog.trainings, user)
+        self.sweeps: Any = _BoundManager(catalog.sweeps, user)
         self.evaluations: Any = _BoundManager(catalog.evaluations, user)
         self.jobs: Any = _BoundManager(catalog.jobs, user)
 

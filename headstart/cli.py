@@ -22,6 +22,7 @@ from headstart.commands.errors import EXIT_BAD_INPUT, report
 from headstart.commands.evaluation import evaluate, leaderboard
 from headstart.commands.models import models
 from headstart.commands.options import HeadstartGroup, add_global_options
+from headstart.commands.sweeps import sweep, sweeps
 from headstart.commands.training import decide, train, trainings
 
 
@@ -76,6 +77,7 @@ def main(context: click.Context) -> None:
       headstart datasets add photos.zip --name pets  # label/image or train/label/image
       headstart models create --name base --architecture efficientnet_lite0 --labels cat,dog
       headstart train 1 pets --epochs 5 --decision keep_both
+      headstart sweep 1 pets --learning-rate 1e-3,1e-2 --label-smoothing 0,0.1
       headstart leaderboard pets
       headstart models list --json --home ~/catalog  # global options go anywhere
 
@@ -96,7 +98,7 @@ def main(context: click.Context) -> None:
     context.ensure_object(Context)
 
 
-for subcommand in (datasets, models, train, decide, trainings, evaluate, leaderboard, demo):
+for subcommand in (datasets, models, train, sweep, decide, trainings, sweeps, evaluate, leaderboard, demo):
     main.add_command(subcommand)
 
 

@@ -8,9 +8,10 @@ test checks that every field here has its column there.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from pathlib import PurePath
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from headstart.kernels.errors import Invalid
 
@@ -20,10 +21,13 @@ TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discar
 HeadHandling = Literal["kept", "replaced"]
 FeatureCacheState = Literal["hit", "miss"]
 Split = Literal["train", "val", "test"]
-JobKind = Literal["ingest", "create", "validate", "train", "evaluate"]
+JobKind = Literal["ingest", "create", "validate", "train", "sweep", "evaluate", "export"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # The states of a job that has not ended yet.
 UNFINISHED: tuple[JobState, ...] = ("queued", "running")
+# What a model download is written as: the `.keras` file itself, or a zip of TensorFlow's SavedModel
+# or TFLite file with the model's labels.txt (kernels/engine/export.py).
+ExportFormat = Literal["keras", "saved_model", "tflite"]
 
 
 def check_choice(value: str, choices: Any, what: str) -> str:
@@ -32,6 +36,37 @@ def check_choice(value: str, choices: Any, what: str) -> str:
     if value not in allowed:
         raise Invalid(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
     return value
+
+
+def download_suffix(format: str) -> str:
+    """The suffix of a download in `format`: `.keras`, or `.zip` for the formats of TensorFlow's."""
+    return ".keras" if check_choice(format, ExportFormat, "format") == "keras" else ".zip"
+
+
+def check_download_file(dest: PurePath, format: str) -> None:
+    """Invalid unless `dest` is a file name with the suffix of a download in `format`."""
+    suffix = download_suffix(format)
+    if dest.suffix != suffix:
+        what = "the download" if format == "keras" else f"a {format} download (a zip with labels.txt)"
+        raise Invalid(f"{what} must be written to a {suffix} file, not {dest.name!r}")
+
+
+def download_name(model_id: int, version: int, format: str = "keras") -> str:
+    """A download's file name: `model-3-v2.keras`, `model-3-v2-tflite.zip`."""
+    tail = "" if format == "keras" else f"-{format}"
+    return f"model-{int(model_id)}-v{int(version)}{tail}{download_suffix(format)}"
+
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def build(schema: type[Schema], **fields: Any) -> Schema:
+    """A request body, with a schema violation reported as Invalid, as the service answers it."""
+    try:
+        return schema(**fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise Invalid(problems, detail=error.errors(include_url=False)) from None
 
 
 # The zoo's names, here so that clients can offer them without importing Keras.
@@ -62,6 +97,12 @@ class TrainingConfig(BaseModel):
     loss: str = Field("sparse_categorical_crossentropy", description=f"one of {', '.join(LOSSES)}")
     epochs: int = Field(30, ge=1, le=1000, description="the most epochs to run")
     batch_size: int = Field(32, ge=1, le=4096)
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of each target spread evenly over all labels (Keras' label_smoothing)",
+    )
     fine_tune_layers: int | Literal["all"] = Field(
         0, description="body layers to unfreeze, counted from the end; 0 trains the head only"
     )
@@ -179,9 +220,10 @@ class JobPublic(BaseModel):
     # A failed job's error as the API's error body has it: {"error": "invalid", "detail": ..., "items"}.
     error: dict | None = None
     training_id: int | None = None
+    sweep_id: int | None = None
     worker: str | None = None  # the Dask worker that ran its last attempt
     attempts: int = 0
-    phase: str | None = None  # what it is doing: "ingest", "features", "epochs", "evaluate", ...
+    phase: str | None = None  # what it is doing: "ingest", "features", "epochs", "evaluate", "export"
     done: int = 0
     total: int = 0
     result: dict | None = None  # what a succeeded job made: {"dataset_id": 3}, {"model_id": 7}, ...
@@ -212,6 +254,10 @@ class TrainingPublic(BaseModel):
     finished_at: datetime | None
     epochs: list[EpochPublic] = []
     job: JobPublic | None = None
+    # The candidate's val accuracy: that of the epoch whose weights it kept (the lowest val loss's
+    # under early stopping, else the last). None before the candidate, or without a val split.
+    val_accuracy: float | None = None
+    sweep_id: int | None = None
 
 
 class EvaluationPublic(BaseModel):
@@ -290,6 +336,52 @@ class TrainingCreate(BaseModel):
     model_id: int
     dataset: int | str
     config: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class SweepGrid(BaseModel):
+    """The values a sweep tries: every combination of the lists given, or `draws` of them at random.
+
+    A field left out takes the sweep's base config's value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: list[float] | None = None
+    epochs: list[int] | None = None
+    optimizer: list[str] | None = None
+    batch_size: list[int] | None = None
+    label_smoothing: list[float] | None = None
+
+
+class SweepCreate(BaseModel):
+    """Train many heads of a model on one dataset's cached features, in one job."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: int
+    dataset: int | str
+    grid: SweepGrid
+    draws: int | None = Field(None, ge=1, description="train this many combinations, drawn at random")
+    config: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="the base: what every head shares besides the grid"
+    )
+
+
+class SweepPublic(BaseModel):
+    """A sweep: its grid, its job, and its runs (trainings), best val accuracy first."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: int
+    model_id: int
+    model_version: int
+    dataset_id: int
+    grid: SweepGrid
+    draws: int | None = None
+    owner: str
+    created_at: datetime
+    job: JobPublic | None = None
+    runs: list[TrainingPublic] = []
 
 
 class DecisionRequest(BaseModel):

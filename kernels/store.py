@@ -155,6 +155,11 @@ def version_key(model_id: int, version: int) -> str:
     return f"models/{model_id}/v{version}"
 
 
+def export_key(model_id: int, version: int, format: str) -> str:
+    """A version's export in a format of TensorFlow's, kept beside it (and deleted with it)."""
+    return f"{version_key(model_id, version)}/exports/{format}.zip"
+
+
 def candidate_key(model_id: int, training_id: int) -> str:
     return f"models/{model_id}/candidates/t{training_id}"
 
@@ -170,3 +175,8 @@ def file_sha256(path: Path) -> str:
 
 def body_key(body_sha: str) -> str:
     return f"bodies/{body_sha}.keras"
+
+
+def body_facts_key(body_sha: str) -> str:
+    """A shared body's parameter count and file size, kept beside it: they never change for a sha."""
+    return f"bodies/{body_sha}.json"

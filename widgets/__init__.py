@@ -16,6 +16,8 @@ _WHERE = {
     "DatasetPicker": "pickers",
     "TrainingSetup": "training",
     "TrainingDashboard": "training",
+    "SweepSetup": "sweep",
+    "SweepBoard": "sweep",
     "Leaderboard": "leaderboard",
     "Evaluate": "evaluate",
     "ModelCard": "card",

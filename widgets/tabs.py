@@ -14,7 +14,7 @@ import ipywidgets as w
 from headstart.kernels.client import HeadstartClient
 from headstart.widgets.base import Status, replace_options, resolve_client
 
-TITLES = ("Models", "Datasets", "Train", "Leaderboard", "Evaluate")
+TITLES = ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Evaluate")
 
 
 def _models_tab(client: HeadstartClient) -> w.Widget:
@@ -44,6 +44,12 @@ def _train_tab(client: HeadstartClient) -> w.Widget:
     from headstart.widgets.training import TrainingSetup
 
     return TrainingSetup(client)
+
+
+def _sweep_tab(client: HeadstartClient) -> w.Widget:
+    from headstart.widgets.sweep import SweepSetup
+
+    return SweepSetup(client)
 
 
 def _leaderboard_tab(client: HeadstartClient) -> w.Widget:
@@ -79,13 +85,14 @@ BUILDERS: tuple[Callable[[HeadstartClient], w.Widget], ...] = (
     _models_tab,
     _datasets_tab,
     _train_tab,
+    _sweep_tab,
     _leaderboard_tab,
     _evaluate_tab,
 )
 
 
 def studio(client: HeadstartClient | None = None) -> w.Tab:
-    """One Tab with Models, Datasets, Train, Leaderboard and Evaluate; each is built when first opened."""
+    """One Tab with Models, Datasets, Train, Sweep, Leaderboard and Evaluate, each built when first opened."""
     client = resolve_client(client)
     slots = [w.VBox() for _ in TITLES]
     built: set[int] = set()

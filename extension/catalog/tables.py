@@ -131,6 +131,24 @@ class Training(SQLModel, table=True):
     candidate_facts: dict | None = json_column()  # the candidate's ModelFacts, from the job's result
     owner_id: int = Field(foreign_key="users.id", index=True)
     candidate: str | None = None  # store key of the candidate's folder while it awaits a decision
+    val_accuracy: float | None = None  # the candidate's, from the job's result
+    sweep_id: int | None = Field(default=None, foreign_key="sweeps.id", ondelete="CASCADE", index=True)
+    created_at: datetime = Field(default_factory=now)
+
+
+class Sweep(SQLModel, table=True):
+    """Heads of one model version trained on one dataset's cached features, in one job; each of its
+    runs is a training with its own candidate."""
+
+    __tablename__ = "sweeps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", ondelete="CASCADE", index=True)
+    model_version: int
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    grid: dict = json_column()  # the SweepGrid asked for
+    draws: int | None = None
+    owner_id: int = Field(foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=now)
 
 
@@ -146,6 +164,7 @@ class Job(SQLModel, table=True):
     reason: str | None = None
     error: dict | None = json_column()  # why it failed, as an API error body: {"error", "detail", "items"}
     training_id: int | None = Field(default=None, foreign_key="trainings.id", ondelete="CASCADE")
+    sweep_id: int | None = Field(default=None, foreign_key="sweeps.id", ondelete="CASCADE")
     worker: str | None = None
     attempts: int = 0
     phase: str | None = None

@@ -9,6 +9,7 @@ from headstart.extension.handlers import (
     leaderboards,
     models,
     spec,
+    sweeps,
     trainings,
 )
 from headstart.extension.handlers.base import NotFoundHandler
@@ -22,6 +23,7 @@ default_handlers = [
     *models.default_handlers,
     *datasets.default_handlers,
     *trainings.default_handlers,
+    *sweeps.default_handlers,
     *jobs.default_handlers,
     *evaluations.default_handlers,
     *leaderboards.default_handlers,

@@ -13,7 +13,7 @@ from tornado import web
 from headstart.extension.handlers.base import CatalogHandler, UploadHandler
 from headstart.extension.managers.models import model_filter
 from headstart.kernels.errors import Invalid
-from headstart.kernels.schemas import ModelCreate, ModelUpdate
+from headstart.kernels.schemas import ExportFormat, ModelCreate, ModelUpdate, check_choice
 
 MODEL = r"/headstart/models/(\d+)"
 CHUNK = 1024 * 1024
@@ -139,7 +139,12 @@ class ModelTrainingsHandler(CatalogHandler):
 
 
 class ModelDownloadHandler(CatalogHandler):
-    """`GET headstart/models/{id}/download?version=`: one normal `.keras` file, streamed in chunks."""
+    """`GET headstart/models/{id}/download?version=&format=`: the version as one file, streamed in chunks.
+
+    `keras` (the default) is a normal `.keras` file. `saved_model` and `tflite` are a zip of
+    TensorFlow's SavedModel or TFLite file with the model's labels.txt; the first request for one
+    answers 202 with the job that converts it, and once it succeeded the same request sends the zip.
+    """
 
     auth_resource = "catalog:models"
 
@@ -147,20 +152,33 @@ class ModelDownloadHandler(CatalogHandler):
     @authorized
     async def get(self, model_id: str) -> None:
         version = self.query_int("version", low=1)
+        format = check_choice(self.query_text("format") or "keras", ExportFormat, "format")
         viewer = await self.viewer()
+        if format != "keras":
+            export = await self.call(
+                self.catalog.models.submit_export, viewer, int(model_id), format, version
+            )
+            if export.job is not None:
+                self.write_job(export.job, export.job.id)
+            elif export.path is not None:
+                await self._send(export.path, export.name, "application/zip")
+            return
         folder = Path(await self.call(tempfile.mkdtemp, dir=self.catalog.store.path("tmp")))
         try:
             path = await self.call(self.catalog.models.download, viewer, int(model_id), folder, version)
-            self.set_header("Content-Type", "application/octet-stream")
-            self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
-            self.set_header("Content-Length", str(path.stat().st_size))
-            with path.open("rb") as source:
-                while chunk := await self.call(source.read, CHUNK):
-                    self.write(chunk)
-                    await self.flush()
-            self.finish(set_content_type="application/octet-stream")
+            await self._send(path, path.name, "application/octet-stream")
         finally:
             await self.call(shutil.rmtree, folder, ignore_errors=True)
+
+    async def _send(self, path: Path, name: str, content_type: str) -> None:
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.set_header("Content-Length", str(path.stat().st_size))
+        with path.open("rb") as source:
+            while chunk := await self.call(source.read, CHUNK):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type=content_type)
 
 
 class ModelNotebookHandler(CatalogHandler):

@@ -33,6 +33,7 @@ from headstart.kernels.schemas import (
     Split,
     check_choice,
 )
+from headstart.kernels.tasks.artifacts import VersionRef
 from headstart.kernels.tasks.evaluation import EvaluateInput, PredictInput, evaluate_split, predict_files
 
 if TYPE_CHECKING:
@@ -55,6 +56,25 @@ _UNRANKED = b'{"rank":null'
 # and newest score's id.
 Basis = tuple[int, int, int, int | None]
 PENDING_NOTE = "being evaluated: its score comes with the next look"
+
+
+# The most versions one scoring job takes: a board of thousands of variants of one body is scored in
+# jobs of this many heads each, so that no one job runs for long.
+GROUP = 64
+
+
+def _by_body(refs: list[VersionRef]) -> Iterator[list[VersionRef]]:
+    """The versions in groups that share a body (GROUP at most each); the rest one by one."""
+    groups: dict[str, list[VersionRef]] = {}
+    for ref in refs:
+        body = ref.body_ref or ref.body_sha
+        if ref.kind != "classifier" or body is None:
+            yield [ref]
+            continue
+        groups.setdefault(body, []).append(ref)
+    for group in groups.values():
+        for start in range(0, len(group), GROUP):
+            yield group[start : start + GROUP]
 
 
 def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
@@ -221,7 +241,11 @@ class EvaluationManager:
         top_k: int = 3,
     ) -> dict[tuple[int, int], JobPublic]:
         """The evaluation job of each unscored (model, version) on a split: the one queued or running
-        for it, else a new one. A few queries for a whole board's rows, not a few for each."""
+        for it, else a new one. A few queries for a whole board's rows, not a few for each.
+
+        New ones go one job per body (`_by_body`): K variants of one body cost one pass of it over
+        the split and K heads, however many workers the cluster has.
+        """
         wanted = set(unscored)
         with self._queueing:
             with transaction(self.catalog.engine) as session:
@@ -231,7 +255,8 @@ class EvaluationManager:
                 ).all():
                     asked = job.request or {}
                     if (asked.get("dataset_id"), asked.get("split")) == (dataset_id, split):
-                        jobs[(asked.get("model_id"), asked.get("model_version"))] = job_public(job)  # type: ignore[index]
+                        for model_id, version in asked.get("models", []):
+                            jobs[(model_id, version)] = job_public(job)
                 # Only the rows that no job covers yet need their versions read.
                 unqueued = wanted - jobs.keys()
                 refs = {}
@@ -243,23 +268,24 @@ class EvaluationManager:
                     ):
                         if (row.model_id, row.version) in unqueued:
                             refs[(row.model_id, row.version)] = version_ref(rows[row.model_id], row)
-            for model_id, version in sorted(unqueued):
+            for group in _by_body([refs[key] for key in sorted(unqueued)]):
                 target = {
-                    "model_id": model_id,
-                    "model_version": version,
+                    "models": [[ref.model_id, ref.version] for ref in group],
                     "dataset_id": dataset_id,
                     "split": split,
                 }
                 given = EvaluateInput(
                     store_url=self.catalog.store.url,
-                    ref=refs[(model_id, version)],
+                    refs=group,
                     dataset_id=dataset_id,
                     split=split,
                     top_k=top_k,
                 )
-                jobs[(model_id, version)] = self.catalog.jobs.submit(
+                submitted = self.catalog.jobs.submit(
                     viewer, "evaluate", evaluate_split, given, key=new_key("evaluate"), request=target
                 )
+                for ref in group:
+                    jobs[(ref.model_id, ref.version)] = submitted
         return {key: jobs[key] for key in wanted}
 
     def on_split(
@@ -276,9 +302,12 @@ class EvaluationManager:
         cached, job = self.submit_split(viewer, model_id, dataset, split, version=version, top_k=top_k)
         if cached is not None:
             return cached
-        made = self.catalog.jobs.wait(job.id)  # type: ignore[union-attr]
-        made.result()
-        return self.get(made.job.result["evaluation_id"])  # type: ignore[index]
+        self.catalog.jobs.wait(job.id).result()  # type: ignore[union-attr]
+        # The job may have scored other versions of the same body too; this one's score is cached now.
+        cached, _ = self.submit_split(viewer, model_id, dataset, split, version=version, top_k=top_k)
+        if cached is None:
+            raise NotFound(f"model {model_id} was deleted while it was scored")
+        return cached
 
     def get(self, evaluation_id: int) -> EvaluationPublic:
         with transaction(self.catalog.engine) as session:
@@ -288,31 +317,38 @@ class EvaluationManager:
             return EvaluationPublic(**evaluation.model_dump())
 
     def record(
-        self, session: Session, job: Job, result: EvaluationResult | None, placed: list[str]
+        self, session: Session, job: Job, result: list[EvaluationResult] | None, placed: list[str]
     ) -> dict | None:
-        """An evaluation's end: a split's score, cached for its version (a prediction records nothing)."""
+        """An evaluation's end: each version's score on the split, cached for it (a prediction records
+        nothing). A version deleted while it was scored is skipped."""
         target = job.request or {}
         if "split" not in target:
             return None  # predictions go back to whoever asked, and are not kept
-        model_id, version = target["model_id"], target["model_version"]
         dataset_id, split = target["dataset_id"], target["split"]
-        evaluation = self._cached(session, model_id, version, dataset_id, split)
-        if evaluation is None:
-            evaluation = Evaluation(
-                model_id=model_id,
-                model_version=version,
-                dataset_id=dataset_id,
-                split=split,
-                comparable=result.comparable,  # type: ignore[union-attr]
-                accuracy=result.accuracy,  # type: ignore[union-attr]
-                loss=result.loss,  # type: ignore[union-attr]
-                count=result.count,  # type: ignore[union-attr]
-                result=result.to_dict(),  # type: ignore[union-attr]
-                requested_by_id=job.owner_id,
-            )
-            session.add(evaluation)
-            session.flush()
-        return {"evaluation_id": evaluation.id, "card": model_id if split == "test" else None}
+        made, cards = [], []
+        for (model_id, version), scored in zip(target["models"], result or [], strict=True):
+            if session.get(CatalogModel, model_id) is None:
+                continue
+            evaluation = self._cached(session, model_id, version, dataset_id, split)
+            if evaluation is None:
+                evaluation = Evaluation(
+                    model_id=model_id,
+                    model_version=version,
+                    dataset_id=dataset_id,
+                    split=split,
+                    comparable=scored.comparable,
+                    accuracy=scored.accuracy,
+                    loss=scored.loss,
+                    count=scored.count,
+                    result=scored.to_dict(),
+                    requested_by_id=job.owner_id,
+                )
+                session.add(evaluation)
+                session.flush()
+            made.append(evaluation.id)
+            if split == "test":
+                cards.append(model_id)
+        return {"evaluation_ids": made, "cards": cards}
 
     def submit_predictions(
         self,

@@ -44,17 +44,19 @@ LOST = "lost on restart: the cluster no longer had it"
 CANCEL_GRACE_SECONDS = 30.0
 
 # Each job kind's one recorder, as (Catalog attribute, method): (session, job row, the task's
-# result, store keys placed) -> what the job made, for its row ({"dataset_id": 3}; with "card", the
-# model whose card to refresh once it is committed).
+# result, store keys placed) -> what the job made, for its row ({"dataset_id": 3}; with "cards", the
+# models whose cards to refresh once it is committed).
 RECORDERS = {
     "ingest": ("datasets", "record"),
     "create": ("models", "record"),
     "validate": ("models", "record"),
     "train": ("trainings", "record"),
+    "sweep": ("sweeps", "record"),
     "evaluate": ("evaluations", "record"),
+    "export": ("models", "record_export"),
 }
 # Kinds whose reports carry more than progress: (session, job row, a report) -> records it.
-LISTENERS = {"train": ("trainings", "record_epoch")}
+LISTENERS = {"train": ("trainings", "record_epoch"), "sweep": ("sweeps", "record_epoch")}
 Watcher = Callable[[dict[str, Any]], None]
 
 
@@ -145,6 +147,7 @@ class JobManager:
         *,
         key: str | None = None,
         training_id: int | None = None,
+        sweep_id: int | None = None,
         request: dict[str, Any] | None = None,
     ) -> Job:
         """A queued job in the caller's transaction.
@@ -157,6 +160,7 @@ class JobManager:
             key=key or new_key(kind),
             owner_id=owner_id,
             training_id=training_id,
+            sweep_id=sweep_id,
             request=request or {},
         )
         session.add(job)
@@ -227,6 +231,12 @@ class JobManager:
             self._done(job.id, "failed", f"it could not be submitted: {reason_of(error)}")
             raise
 
+    def followed(self, job_id: int) -> bool:
+        """Whether this process hears the job's end: its runner has it (a job left unfinished by a
+        process that died would never end, and is not worth waiting for)."""
+        with self._lock:
+            return job_id in self._ends
+
     def _follow(self, job_id: int, watch: Watcher | None) -> Future[Ended]:
         with self._lock:
             end = self._ends.setdefault(job_id, Future())
@@ -283,8 +293,8 @@ class JobManager:
                 state, value = "failed", error
             else:
                 public = recorded
-                if made and made.get("card") is not None:
-                    self.catalog.refresh_card(int(made["card"]))
+                for model_id in (made or {}).get("cards", []):
+                    self.catalog.refresh_card(int(model_id))
         if unfinished and state != "succeeded":
             body = None if state == "cancelled" else error_body(value)
             ended = self.finish(job_id, state, reason_of(value), body)

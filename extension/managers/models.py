@@ -1,10 +1,13 @@
-"""Models: create from the zoo, upload, list, show, download, change and delete (rules 1, 5, 6, 8)."""
+"""Models: create from the zoo, upload, list, show, download (and export), change and delete (rules 1,
+5, 6, 8)."""
 
 from __future__ import annotations
 
 import builtins
 import shutil
+import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +25,25 @@ from headstart.extension.catalog.tables import (
     now,
 )
 from headstart.extension.managers.datasets import check_name
-from headstart.extension.managers.jobs import new_key, staging_key
+from headstart.extension.managers.jobs import job_public, new_key, staging_key
 from headstart.extension.managers.model_index import Filter, ModelIndex
 from headstart.kernels.engine.limits import check_model_limits
 from headstart.kernels.engine.zoo import check_request
 from headstart.kernels.errors import Invalid, NotFound
-from headstart.kernels.schemas import JobPublic, ModelPublic, ModelVersionPublic
-from headstart.kernels.store import file_sha256, version_key
+from headstart.kernels.schemas import (
+    UNFINISHED,
+    ExportFormat,
+    JobPublic,
+    ModelPublic,
+    ModelVersionPublic,
+    check_choice,
+    check_download_file,
+    download_name,
+    download_suffix,
+)
+from headstart.kernels.store import export_key, file_sha256, version_key
 from headstart.kernels.tasks.artifacts import ModelFacts, VersionRef
+from headstart.kernels.tasks.export import ExportInput, export_version
 from headstart.kernels.tasks.models import CreateInput, ValidateInput, create_model, validate_upload
 
 if TYPE_CHECKING:
@@ -70,6 +84,16 @@ def version_ref(model: CatalogModel, version: ModelVersion) -> VersionRef:
     )
 
 
+@dataclass(frozen=True)
+class Export:
+    """A version's export in a format of TensorFlow's: the zip kept from an earlier one (`path`),
+    or the job that makes it; `name` is its download's file name."""
+
+    name: str
+    path: Path | None = None
+    job: JobPublic | None = None
+
+
 def model_filter(
     *,
     owner: str | None = None,
@@ -90,6 +114,7 @@ class ModelManager:
         self.catalog = catalog
         # Lists and shows read this snapshot of every model, kept until the catalog changes.
         self.index = ModelIndex(catalog.revisions)
+        self._exporting = threading.Lock()
 
     # --- creating ---------------------------------------------------------------------------
 
@@ -239,7 +264,7 @@ class ModelManager:
         session.add(model)
         session.flush()
         self.add_version(session, model, 1, facts, self.catalog.store.path(request["staged"][0]), placed)
-        return {"model_id": model.id, "card": model.id if model.public else None}
+        return {"model_id": model.id, "cards": [model.id] if model.public else []}
 
     def add_version(
         self,
@@ -329,18 +354,38 @@ class ModelManager:
             model = access.get_visible_model(session, model_id, viewer)
             return version_ref(model, current_version(session, model, version))
 
-    def download(self, viewer: User, model_id: int, dest: Path, version: int | None = None) -> Path:
-        """Write the version as one normal `.keras` file, assembling a shared body and its head."""
+    def download(
+        self,
+        viewer: User,
+        model_id: int,
+        dest: Path,
+        version: int | None = None,
+        format: str = "keras",
+    ) -> Path:
+        """Write the version at `dest` (a file, or a folder to name it in) and wait for what it needs.
+
+        `keras` (the default) is one normal `.keras` file, a shared body and its head assembled.
+        `saved_model` and `tflite` are a zip of TensorFlow's SavedModel folder or `model.tflite`
+        with `labels.txt` (kernels/engine/export.py): converted as a job the first time, and kept.
+        """
+        download_suffix(format)  # an unknown format is refused before anything is read
         ref = self.ref(viewer, model_id, version)
         dest = Path(dest)
         if dest.is_dir():
-            dest = dest / f"model-{model_id}-v{ref.version}.keras"
-        if dest.suffix != ".keras":
-            raise Invalid(f"the download must be written to a .keras file, not {dest.name!r}")
+            dest = dest / download_name(model_id, ref.version, format)
+        check_download_file(dest, format)
+        source = None
+        if format != "keras":
+            export = self.submit_export(viewer, model_id, format, ref.version)
+            if export.job is not None:
+                self.catalog.jobs.wait(export.job.id).result()
+            source = export.path or self.catalog.store.path(export_key(model_id, ref.version, format))
+        elif ref.body_ref is None:
+            source = self.catalog.store.path(ref.folder) / "model.keras"
         partial = dest.with_name(f".{dest.name}.partial")
         try:
-            if ref.body_ref is None:
-                shutil.copyfile(self.catalog.store.path(ref.folder) / "model.keras", partial)
+            if source is not None:
+                shutil.copyfile(source, partial)
             else:
                 # Only assembling loads Keras (seconds): a full model's file is copied as it is.
                 from headstart.kernels.engine.keras_file import save_model
@@ -353,6 +398,69 @@ class ModelManager:
         finally:
             partial.unlink(missing_ok=True)
         return dest
+
+    # --- exporting --------------------------------------------------------------------------
+
+    def submit_export(self, viewer: User, model_id: int, format: str, version: int | None = None) -> Export:
+        """A visible version's export as `format` (`saved_model` or `tflite`): the zip kept from an
+        earlier export, else the job that converts it (the viewer's own unfinished one, if any)."""
+        if check_choice(format, ExportFormat, "format") == "keras":
+            raise Invalid("a .keras download is the version's own file; there is nothing to export")
+        ref = self.ref(viewer, model_id, version)
+        store = self.catalog.store
+        key = export_key(model_id, ref.version, format)
+        name = download_name(model_id, ref.version, format)
+        if store.exists(key):
+            return Export(name, path=store.path(key))
+        jobs = self.catalog.jobs
+        with self._exporting:
+            with transaction(self.catalog.engine) as session:
+                unfinished = session.exec(
+                    select(Job).where(
+                        Job.kind == "export", Job.owner_id == viewer.id, col(Job.state).in_(UNFINISHED)
+                    )
+                ).all()
+                queued = [job_public(job) for job in unfinished if (job.request or {}).get("export") == key]
+            for job in queued:
+                if jobs.followed(job.id):
+                    return Export(name, job=job)
+            if store.exists(key):
+                return Export(name, path=store.path(key))  # an export of it ended meanwhile
+            job_key = new_key("export")
+            given = ExportInput(
+                store_url=store.url,
+                ref=ref,
+                format=format,
+                staging=staging_key(job_key),
+            )
+            request = {
+                "model_id": model_id,
+                "version": ref.version,
+                "format": format,
+                "export": key,
+                "staged": [given.staging],
+            }
+            return Export(
+                name, job=jobs.submit(viewer, "export", export_version, given, key=job_key, request=request)
+            )
+
+    def record_export(self, session: Session, job: Job, size: int, placed: builtins.list[str]) -> dict:
+        """An export's end: its zip kept beside its version, which the model's delete removes."""
+        request = job.request or {}
+        model_id, version, key = request["model_id"], request["version"], request["export"]
+        exists = session.exec(
+            select(ModelVersion.id).where(ModelVersion.model_id == model_id, ModelVersion.version == version)
+        ).first()
+        if exists is None:
+            raise NotFound(f"model {model_id} has no version {version}")  # deleted while it converted
+        store = self.catalog.store
+        staged = store.path(request["staged"][0])
+        store.commit_if_absent(staged, key)
+        if staged.exists():
+            store.delete(request["staged"][0])  # another export of the version came first; it stands
+        else:
+            placed.append(key)
+        return {"model_id": model_id, "version": version, "format": request["format"], "size_bytes": size}
 
     # --- changing ---------------------------------------------------------------------------
 

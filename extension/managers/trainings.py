@@ -57,7 +57,7 @@ def training_public(session: Session, training: Training, *, since: int = 0) -> 
     """A training with its job and its epochs after epoch `since` (all of them by default)."""
     # The job first, then the training again: the job's end and the candidate are one commit, so a
     # job seen ended has its training's stage recorded (SQLite reads each statement afresh).
-    job = _job_of(session, training.id)  # type: ignore[arg-type]
+    job = _job_of(session, training)
     session.refresh(training)
     epochs = session.exec(
         select(Epoch)
@@ -78,10 +78,43 @@ def training_public(session: Session, training: Training, *, since: int = 0) -> 
     )
 
 
-def _job_of(session: Session, training_id: int) -> Job | None:
-    return session.exec(
-        select(Job).where(Job.training_id == training_id).order_by(col(Job.id).desc())
+def _job_of(session: Session, training: Training) -> Job | None:
+    """The training's job: its own, or its sweep's, which trains every run of the sweep."""
+    mine = Job.training_id == training.id if training.sweep_id is None else Job.sweep_id == training.sweep_id
+    return session.exec(select(Job).where(mine).order_by(col(Job.id).desc())).first()
+
+
+def forget_epochs(session: Session, training_ids: builtins.list[int]) -> None:
+    """A new attempt of a job starts its trainings' epochs over."""
+    for old in session.exec(select(Epoch).where(col(Epoch.training_id).in_(training_ids))).all():
+        session.delete(old)
+
+
+def keep_epoch(session: Session, training_id: int, figures: dict[str, Any]) -> bool:
+    """Record one reported epoch of a training, once; False when it was already recorded."""
+    seen = session.exec(
+        select(Epoch).where(Epoch.training_id == training_id, Epoch.epoch == figures["epoch"])
     ).first()
+    if seen is not None:
+        return False
+    session.add(Epoch(training_id=training_id, **figures))
+    return True
+
+
+def record_candidate(session: Session, training: Training, result: TrainResult, candidate: str) -> None:
+    """A run's end: its candidate, staged under `candidate`, awaits the owner's decision."""
+    # Epochs a restart kept the service from hearing come with the result.
+    known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training.id))}
+    for epoch in result.epochs:
+        if epoch.epoch not in known:
+            session.add(Epoch(training_id=training.id, **epoch.model_dump()))  # type: ignore[arg-type]
+    training.stage = "candidate"
+    training.candidate = candidate
+    training.candidate_facts = result.candidate.model_dump()
+    training.head = result.head
+    training.feature_cache = result.feature_cache
+    training.val_accuracy = result.val_accuracy
+    session.add(training)
 
 
 class TrainingManager:
@@ -179,35 +212,19 @@ class TrainingManager:
 
     def record_epoch(self, session: Session, job: Job, message: dict[str, Any]) -> None:
         """A train job's report: a new attempt starts over, and each epoch is kept once."""
+        assert job.training_id is not None
         if message.get("event") == "started":
-            for old in session.exec(select(Epoch).where(Epoch.training_id == job.training_id)).all():
-                session.delete(old)
-        elif message.get("event") == "epoch":
-            figures = message["epoch"]
-            seen = session.exec(
-                select(Epoch).where(Epoch.training_id == job.training_id, Epoch.epoch == figures["epoch"])
-            ).first()
-            if seen is None:
-                session.add(Epoch(training_id=job.training_id, **figures))  # type: ignore[arg-type]
-                job.phase, job.done = "epochs", int(figures["epoch"])
-                job.total = int((job.request or {}).get("epochs", 0))
+            forget_epochs(session, [job.training_id])
+        elif message.get("event") == "epoch" and keep_epoch(session, job.training_id, message["epoch"]):
+            job.phase, job.done = "epochs", int(message["epoch"]["epoch"])
+            job.total = int((job.request or {}).get("epochs", 0))
 
     def record(self, session: Session, job: Job, result: TrainResult, placed: list[str]) -> dict:
         """A train job's end: the candidate staged under its key awaits the owner's decision."""
         training = session.get(Training, job.training_id)
         if training is None:
             raise Conflict(f"training {job.training_id} was deleted while it ran")
-        # Epochs a restart kept the service from hearing come with the result.
-        known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training.id))}
-        for epoch in result.epochs:
-            if epoch.epoch not in known:
-                session.add(Epoch(training_id=training.id, **epoch.model_dump()))  # type: ignore[arg-type]
-        training.stage = "candidate"
-        training.candidate = (job.request or {})["staged"][0]
-        training.candidate_facts = result.candidate.model_dump()
-        training.head = result.head
-        training.feature_cache = result.feature_cache
-        session.add(training)
+        record_candidate(session, training, result, (job.request or {})["staged"][0])
         return {"training_id": training.id}
 
     def cancel(self, user: User, training_id: int) -> TrainingPublic:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
 from headstart.commands.base import Context, command, show, split_labels
 from headstart.commands.options import HeadstartGroup
-from headstart.kernels.schemas import ARCHITECTURE_NAMES, MAX_SEED
+from headstart.kernels.schemas import ARCHITECTURE_NAMES, MAX_SEED, ExportFormat
 from headstart.output import emit_json, progress_bar, table
 
 MODEL_KEYS = [
@@ -49,6 +49,7 @@ def models() -> None:
       headstart models show 1
       headstart models publish 1
       headstart models download 1 model.keras
+      headstart models download 1 model-tflite.zip --format tflite
     """
 
 
@@ -189,9 +190,25 @@ def models_show(ctx: Context, model_id: int) -> None:
 @click.argument("model_id", type=int)
 @click.argument("dest", type=click.Path(path_type=Path), default=Path("."))
 @click.option("--version", type=int, default=None, help="A version other than the current one.")
-def models_download(ctx: Context, model_id: int, dest: Path, version: int | None) -> None:
-    """Write a model as one normal .keras file that keras.saving.load_model opens anywhere."""
-    path = ctx.api.models.download(model_id, dest, version)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(get_args(ExportFormat)),
+    default="keras",
+    show_default=True,
+    help="keras: a .keras file. saved_model or tflite: a .zip of TensorFlow's SavedModel folder or "
+    "model.tflite, with labels.txt (one label per line, in output order; none for a feature vector).",
+)
+def models_download(ctx: Context, model_id: int, dest: Path, version: int | None, format_: str) -> None:
+    """Write a model as one normal .keras file that keras.saving.load_model opens anywhere, or as a
+    zip for TensorFlow's runtimes (tf.saved_model.load, or a TFLite interpreter).
+
+    DEST is a file (.keras, or .zip for --format saved_model and tflite) or a folder to name it in.
+    The first download of a version in a format of TensorFlow's converts it (seconds), and the
+    catalog keeps the result for the next one.
+    """
+    with progress_bar(f"download model {model_id} as {format_}"):
+        path = ctx.api.models.download(model_id, dest, version, format=format_)
     if ctx.json:
         emit_json({"path": str(path)})
     else:

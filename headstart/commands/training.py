@@ -61,7 +61,7 @@ def default(field: str) -> Any:
     return TrainingConfig.model_fields[field].default
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     return "off" if value is None else str(value)
 
 
@@ -78,6 +78,13 @@ def _shown(value: object) -> str:
 )
 @click.option("--loss", default=default("loss"), show_default=True, help=f"{' or '.join(LOSSES)}.")
 @click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=default("label_smoothing"),
+    show_default=True,
+    help="Share of each target spread evenly over all labels.",
+)
+@click.option(
     "--fine-tune-layers",
     type=FineTuneLayers(),
     default=str(default("fine_tune_layers")),
@@ -87,7 +94,7 @@ def _shown(value: object) -> str:
 @click.option(
     "--early-stopping",
     type=Patience(),
-    default=_shown(default("early_stopping_patience")),
+    default=shown(default("early_stopping_patience")),
     show_default=True,
     help="Stop after this many epochs without a better val loss, keeping the best epoch's weights; "
     "'off' runs every epoch.",
@@ -109,6 +116,7 @@ def train(
     learning_rate: float,
     optimizer: str,
     loss: str,
+    label_smoothing: float,
     fine_tune_layers: int | str,
     early_stopping: int | None,
     seed: int,
@@ -126,6 +134,7 @@ def train(
         optimizer=optimizer,
         learning_rate=learning_rate,
         loss=loss,
+        label_smoothing=label_smoothing,
         epochs=epochs,
         batch_size=batch_size,
         fine_tune_layers=fine_tune_layers,

@@ -12,6 +12,7 @@ from headstart.kernels.client.datasets import RemoteDatasets
 from headstart.kernels.client.evaluations import RemoteEvaluations
 from headstart.kernels.client.jobs import RemoteJobs
 from headstart.kernels.client.models import RemoteModels
+from headstart.kernels.client.sweeps import RemoteSweeps
 from headstart.kernels.client.trainings import RemoteTrainings
 from headstart.kernels.errors import HeadstartError, Invalid
 
@@ -19,7 +20,7 @@ from headstart.kernels.errors import HeadstartError, Invalid
 class HeadstartClient:
     """The catalog service, reached over HTTP with your hub token.
 
-    Its `models`, `datasets`, `trainings` and `evaluations` take the same calls as the local
+    Its `models`, `datasets`, `trainings`, `sweeps` and `evaluations` take the same calls as the local
     catalog's managers, without their first (user) argument: the service knows you by your token.
     `timeout` (seconds) bounds each request but the slow ones' wait for an answer; `page_size`
     is how many items each request of a full listing (`models.list()`) asks for, 500 at most.
@@ -45,6 +46,7 @@ class HeadstartClient:
         self.models = RemoteModels(self._connection, self.jobs)
         self.datasets = RemoteDatasets(self._connection, self.jobs)
         self.trainings = RemoteTrainings(self._connection)
+        self.sweeps = RemoteSweeps(self._connection, self.jobs)
         self.evaluations = RemoteEvaluations(self._connection, self.jobs)
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from headstart.kernels.errors import HeadstartError, Invalid, error_class
 from headstart.kernels.schemas import Page
@@ -155,15 +155,6 @@ def query(**values: object) -> dict[str, str]:
         else:
             params[key] = str(value)
     return params
-
-
-def build(schema: type[Schema], **fields: Any) -> Schema:
-    """A request body, with a schema violation reported as Invalid like the local catalog does."""
-    try:
-        return schema(**fields)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise Invalid(problems, detail=error.errors(include_url=False)) from None
 
 
 def parse(response: httpx.Response, schema: type[Schema]) -> Schema:

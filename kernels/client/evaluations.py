@@ -9,10 +9,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
-from headstart.kernels.client.connection import Connection, build, parse, parse_list, query
+from headstart.kernels.client.connection import Connection, parse, parse_list, query
 from headstart.kernels.client.jobs import RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
-from headstart.kernels.schemas import EvaluationPublic, EvaluationRequest, LeaderboardRow
+from headstart.kernels.schemas import EvaluationPublic, EvaluationRequest, LeaderboardRow, build
 
 
 class RemoteEvaluations:

@@ -12,7 +12,6 @@ import httpx
 from headstart.kernels.client.connection import (
     CHUNK_BYTES,
     Connection,
-    build,
     file_chunks,
     parse,
     parse_list,
@@ -22,7 +21,21 @@ from headstart.kernels.client.connection import (
 )
 from headstart.kernels.client.jobs import RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
-from headstart.kernels.schemas import JobPublic, ModelCreate, ModelPublic, ModelUpdate, ModelVersionPublic
+from headstart.kernels.schemas import (
+    JobPublic,
+    ModelCreate,
+    ModelPublic,
+    ModelUpdate,
+    ModelVersionPublic,
+    build,
+    check_download_file,
+    download_name,
+    download_suffix,
+)
+
+# A download in a format of TensorFlow's asks at most this often: the first answer is the export's
+# job, the next the zip that it made.
+DOWNLOAD_ASKS = 3
 
 
 class RemoteModels:
@@ -146,34 +159,53 @@ class RemoteModels:
         response = self._connection.request("GET", f"headstart/models/{int(model_id)}/versions")
         return parse_list(response, ModelVersionPublic)
 
-    def download(self, model_id: int, dest: Path, version: int | None = None) -> Path:
-        """Write a model version as one `.keras` file at `dest`, or inside it when it is a folder.
+    def download(self, model_id: int, dest: Path, version: int | None = None, format: str = "keras") -> Path:
+        """Write a model version at `dest`, or inside it when it is a folder.
+
+        `format` is `keras` (the default: one `.keras` file), or `saved_model` or `tflite`: a zip of
+        TensorFlow's SavedModel folder or `model.tflite` with `labels.txt`, one label per line in
+        output order (none for a feature vector). The catalog converts a version to those as a job
+        the first time, which this follows, and keeps the zip for later downloads.
 
         The file appears whole or not at all: it is written under a hidden partial name and renamed.
         """
+        suffix = download_suffix(format)
         dest = Path(dest)
         into_folder = dest.is_dir()
-        if not into_folder and dest.suffix != ".keras":
-            raise Invalid(f"the download must be written to a .keras file, not {dest.name!r}")
+        if not into_folder:
+            check_download_file(dest, format)
         path = f"headstart/models/{int(model_id)}/download"
-        with self._connection.stream("GET", path, params=query(version=version)) as response:
-            if into_folder:
-                dest = dest / self._file_name(response, model_id, version)
-            partial = dest.with_name(f".{dest.name}.partial")
-            try:
-                with partial.open("wb") as file:
-                    for chunk in response.iter_bytes(CHUNK_BYTES):
-                        file.write(chunk)
-                # A .keras file is a zip; anything else (a proxy's page served as 200) is no model.
-                if not zipfile.is_zipfile(partial):
-                    raise HeadstartError(f"GET {response.request.url} sent a file that is not a .keras model")
-                partial.replace(dest)
-            finally:
-                partial.unlink(missing_ok=True)
-        return dest
+        params = query(version=version, format=None if format == "keras" else format)
+        for _ in range(DOWNLOAD_ASKS):
+            with self._connection.stream("GET", path, params=params) as response:
+                if response.status_code == 202:
+                    response.read()
+                    job = answered_job(response)
+                else:
+                    if into_folder:
+                        dest = dest / self._file_name(response, model_id, version, format)
+                    self._save(response, dest, suffix)
+                    return dest
+            self._jobs.follow(job)
+        raise HeadstartError(f"GET {path} answered a new export job {DOWNLOAD_ASKS} times in a row")
 
-    def _file_name(self, response: httpx.Response, model_id: int, version: int | None) -> str:
-        """The service's name for the file, or the local catalog's `model-<id>-v<version>.keras`."""
+    def _save(self, response: httpx.Response, dest: Path, suffix: str) -> None:
+        partial = dest.with_name(f".{dest.name}.partial")
+        try:
+            with partial.open("wb") as file:
+                for chunk in response.iter_bytes(CHUNK_BYTES):
+                    file.write(chunk)
+            # Every format is a zip; anything else (a proxy's page served as 200) is no model.
+            if not zipfile.is_zipfile(partial):
+                what = "a .keras model" if suffix == ".keras" else "a zip"
+                raise HeadstartError(f"GET {response.request.url} sent a file that is not {what}")
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _file_name(self, response: httpx.Response, model_id: int, version: int | None, format: str) -> str:
+        """The service's name for the file, or the local catalog's `model-<id>-v<version>.keras` (or
+        `-<format>.zip`)."""
         disposition = response.headers.get("Content-Disposition")
         if disposition:
             # email.message decodes RFC 2231 `filename*=` as well as plain `filename=`.
@@ -182,11 +214,11 @@ class RemoteModels:
             name = message.get_filename()
             # Only the last part: a name must never steer the file outside the chosen folder.
             name = PureWindowsPath(PurePosixPath(name).name).name if name else None
-            if name and name.endswith(".keras") and not name.startswith("."):
+            if name and name.endswith(download_suffix(format)) and not name.startswith("."):
                 return name
         if version is None:
             version = self.get(model_id).version
-        return f"model-{int(model_id)}-v{version}.keras"
+        return download_name(model_id, version, format)
 
     # --- changing ---------------------------------------------------------------------------
 

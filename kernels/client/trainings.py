@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from headstart.kernels.client.connection import Connection, build, parse, parse_list, query
+from headstart.kernels.client.connection import Connection, parse, parse_list, query
 from headstart.kernels.errors import HeadstartError, error_class
 from headstart.kernels.schemas import (
     Decision,
@@ -22,6 +22,7 @@ from headstart.kernels.schemas import (
     TrainingConfig,
     TrainingCreate,
     TrainingPublic,
+    build,
     check_choice,
 )
 

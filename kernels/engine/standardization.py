@@ -19,8 +19,9 @@ import numpy as np
 # Rows read at a time from memory-mapped features, to bound memory while taking statistics.
 CHUNK = 8192
 # A feature whose spread is below this fraction of its mean is constant up to rounding (float16
-# cache values summed in float64): it is left unscaled, as StandardScaler does, so that its weight
-# stays where it starts instead of growing without bound.
+# cache values summed in float64): it is left unscaled, as StandardScaler does, and reads as exactly
+# zero, so that its weight stays where it starts instead of growing without bound (and its rounding
+# noise, ~1e-16, never makes subnormal gradients, which slow float arithmetic ~100x).
 CONSTANT = 1e-6
 
 
@@ -30,13 +31,14 @@ class FeatureScale:
 
     mean: np.ndarray
     scale: np.ndarray
+    constant: np.ndarray  # bool per feature: constant up to rounding (CONSTANT)
 
     @classmethod
     def of(cls, features: np.ndarray) -> FeatureScale:
         """Measure the features in two passes over chunks, so a memory-mapped cache is never loaded whole."""
         count, dim = features.shape
         if count == 0:
-            return cls(np.zeros(dim), np.ones(dim))
+            return cls(np.zeros(dim), np.ones(dim), np.ones(dim, bool))
         total = np.zeros(dim)
         for start in range(0, count, CHUNK):
             total += np.asarray(features[start : start + CHUNK], dtype=np.float64).sum(axis=0)
@@ -47,27 +49,31 @@ class FeatureScale:
             squares += (chunk * chunk).sum(axis=0)
         std = np.sqrt(squares / count)
         constant = std <= CONSTANT * np.abs(mean)
-        return cls(mean, np.where(constant, 1.0, std))
+        return cls(mean, np.where(constant, 1.0, std), constant)
 
     def apply(self, features: np.ndarray) -> np.ndarray:
-        """Standardized float32 features, as the head trains on them."""
-        return ((np.asarray(features, dtype=np.float64) - self.mean) / self.scale).astype(np.float32)
+        """Standardized float32 features, as the head trains on them; constant ones read as zero."""
+        standardized = ((np.asarray(features, dtype=np.float64) - self.mean) / self.scale).astype(np.float32)
+        standardized[:, self.constant] = 0.0
+        return standardized
+
+    def unfold_weights(self, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The head on raw features as the same function on standardized ones (float64)."""
+        kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+        return kernel * self.scale[:, None], bias + self.mean @ kernel
+
+    def fold_weights(self, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The head on standardized features as the same function on raw ones (float64)."""
+        raw = np.asarray(kernel, np.float64) / self.scale[:, None]
+        return raw, np.asarray(bias, np.float64) - self.mean @ raw
 
     def unfold(self, dense: keras.layers.Dense) -> None:
-        """Turn a head on raw features into the same function on standardized ones, in place."""
-        kernel, bias = _weights(dense)
-        _set_weights(dense, kernel * self.scale[:, None], bias + self.mean @ kernel)
+        """Turn a Dense head on raw features into the same function on standardized ones, in place."""
+        _set_weights(dense, *self.unfold_weights(*dense.get_weights()))
 
     def fold(self, dense: keras.layers.Dense) -> None:
-        """Turn a head on standardized features into the same function on raw ones, in place."""
-        kernel, bias = _weights(dense)
-        raw = kernel / self.scale[:, None]
-        _set_weights(dense, raw, bias - self.mean @ raw)
-
-
-def _weights(dense: keras.layers.Dense) -> tuple[np.ndarray, np.ndarray]:
-    kernel, bias = dense.get_weights()
-    return np.asarray(kernel, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+        """Turn a Dense head on standardized features into the same function on raw ones, in place."""
+        _set_weights(dense, *self.fold_weights(*dense.get_weights()))
 
 
 def _set_weights(dense: keras.layers.Dense, kernel: np.ndarray, bias: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """Transfer training (DESIGN.md rule 2): which head to train, and the two ways to train it.
 
-With a frozen body, only the head trains, on cached features (`fit_head`). With unfrozen body
-layers, the whole Sequential trains on the uint8 shards, batch by batch (`fit_model`).
+With a frozen body, only the head trains, on cached features (`fit_head`, in NumPy: head_fit.py).
+With unfrozen body layers, the whole Sequential trains in Keras on the uint8 shards, batch by batch
+(`fit_model`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from headstart.kernels.engine.standardization import FeatureScale
+from headstart.kernels.engine.head_fit import Head, fit_heads
 from headstart.kernels.errors import Cancelled
 from headstart.kernels.schemas import EpochPublic, TrainingConfig
 
-# Cached features up to this size (as float32) train from memory; larger ones stream by batch.
-IN_MEMORY_FEATURES_BYTES = 512 * 1024**2
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -85,12 +84,16 @@ def _compile(model: keras.Model, config: TrainingConfig) -> None:
     optimizer = keras.optimizers.get(
         {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
     )
-    model.compile(optimizer=optimizer, loss=config.loss, metrics=["accuracy"])
+    loss: str | keras.losses.Loss = config.loss
+    if config.label_smoothing:
+        # Keras smooths only the categorical loss, so smoothed targets are always one-hot.
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def _targets(labels: np.ndarray, n_labels: int, config: TrainingConfig) -> np.ndarray:
     labels = np.asarray(labels, dtype=np.int32)
-    if config.loss == "categorical_crossentropy":
+    if config.loss == "categorical_crossentropy" or config.label_smoothing:
         return np.eye(n_labels, dtype=np.float32)[labels]
     return labels
 
@@ -117,65 +120,28 @@ def fit_head(
     on_epoch: Callable[[EpochPublic], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[EpochPublic]:
-    """Train a head-only model (features in, probabilities out) on cached features.
+    """Train a head-only model (features in, probabilities out) on cached features, in place.
 
-    The head learns on standardized features and the scaling is folded into it afterwards
-    (standardization.py), so `head_model` ends as a plain Dense on raw features. Features that fit
-    in IN_MEMORY_FEATURES_BYTES train from memory, the fastest way; larger ones stream from their
-    memory-mapped cache batch by batch, so memory stays bounded by a batch.
+    The fit runs in NumPy (head_fit.py), from the head's current weights; `head_model` ends as a
+    plain Dense on raw features.
     """
-    keras.utils.set_random_seed(config.seed)
-    n_labels = int(head_model.output_shape[-1])
     dense = head_model.layers[-1]
-    features, labels = train
-    scale = FeatureScale.of(features)
-    scale.unfold(dense)
-    try:
-        _compile(head_model, config)
-        reporter = EpochPublicer(on_epoch, should_stop)
-        has_val = val is not None and len(val[1]) > 0
-        callbacks = _callbacks(config, reporter, has_val)
-        if features.shape[0] * features.shape[-1] * 4 > IN_MEMORY_FEATURES_BYTES:
-            batches = Batches(
-                _array_reader(features, labels, scale), len(labels), n_labels, config, shuffle=True
-            )
-            validation = None
-            if has_val:
-                assert val is not None
-                validation = Batches(_array_reader(*val, scale), len(val[1]), n_labels, config, shuffle=False)
-            head_model.fit(
-                batches, epochs=config.epochs, validation_data=validation, verbose=0, callbacks=callbacks
-            )
-        else:
-            validation_arrays = None
-            if has_val:
-                assert val is not None
-                validation_arrays = (scale.apply(val[0]), _targets(val[1], n_labels, config))
-            head_model.fit(
-                scale.apply(features),
-                _targets(labels, n_labels, config),
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                validation_data=validation_arrays,
-                shuffle=True,
-                verbose=0,
-                callbacks=callbacks,
-            )
-    finally:
-        scale.fold(dense)
-    reporter.raise_if_stopped()
-    return reporter.reports
-
-
-def _array_reader(features: np.ndarray, labels: np.ndarray, scale: FeatureScale) -> Reader:
-    def read(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return scale.apply(features[indices]), np.asarray(labels)[indices]
-
-    return read
+    kernel, bias = dense.get_weights()
+    (fit,) = fit_heads(
+        train,
+        val,
+        [config],
+        int(head_model.output_shape[-1]),
+        start=Head(kernel, bias),
+        on_epochs=None if on_epoch is None else (lambda reports: on_epoch(reports[0][1])),
+        should_stop=should_stop,
+    )
+    dense.set_weights([fit.head.kernel.astype(kernel.dtype), fit.head.bias.astype(bias.dtype)])
+    return fit.epochs
 
 
 class Batches(keras.utils.PyDataset):
-    """Batches read by index from memory-mapped shards or features, reshuffled every epoch."""
+    """Batches read by index from memory-mapped image shards, reshuffled every epoch."""
 
     def __init__(
         self, read: Reader, count: int, n_labels: int, config: TrainingConfig, *, shuffle: bool

@@ -7,6 +7,7 @@ reference alone.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from headstart.kernels.engine.limits import ModelLimits
 from headstart.kernels.schemas import Kind
-from headstart.kernels.store import ArtifactStore, body_key, file_sha256
+from headstart.kernels.store import ArtifactStore, body_facts_key, body_key, file_sha256
 
 MODEL_FILE = "model.keras"
 HEAD_FILE = "head.keras"
@@ -155,3 +156,25 @@ def head_model(head: object, feature_dim: int) -> object:
     import keras
 
     return keras.Sequential([keras.Input((int(feature_dim),)), head], name="head_on_features")
+
+
+def body_facts(store: ArtifactStore, body_sha: str, limits: ModelLimits) -> tuple[int, int]:
+    """A shared body's parameter count and file size in bytes.
+
+    Counting the parameters reads the body file's weight groups (tenths of a second for a
+    MobileNetV2), so the first count is kept beside the body and later trainings read that.
+    """
+    key = body_facts_key(body_sha)
+    try:
+        facts = json.loads(store.path(key).read_text())
+        return int(facts["params"]), int(facts["size_bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from headstart.kernels.engine.validation import inspect_keras_file
+
+    inspected = inspect_keras_file(store.path(body_key(body_sha)), limits)
+    with store.staging() as folder:
+        staged = folder / "facts.json"
+        staged.write_text(json.dumps({"params": inspected.params, "size_bytes": inspected.size_bytes}))
+        store.commit_if_absent(staged, key)
+    return inspected.params, inspected.size_bytes

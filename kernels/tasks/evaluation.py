@@ -1,7 +1,8 @@
 """The evaluation tasks: score a model version on a dataset split, or predict labels for image files.
 
 A classifier runs its body through the feature cache, so a body that was ever trained or scored on
-a split is not run again: only the head runs on the cached features.
+a split is not run again: only the head runs on the cached features. The versions of one body that
+a leaderboard scores go in one job, so that even a body that never saw the split runs on it once.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ BATCH = 32
 
 
 class EvaluateInput(BaseModel):
-    """Score one version on one split of a dataset."""
+    """Score versions on one split of a dataset; versions that share a body share its one pass."""
 
     model_config = ConfigDict(frozen=True)
 
     store_url: str
-    ref: VersionRef
+    refs: list[VersionRef] = Field(min_length=1)
     dataset_id: int
     split: Split = "test"
     top_k: int = Field(3, ge=1)
@@ -51,44 +52,55 @@ class PredictInput(BaseModel):
     keep_loaded: int = Field(4, ge=0, description="versions a worker keeps loaded (Catalog.kept_models)")
 
 
-def evaluate_split(given: EvaluateInput, reporter: Reporter) -> EvaluationResult:
-    """Score a version on one split of a dataset.
+def evaluate_split(given: EvaluateInput, reporter: Reporter) -> list[EvaluationResult]:
+    """Score each version on one split of a dataset; the results come in the order of `refs`.
 
-    The job's progress counts the split's images through the body (none when its features are
-    cached), then reports the split done once scored.
+    Versions that share a body (K re-trained variants of one model, say) run it once: its features
+    come from the cache, computed by the first version that needs them, and then only each version's
+    head runs on them. The job's progress counts the split's images through the body (none when its
+    features are cached), then reports the split done once every version is scored.
     """
     from headstart.kernels.engine.inference import predict_batches
     from headstart.kernels.engine.scoring import score
     from headstart.kernels.engine.shards import DatasetReader
 
-    store, ref, split = ArtifactStore(given.store_url), given.ref, given.split
+    store, split = ArtifactStore(given.store_url), given.split
     progress = reporter.progress("evaluate")
     dataset = DatasetReader(store.path(dataset_key(given.dataset_id)))
     images = dataset.split(split)
     labels = list(dataset.labels)
-    body_sha = ref.body_ref or ref.body_sha
-    if ref.kind != "classifier" or body_sha is None:
-        # A feature vector has no labels to score: the result says so and carries no accuracy.
-        nothing = np.zeros((0, 0), np.float32)
-        return score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels)
-    loaded: dict = {}
-    features, _ = cached_features(
-        store, ref, body_sha, given.dataset_id, {split: images}, BATCH, loaded, progress
-    )
-    head = current_head(store, ref, loaded)
-    probabilities = predict_batches(
-        head_model(head, features[split].shape[-1]), [features[split]], batch_size=256
-    )
-    result = score(
-        probabilities,
-        np.asarray(images.labels),
-        model_labels=list(ref.labels or []),
-        dataset_labels=labels,
-        top_k=given.top_k,
-        names=[f"{split}[{i}]" for i in range(len(images))],
-    )
+    truth = np.asarray(images.labels)
+    features: dict[str, np.ndarray] = {}  # by body sha
+    results = []
+    for ref in given.refs:
+        body_sha = ref.body_ref or ref.body_sha
+        if ref.kind != "classifier" or body_sha is None:
+            # A feature vector has no labels to score: the result says so and carries no accuracy.
+            nothing = np.zeros((0, 0), np.float32)
+            results.append(score(nothing, np.zeros(0, np.int64), model_labels=None, dataset_labels=labels))
+            continue
+        loaded: dict = {}
+        if body_sha not in features:
+            found, _ = cached_features(
+                store, ref, body_sha, given.dataset_id, {split: images}, BATCH, loaded, progress
+            )
+            features[body_sha] = found[split]
+        head = current_head(store, ref, loaded)
+        probabilities = predict_batches(
+            head_model(head, features[body_sha].shape[-1]), [features[body_sha]], batch_size=256
+        )
+        results.append(
+            score(
+                probabilities,
+                truth,
+                model_labels=list(ref.labels or []),
+                dataset_labels=labels,
+                top_k=given.top_k,
+                names=[f"{split}[{i}]" for i in range(len(images))],
+            )
+        )
     progress(len(images), len(images))
-    return result
+    return results
 
 
 def predict_files(given: PredictInput, reporter: Reporter) -> EvaluationResult:

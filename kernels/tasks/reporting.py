@@ -49,6 +49,10 @@ class Reporter:
     def epoch(self, figures: dict) -> None:
         self.send({"event": "epoch", "epoch": figures})
 
+    def epochs(self, runs: list[tuple[int, dict]]) -> None:
+        """A sweep's epoch of several runs at once, each with its run (the index of its config)."""
+        self.send({"event": "epochs", "runs": [{"run": run, "epoch": figures} for run, figures in runs]})
+
     def progress(self, phase: str) -> Callable[[int, int], None]:
         """A `progress(done, total)` callback for one phase; sends at most every PROGRESS_SECONDS,
         and always the last step, and raises Cancelled when a stop was asked for."""

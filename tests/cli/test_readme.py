@@ -196,6 +196,22 @@ def check_models_download(catalog: Catalog, argv: list[str], result: Result) -> 
     assert model.count_params() == catalog.models[int(argv[2])]["params"]
 
 
+def check_sweep(catalog: Catalog, argv: list[str], result: Result) -> None:
+    model_id = int(argv[1])
+    trainings = catalog.query("trainings")
+    rates = [float(v) for v in str(option(argv, "--learning-rate", ("sweep",))).split(",")]
+    smoothings = [float(v) for v in str(option(argv, "--label-smoothing", ("sweep",))).split(",")]
+    runs = trainings[len(catalog.trainings) :]
+    catalog.trainings.extend(run["id"] for run in runs)
+    assert {(r["config"]["learning_rate"], r["config"]["label_smoothing"]) for r in runs} == {
+        (rate, smoothing) for rate in rates for smoothing in smoothings
+    }
+    assert all(r["model_id"] == model_id and r["status"] == "candidate" for r in runs)
+    [sweep] = [s for s in catalog.query("sweeps") if {r["id"] for r in s["runs"]} == {r["id"] for r in runs}]
+    scores = [run["val_accuracy"] for run in sweep["runs"]]
+    assert scores == sorted(scores, reverse=True)
+
+
 CHECKS: dict[tuple[str, ...], Callable[[Catalog, list[str], Result], None]] = {
     ("--help",): check_help,
     ("datasets", "add"): check_datasets_add,
@@ -204,6 +220,7 @@ CHECKS: dict[tuple[str, ...], Callable[[Catalog, list[str], Result], None]] = {
     ("models", "upload"): check_models_upload,
     ("models", "list"): check_models_list,
     ("train",): check_train,
+    ("sweep",): check_sweep,
     ("evaluate",): check_evaluate,
     ("leaderboard",): check_leaderboard,
     ("models", "publish"): check_models_publish,

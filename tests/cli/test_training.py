@@ -13,6 +13,7 @@ from tests.cli.harness import headstart
 OPTIONS = (
     *("--epochs", "2", "--batch-size", "4", "--learning-rate", "0.05", "--optimizer", "sgd"),
     *("--loss", "categorical_crossentropy", "--fine-tune-layers", "1", "--early-stopping", "off"),
+    *("--label-smoothing", "0.1"),
 )
 
 
@@ -48,6 +49,7 @@ def test_options_are_stored_and_the_seed_repeats_a_training(bench: Bench) -> Non
         "optimizer": "sgd",
         "learning_rate": 0.05,
         "loss": "categorical_crossentropy",
+        "label_smoothing": 0.1,
         "epochs": 2,
         "batch_size": 4,
         "fine_tune_layers": 1,

@@ -29,6 +29,7 @@ from headstart.widgets.evaluate import (
 )
 from headstart.widgets.leaderboard import Leaderboard
 from headstart.widgets.pickers import ModelPicker
+from headstart.widgets.sweep import SweepSetup
 from headstart.widgets.tabs import TITLES
 from tests.widgets.conftest import Service
 
@@ -308,21 +309,23 @@ def test_owner_buttons_rename_publish_download_and_delete_after_confirming(
 # --- the studio ------------------------------------------------------------------------------------
 
 
-def test_studio_puts_the_widgets_in_five_tabs_built_when_opened(
+def test_studio_puts_the_widgets_in_six_tabs_built_when_opened(
     service: Service, client: HeadstartClient
 ) -> None:
     tab = studio(client)
 
     assert isinstance(tab, w.Tab)
-    assert tab.titles == TITLES == ("Models", "Datasets", "Train", "Leaderboard", "Evaluate")
-    assert [len(slot.children) for slot in tab.children] == [1, 0, 0, 0, 0]
+    assert tab.titles == TITLES == ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Evaluate")
+    assert [len(slot.children) for slot in tab.children] == [1, 0, 0, 0, 0, 0]
     picker = next(x for x in _walk(tab.children[0]) if isinstance(x, ModelPicker))
     picker.value = service.models["bob-public"]
     cards = [x for x in _walk(tab.children[0]) if isinstance(x, ModelCard)]
     assert [c.catalog_id for c in cards] == [service.models["bob-public"]]
 
     tab.selected_index = 3
-    boards = [x for x in _walk(tab.children[3]) if isinstance(x, Leaderboard)]
-    assert len(boards) == 1 and boards[0].dataset == "shapes" and boards[0].rows
+    assert any(isinstance(x, SweepSetup) for x in _walk(tab.children[3]))
     tab.selected_index = 4
-    assert any(isinstance(x, Evaluate) for x in _walk(tab.children[4]))
+    boards = [x for x in _walk(tab.children[4]) if isinstance(x, Leaderboard)]
+    assert len(boards) == 1 and boards[0].dataset == "shapes" and boards[0].rows
+    tab.selected_index = 5
+    assert any(isinstance(x, Evaluate) for x in _walk(tab.children[5]))

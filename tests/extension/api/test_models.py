@@ -153,3 +153,45 @@ async def test_public_models_have_a_card_to_view_and_copy(api, catalog, me, bob)
     for route in ("card", "notebook"):
         hidden = await api("GET", f"headstart/models/{private.id}/{route}")
         assert hidden.code == 404 and as_json(hidden)["error"] == "not_found"
+
+
+async def test_a_public_model_downloads_for_tensorflows_runtimes(
+    api, catalog, me, bob, tmp_path: Path
+) -> None:
+    import zipfile
+
+    shared = tiny_model(catalog, bob, name="shared", labels=["b", "a", "c"], public=True)
+    secret = tiny_model(catalog, bob, name="secret", labels=["x", "y"])
+    path = f"headstart/models/{shared.id}/download"
+    bogus = await api("GET", path, params={"format": "onnx"})
+    assert bogus.code == 400
+    assert as_json(bogus)["detail"] == "unknown format 'onnx'; choose one of keras, saved_model, tflite"
+    hidden = await api("GET", f"headstart/models/{secret.id}/download", params={"format": "tflite"})
+    assert hidden.code == 404 and as_json(hidden)["detail"] == f"model {secret.id} not found"
+    assert as_json(await api("GET", "headstart/jobs")) == [], "a refused export queues nothing"
+
+    for format, model_file in (("tflite", "model.tflite"), ("saved_model", "saved_model/saved_model.pb")):
+        job = await finished(api, await api("GET", path, params={"format": format}))
+        assert job["kind"] == "export" and job["state"] == "succeeded", job
+        assert job["result"] == {
+            "model_id": shared.id,
+            "version": 1,
+            "format": format,
+            "size_bytes": job["result"]["size_bytes"],
+        }
+        sent = await api("GET", path, params={"format": format, "version": "1"})
+        assert sent.code == 200 and sent.headers["Content-Type"] == "application/zip"
+        name = f"model-{shared.id}-v1-{format}.zip"
+        assert sent.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+        assert len(sent.body) == job["result"]["size_bytes"]
+        with zipfile.ZipFile(io.BytesIO(sent.body)) as archive:
+            assert model_file in archive.namelist()
+            assert archive.read("labels.txt").decode().splitlines() == ["b", "a", "c"]
+    kept = catalog.store.path(f"models/{shared.id}/v1/exports")
+    assert sorted(p.name for p in kept.iterdir()) == ["saved_model.zip", "tflite.zip"]
+    assert len(as_json(await api("GET", "headstart/jobs"))) == 2, "a kept export converts nothing again"
+    assert store_tmp(catalog) == []
+
+    catalog.models.delete(bob, shared.id)
+    assert not kept.exists()
+    assert (await api("GET", path, params={"format": "tflite"})).code == 404

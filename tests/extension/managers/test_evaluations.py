@@ -208,3 +208,30 @@ def test_one_ranking_serves_every_viewer_their_own_rows_numbered(catalog, alice,
     zipped = catalog.evaluations.board(carol, "shapes", gzipped=True)
     assert "json" not in vars(zipped)
     assert gzip.decompress(zipped.gzip) == rows.dump_json(catalog.evaluations.leaderboard(carol, "shapes"))
+
+
+def test_variants_of_one_body_are_scored_in_one_job_with_one_body_pass(catalog, alice, shapes) -> None:
+    """A board's unscored variants of one body go in one job: the body runs over the split once."""
+    model = tiny_model(catalog, alice)
+    swept = catalog.sweeps.start(
+        alice, model.id, "shapes", {"learning_rate": [1e-3, 1e-2, 1e-1]}, config=TrainingConfig(epochs=2)
+    )
+    variants = [
+        catalog.trainings.decide(alice, run.id, "keep_both", name=f"variant {n}").id
+        for n, run in enumerate(swept.runs)
+    ]
+    other = tiny_model(catalog, alice, name="other body", labels=["circle", "square", "triangle"], seed=5)
+    rows = catalog.evaluations.leaderboard(alice, "shapes")
+    scored = {row.model_id: row for row in rows}
+    assert all(scored[v].accuracy is not None for v in [*variants, other.id])
+    with transaction(catalog.engine) as session:
+        jobs = session.exec(select(Job).where(Job.kind == "evaluate")).all()
+        grouped = [job.request["models"] for job in jobs if len(job.request["models"]) > 1]
+    # The variants' job scored them all on one pass of their body (features cached once per body
+    # and split); the other body's model and the feature vector had jobs of their own.
+    assert [sorted(m for m, _ in group) for group in grouped] == [sorted(variants)]
+    assert len(jobs) == 3
+    # Each variant's score is its own head's, as scoring it alone gives.
+    for variant in variants:
+        alone = catalog.evaluations.on_split(alice, variant, "shapes", "test")
+        assert alone.accuracy == scored[variant].accuracy

@@ -50,7 +50,9 @@ MAX_MODEL_BYTES = 3 * 2**20
 # Tiny models train an epoch on cached features in milliseconds. The most epochs, one image a batch,
 # keep one running for a minute or more: long enough to be followed, timed out and cancelled (a
 # cancel stops it at its next batch).
-LONG = TrainingConfig(epochs=1000, batch_size=1)
+# A head on cached features fits an epoch in milliseconds: without early stopping, a thousand
+# one-image-batch epochs keep a training running for seconds.
+LONG = TrainingConfig(epochs=1000, batch_size=1, early_stopping_patience=None)
 
 
 # --- the service ---------------------------------------------------------------------------------
@@ -577,6 +579,34 @@ def test_download_into_a_folder_or_to_a_file(served: Served, client: HeadstartCl
         client.models.download(model_id, tmp_path / "model.zip")
 
 
+def test_a_download_for_tensorflows_runtimes_follows_its_export(
+    served: Served, client: HeadstartClient, tmp_path: Path
+) -> None:
+    model_id = served.models["pet-1"]
+    path = client.models.download(model_id, tmp_path, format="saved_model")
+    assert path == tmp_path / f"model-{model_id}-v1-saved_model.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert "saved_model/saved_model.pb" in archive.namelist()
+        assert archive.read("labels.txt").decode().splitlines() == PETS
+    # The zip the first download's job made is kept: the second one is sent at once.
+    again = client.models.download(model_id, tmp_path / "again.zip", format="saved_model")
+    assert again.read_bytes() == path.read_bytes()
+    vector = client.models.download(served.models["vector"], tmp_path / "vector.zip", format="tflite")
+    with zipfile.ZipFile(vector) as archive:
+        assert sorted(archive.namelist()) == ["headstart.json", "model.tflite"], (
+            "a feature vector has no labels"
+        )
+    assert [job.kind for job in client.jobs.list()].count("export") == 2
+
+    with pytest.raises(Invalid, match="choose one of keras, saved_model, tflite"):
+        client.models.download(model_id, tmp_path, format="onnx")
+    with pytest.raises(Invalid, match=r"must be written to a \.zip file, not 'model\.keras'"):
+        client.models.download(model_id, tmp_path / "model.keras", format="tflite")
+    with pytest.raises(NotFound):
+        client.models.download(served.models["bob-private"], tmp_path / "theirs.zip", format="tflite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.zip", path.name, "vector.zip"]
+
+
 def keras_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -939,3 +969,32 @@ def test_importing_the_client_does_not_import_keras() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_sweep_runs_over_http_and_a_bad_grid_is_400(served: Served, client: HeadstartClient) -> None:
+    steps: list[tuple[str | None, int, int]] = []
+    done = client.sweeps.start(
+        served.models["shapes-net"],
+        "shapes",
+        {"learning_rate": [1e-3, 1e-2], "batch_size": [4, 8]},
+        config=TrainingConfig(epochs=2),
+        progress=lambda *step: steps.append(step),
+        poll=0.05,
+    )
+    assert done.job is not None and done.job.state == "succeeded" and len(done.runs) == 4
+    assert {(r.config["learning_rate"], r.config["batch_size"]) for r in done.runs} == {
+        (lr, b) for lr in (1e-3, 1e-2) for b in (4, 8)
+    }
+    assert steps and steps[-1][0] == "epochs"
+    scores = [run.val_accuracy for run in done.runs]
+    assert scores == sorted(scores, reverse=True)
+    assert client.sweeps.get(done.id).runs == done.runs and done.id in [s.id for s in client.sweeps.list()]
+    before = len(client.trainings.list())
+    over = [round(1e-4 * (n + 1), 6) for n in range(65)]
+    with pytest.raises(Invalid, match="65 heads, over the limit of 64"):
+        client.sweeps.begin(served.models["shapes-net"], "shapes", {"learning_rate": over})
+    with pytest.raises(Invalid, match="needs at least one list"):
+        client.sweeps.begin(served.models["shapes-net"], "shapes", {})
+    with pytest.raises(NotFound):
+        client.sweeps.get(10_000)
+    assert len(client.trainings.list()) == before

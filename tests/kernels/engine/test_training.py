@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from headstart.kernels.engine import training
+from headstart.kernels.engine import head_fit
 from headstart.kernels.engine.head_plan import plan_head
 from headstart.kernels.engine.training import fit_head
 from headstart.kernels.errors import Invalid
@@ -36,7 +36,7 @@ def test_a_head_learns_from_features_in_memory_or_streamed(monkeypatch, streamed
     from headstart.kernels.engine.surgery import head_from_features
 
     if streamed:
-        monkeypatch.setattr(training, "IN_MEMORY_FEATURES_BYTES", 0)
+        monkeypatch.setattr(head_fit, "IN_MEMORY_FEATURES_BYTES", 0)
     head = head_from_features(8, 3)
     seen = []
     config = TrainingConfig(epochs=5, batch_size=16, learning_rate=0.05)
