@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from headstart.kernels.schemas import TrainingConfig
 from tests.e2e.conftest import REPO, Hub
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,6 +24,8 @@ DEFAULT_MS = 60_000
 SPAWN_MS = 120_000
 CELL_MS = 90_000
 TRAINING_SECONDS = 240
+# The quickstart's training keeps the setup's epochs, TrainingConfig's default, and turns early stopping off.
+QUICKSTART_EPOCHS = TrainingConfig().epochs
 DEMO_MODEL = "fashion-lite0-pretrained"
 CATS = ("tabby", "tiger cat", "Egyptian cat")
 
@@ -184,9 +187,11 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
             alice.run(index)
         dashboard = alice.output(setup)  # the dashboard appears under the setup
         points = watch_the_curves(alice, dashboard)
-        growing = sorted(set(points))
         assert points == sorted(points), f"the loss curve lost points: {points}"
-        assert len(growing) >= 3 and growing[-1] >= 2, f"the curve did not grow while it trained: {points}"
+        # The head fits its 30 epochs on cached features in well under a second, so the curve may
+        # arrive whole between two samples; tests/widgets/test_training.py watches a training
+        # slow enough to see its curves grow. Here every epoch must be drawn in the end.
+        assert points[-1] == QUICKSTART_EPOCHS, f"the curve does not hold every epoch: {points}"
         alice.shot("dashboard-finished", dashboard)
 
         name_box = dashboard.locator("input[placeholder='name of the new model']")

@@ -6,6 +6,7 @@ since the subject is the store and the engine, not the database.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,8 +129,11 @@ def test_a_head_trains_on_the_pretrained_body(created: Created, shapes_folder: P
     from headstart.kernels.store import candidate_key
 
     candidate = catalog.store.path(candidate_key(created.features.id, training.id))  # type: ignore[attr-defined]
-    bodies = [p for p in store_files(catalog, "bodies") if p.parent.name == "bodies"]
+    bodies = [p for p in store_files(catalog, "bodies") if p.parent.name == "bodies" and p.suffix == ".keras"]
     assert (candidate / "body.ref").read_text().strip() == bodies[0].stem and len(bodies) == 1
+    # The body's facts, counted once from its file, are kept beside it for later trainings.
+    facts = json.loads(bodies[0].with_suffix(".json").read_text())
+    assert facts == {"params": created.features.params, "size_bytes": bodies[0].stat().st_size}
 
 
 def test_a_create_over_the_limits_stores_nothing(tmp_path: Path) -> None:
