@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,12 +103,10 @@ class Features:
         ordered = np.sort(indices)
         return _with_ones(self.scale.apply(self._raw[ordered])), self.labels[ordered]
 
-    def chunks(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(rows, labels) in order, EVAL_ROWS at a time."""
-        return [
-            self.batch(np.arange(start, min(start + EVAL_ROWS, len(self))))
-            for start in range(0, len(self), EVAL_ROWS)
-        ]
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, labels) in order, EVAL_ROWS at a time, read as they are asked for."""
+        for start in range(0, len(self), EVAL_ROWS):
+            yield self.batch(np.arange(start, min(start + EVAL_ROWS, len(self))))
 
 
 def _with_ones(rows: np.ndarray) -> np.ndarray:
