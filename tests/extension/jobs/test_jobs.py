@@ -146,11 +146,19 @@ def test_epochs_arrive_while_the_training_runs(service, shapes_folder) -> None:
     service.datasets.add(alice, shapes_folder, name="shapes")
     model = tiny_model(service, alice)
     training_id = start(service, alice, model.id, LONG)
+    # The job is read before the epochs (so that a job seen ended has its candidate recorded): on
+    # PostgreSQL an epoch committed between the two reads shows before its job's phase does, so
+    # the phase is waited for with the epochs rather than asserted from the same answer.
     live = wait_for(
-        lambda: (t := service.trainings.get(alice, training_id)).epochs and t.job.state == "running" and t,
-        what="an epoch of a running training",
+        lambda: (
+            (t := service.trainings.get(alice, training_id)).epochs
+            and t.job.state == "running"
+            and t.job.phase == "epochs"
+            and t
+        ),
+        what="an epoch of a running training, its job in phase epochs",
     )
-    assert live.status == "running" and live.job.phase == "epochs"
+    assert live.status == "running"
     seen = live.epochs[-1].epoch
     newer = wait_for(
         lambda: service.trainings.get(alice, training_id, since=seen).epochs, what="a newer epoch"
