@@ -1,10 +1,11 @@
 """The engine's one door to a Keras backend's own library: JAX, TensorFlow or PyTorch.
 
 Everything else in `kernels/` speaks `keras` and `keras.ops` only, so the engine runs on any Keras
-backend. Three things have no backend-neutral Keras API, and they live here: whether a GPU is
-present, its name, and compiling a forward pass over fixed-shape batches (`jax.jit` over
-`stateless_call`, `tf.function`, or an eager call under `torch.no_grad`). Each library is imported
-lazily, and only when it is the running backend.
+backend. Four things have no backend-neutral Keras API, and they live here: whether a GPU is
+present, its name, compiling a forward pass over fixed-shape batches (`jax.jit` over
+`stateless_call`, `tf.function`, or an eager call under `torch.no_grad`), and converting a
+SavedModel to a TFLite file. Each library is imported lazily: a backend's only when it is the
+running backend, TensorFlow's converter only for a TFLite export, whatever the backend.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def device_description() -> str:
     import torch
 
     return f"gpu: {torch.cuda.get_device_name()}"
+
+
+def tflite_from_saved_model(saved_model: str) -> bytes:
+    """The TFLite file of a SavedModel folder. Only TensorFlow's converter makes one, whatever the
+    Keras backend (Keras writes the SavedModel itself, through `model.export`)."""
+    import tensorflow as tf
+
+    return bytes(tf.lite.TFLiteConverter.from_saved_model(saved_model).convert())
 
 
 def compile_inference(

@@ -1,8 +1,8 @@
 """Writing a model in TensorFlow's formats, for runtimes without Keras: a SavedModel, or a TFLite file.
 
-Both formats are TensorFlow's own, so this module imports `tensorflow`, the one engine module besides
-`devices.py` that does: Keras writes a SavedModel through TensorFlow whatever its backend
-(`model.export(format="tf_saved_model")`), and only TensorFlow's converter makes a TFLite file.
+Both formats are TensorFlow's own. Keras writes a SavedModel whatever its backend
+(`model.export(format="tf_saved_model")`); only TensorFlow's converter makes a TFLite file, and it is
+reached through the engine's one door to a backend's library (`devices.tflite_from_saved_model`).
 
 An export is one zip, as Teachable Machine ships its TFLite models: the model (the `saved_model/`
 folder, or `model.tflite`), `labels.txt` with one label per line in output order (a copy sits in
@@ -21,8 +21,8 @@ import zipfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
+from headstart.kernels.engine.devices import tflite_from_saved_model
 from headstart.kernels.engine.keras_file import INPUT_CONTRACT, METADATA_MEMBER
 from headstart.kernels.errors import Invalid
 
@@ -51,7 +51,7 @@ def export_model(model: keras.Model, path: Path, *, format: str, kind: str, labe
             members.update(_files(saved_model, SAVED_MODEL_FOLDER))
         else:
             tflite = Path(work) / TFLITE_FILE
-            tflite.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert())
+            tflite.write_bytes(tflite_from_saved_model(str(saved_model)))
             members[TFLITE_FILE] = tflite
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
         try:
