@@ -269,7 +269,10 @@ def test_a_new_dashboard_reattaches_to_a_finished_training(
 
 def test_follows_on_the_event_loop_then_discard(service: Service, client: HeadstartClient) -> None:
     model = service.models["alice-vector"]
-    training = client.trainings.begin(model, "shapes", TrainingConfig(epochs=2))
+    # The whole model trains in Keras (seconds), so the training is still running when the dashboard
+    # attaches: a frozen body's head on cached features can end before the next request.
+    config = TrainingConfig(epochs=2, fine_tune_layers="all")
+    training = client.trainings.begin(model, "shapes", config)
     before = {m.id for m in client.models.list()}
 
     async def follow() -> TrainingDashboard:
