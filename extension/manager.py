@@ -23,6 +23,7 @@ from headstart.extension.catalog.database import RevisionClock, connect, transac
 from headstart.extension.catalog.tables import User
 from headstart.extension.jobs.inprocess import InProcessRunner
 from headstart.extension.jobs.runner import JobRunner
+from headstart.extension.managers.benchmark import BenchmarkManager
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.evaluations import EvaluationManager
 from headstart.extension.managers.jobs import JobManager
@@ -230,6 +231,10 @@ class Catalog(LoggingConfigurable):
         return EvaluationManager(self)
 
     @cached_property
+    def benchmark(self) -> BenchmarkManager:
+        return BenchmarkManager(self)
+
+    @cached_property
     def cards(self) -> ModelCards:
         return ModelCards(self)
 
@@ -282,6 +287,7 @@ class UserSession:
         self.trainings: Any = _BoundManager(catalog.trainings, user)
         self.sweeps: Any = _BoundManager(catalog.sweeps, user)
         self.evaluations: Any = _BoundManager(catalog.evaluations, user)
+        self.benchmark: Any = _BoundManager(catalog.benchmark, user)
         self.jobs: Any = _BoundManager(catalog.jobs, user)
 
     def me(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from headstart.commands.benchmark import benchmark
 from headstart.commands.context import Context
 from headstart.commands.datasets import datasets
 from headstart.commands.demo import demo
@@ -79,6 +80,7 @@ def main(context: click.Context) -> None:
       headstart train 1 pets --epochs 5 --decision keep_both
       headstart sweep 1 pets --learning-rate 1e-3,1e-2 --label-smoothing 0,0.1
       headstart leaderboard pets
+      headstart benchmark                            # every body by every dataset, linear probes
       headstart models list --json --home ~/catalog  # global options go anywhere
 
     \b
@@ -98,7 +100,19 @@ def main(context: click.Context) -> None:
     context.ensure_object(Context)
 
 
-for subcommand in (datasets, models, train, sweep, decide, trainings, sweeps, evaluate, leaderboard, demo):
+for subcommand in (
+    datasets,
+    models,
+    train,
+    sweep,
+    decide,
+    trainings,
+    sweeps,
+    evaluate,
+    leaderboard,
+    benchmark,
+    demo,
+):
     main.add_command(subcommand)
 
 

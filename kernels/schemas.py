@@ -21,7 +21,9 @@ TrainingStatus = Literal["running", "candidate", "updated", "kept_both", "discar
 HeadHandling = Literal["kept", "replaced"]
 FeatureCacheState = Literal["hit", "miss"]
 Split = Literal["train", "val", "test"]
-JobKind = Literal["ingest", "create", "validate", "train", "sweep", "evaluate", "export"]
+JobKind = Literal["ingest", "create", "validate", "train", "sweep", "evaluate", "export", "probe"]
+# A transfer-benchmark cell: scored, its probe job queued or running, or its job failed.
+CellState = Literal["scored", "pending", "failed"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # The states of a job that has not ended yet.
 UNFINISHED: tuple[JobState, ...] = ("queued", "running")
@@ -291,6 +293,61 @@ class LeaderboardRow(BaseModel):
     count: int
     note: str = ""
     pending: bool = False  # not scored yet: its evaluation is queued, and it is not ranked
+
+
+class BenchmarkModel(BaseModel):
+    """A visible model that carries a benchmarked body (its current version does)."""
+
+    id: int
+    name: str
+    owner: str
+    kind: Kind
+
+
+class BenchmarkCell(BaseModel):
+    """One body on one dataset: the standard linear probe's test accuracy (kernels/engine/probe.py)."""
+
+    dataset_id: int
+    dataset: str
+    state: CellState
+    accuracy: float | None = None
+    count: int = 0  # test images scored
+    rank: float | None = None  # among the rows on this dataset, 1 the best; ties share the mean rank
+    job_id: int | None = None  # the probe job that computes it, while pending or once failed
+    note: str = ""
+
+
+class BenchmarkRow(BaseModel):
+    """One body and its cells, one per dataset in the table's order."""
+
+    body: str  # the body's sha256: a body version
+    name: str  # the first visible model that carries it
+    architecture: str | None = None
+    weights_source: str | None = None
+    models: list[BenchmarkModel]
+    mean_rank: float | None = None  # over the datasets it is scored on; rows are ordered by it
+    cells: list[BenchmarkCell]
+
+
+class BenchmarkPublic(BaseModel):
+    """The transfer benchmark: every body you may see by every dataset, best mean rank first."""
+
+    datasets: list[str]
+    rows: list[BenchmarkRow]
+    pending: int  # cells whose probe job has not ended
+
+
+class BenchmarkCellPublic(BaseModel):
+    """One cell with its per-class figures: precision, recall and support per label, and the
+    confusion matrix (rows true, columns predicted), as evaluations give them."""
+
+    body: str
+    name: str
+    cell: BenchmarkCell
+    labels: list[str]
+    per_class: list[dict[str, Any]] = Field(default_factory=list)
+    confusion: list[list[int]] = Field(default_factory=list)
+    probe: str = ""  # how the cell was computed
 
 
 # --- requests: what the REST API takes ------------------------------------------------------

@@ -19,6 +19,7 @@ _WHERE = {
     "SweepSetup": "sweep",
     "SweepBoard": "sweep",
     "Leaderboard": "leaderboard",
+    "BenchmarkBoard": "benchmark",
     "Evaluate": "evaluate",
     "ModelCard": "card",
     # Not a module named `studio`: importing it would set the package's `studio` to the module.

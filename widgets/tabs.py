@@ -14,7 +14,7 @@ import ipywidgets as w
 from headstart.kernels.client import HeadstartClient
 from headstart.widgets.base import Status, replace_options, resolve_client
 
-TITLES = ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Evaluate")
+TITLES = ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Benchmark", "Evaluate")
 
 
 def _models_tab(client: HeadstartClient) -> w.Widget:
@@ -75,6 +75,12 @@ def _leaderboard_tab(client: HeadstartClient) -> w.Widget:
     return w.VBox([chooser, status, slot])
 
 
+def _benchmark_tab(client: HeadstartClient) -> w.Widget:
+    from headstart.widgets.benchmark import BenchmarkBoard
+
+    return BenchmarkBoard(client)
+
+
 def _evaluate_tab(client: HeadstartClient) -> w.Widget:
     from headstart.widgets.evaluate import Evaluate
 
@@ -87,12 +93,14 @@ BUILDERS: tuple[Callable[[HeadstartClient], w.Widget], ...] = (
     _train_tab,
     _sweep_tab,
     _leaderboard_tab,
+    _benchmark_tab,
     _evaluate_tab,
 )
 
 
 def studio(client: HeadstartClient | None = None) -> w.Tab:
-    """One Tab with Models, Datasets, Train, Sweep, Leaderboard and Evaluate, each built when first opened."""
+    """One Tab with Models, Datasets, Train, Sweep, Leaderboard, Benchmark and Evaluate, each built when first
+    opened."""
     client = resolve_client(client)
     slots = [w.VBox() for _ in TITLES]
     built: set[int] = set()

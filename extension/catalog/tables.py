@@ -211,6 +211,26 @@ class Evaluation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
 
 
+class Probe(SQLModel, table=True):
+    """A transfer-benchmark cell: the standard linear probe of one body version (its sha) on one
+    dataset, computed once. Bodies are named by their content and datasets never change, so a cell
+    stands for good; a changed body is another sha and so another row."""
+
+    __tablename__ = "probes"
+    __table_args__ = (UniqueConstraint("body_sha", "dataset_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    body_sha: str = Field(max_length=64, index=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    comparable: bool = True
+    accuracy: float | None = None
+    count: int = 0
+    note: str = ""
+    result: dict = json_column()  # the probe's EvaluationResult: per-class figures and confusion
+    requested_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=now)
+
+
 @event.listens_for(CatalogModel, "before_insert")
 @event.listens_for(CatalogModel, "before_update")
 def _keep_label_set(_mapper: object, _connection: object, model: CatalogModel) -> None:

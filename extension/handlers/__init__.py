@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from headstart.extension.handlers import (
+    benchmark,
     datasets,
     evaluations,
     jobs,
@@ -27,6 +28,7 @@ default_handlers = [
     *jobs.default_handlers,
     *evaluations.default_handlers,
     *leaderboards.default_handlers,
+    *benchmark.default_handlers,
     (
         r"/headstart(?:/.*)?",
         NotFoundHandler,

@@ -54,6 +54,7 @@ RECORDERS = {
     "sweep": ("sweeps", "record"),
     "evaluate": ("evaluations", "record"),
     "export": ("models", "record_export"),
+    "probe": ("benchmark", "record"),
 }
 # Kinds whose reports carry more than progress: (session, job row, a report) -> records it.
 LISTENERS = {"train": ("trainings", "record_epoch"), "sweep": ("sweeps", "record_epoch")}

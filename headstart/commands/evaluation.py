@@ -47,15 +47,7 @@ def evaluate(
         )
         if result.get("note"):
             click.echo(f"note: {result['note']}")
-        if result.get("per_class"):
-            click.echo("")
-            click.echo(table(result["per_class"], ["label", "precision", "recall", "support"]))
-        if result.get("confusion"):
-            click.echo("\nconfusion (rows: true, columns: predicted):")
-            for label, row in zip(
-                [c["label"] for c in result["per_class"]], result["confusion"], strict=False
-            ):
-                click.echo(f"  {label:>12}  " + " ".join(f"{v:>5}" for v in row))
+        echo_per_class(result.get("per_class", []), result.get("confusion", []))
         return
     with progress_bar(f"predict with model {model_id}", total=len(images), unit="img") as update:
         result = ctx.api.evaluations.on_files(
@@ -65,6 +57,17 @@ def evaluate(
         emit_json(result)
         return
     click.echo(predictions_table(result["predictions"]))
+
+
+def echo_per_class(per_class: list[dict], confusion: list[list[int]]) -> None:
+    """Precision, recall and support per label, then the confusion matrix, as `evaluate` prints them."""
+    if per_class:
+        click.echo("")
+        click.echo(table(per_class, ["label", "precision", "recall", "support"]))
+    if confusion:
+        click.echo("\nconfusion (rows: true, columns: predicted):")
+        for label, row in zip([c["label"] for c in per_class], confusion, strict=False):
+            click.echo(f"  {label:>12}  " + " ".join(f"{v:>5}" for v in row))
 
 
 def predictions_table(predictions: list[dict], top: str = "top") -> str:

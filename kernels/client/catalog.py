@@ -7,6 +7,7 @@ from types import TracebackType
 
 import httpx
 
+from headstart.kernels.client.benchmark import RemoteBenchmark
 from headstart.kernels.client.connection import LIST_PAGE, Connection
 from headstart.kernels.client.datasets import RemoteDatasets
 from headstart.kernels.client.evaluations import RemoteEvaluations
@@ -20,8 +21,9 @@ from headstart.kernels.errors import HeadstartError, Invalid
 class HeadstartClient:
     """The catalog service, reached over HTTP with your hub token.
 
-    Its `models`, `datasets`, `trainings`, `sweeps` and `evaluations` take the same calls as the local
-    catalog's managers, without their first (user) argument: the service knows you by your token.
+    Its `models`, `datasets`, `trainings`, `sweeps`, `evaluations` and `benchmark` take the same
+    calls as the local catalog's managers, without their first (user) argument: the service knows
+    you by your token.
     `timeout` (seconds) bounds each request but the slow ones' wait for an answer; `page_size`
     is how many items each request of a full listing (`models.list()`) asks for, 500 at most.
     """
@@ -48,6 +50,7 @@ class HeadstartClient:
         self.trainings = RemoteTrainings(self._connection)
         self.sweeps = RemoteSweeps(self._connection, self.jobs)
         self.evaluations = RemoteEvaluations(self._connection, self.jobs)
+        self.benchmark = RemoteBenchmark(self._connection)
 
     @property
     def url(self) -> str:

@@ -168,6 +168,10 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
     evaluate = code_index("Evaluate(model_id=new_model.id)")
     photo = code_index("skimage.data.chelsea()")
     board = code_index("Leaderboard(")
+    sweep = code_index("sweep_setup.start()")
+    swept = code_index("sweep_board.decide(best.id")
+    heatmap = code_index("BenchmarkBoard()")
+    ranked = code_index("client.benchmark.matrix()")
 
     alice = Lab(browser, demo_hub, "alice", screenshots)
     try:
@@ -228,6 +232,36 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
         ranking = alice.output(board).inner_text()
         assert new_name in ranking and DEMO_MODEL in ranking, ranking
         alice.shot("leaderboard", alice.cell(board))
+
+        for index in range(board + 1, swept + 1):
+            alice.run(index, timeout_ms=2 * CELL_MS)
+        kept = alice.output(swept).inner_text()
+        assert "8 heads; the best" in kept, kept
+        runs = alice.output(sweep).inner_text()
+        assert all(f"#{rank}" in runs for rank in range(1, 9)), runs
+        assert "kept run" in runs or "discarded run" in runs, runs
+        alice.shot("sweep", alice.cell(sweep))
+
+        for index in range(swept + 1, ranked + 1):
+            alice.run(index, timeout_ms=4 * CELL_MS)
+        table = catalog(demo_hub, "alice", "headstart/benchmark")
+        printed = alice.output(ranked).inner_text()
+        assert printed.count("mean rank") == len(table["rows"]) >= 2, printed
+        cells = alice.output(heatmap).locator(".heatmapcell")
+        assert cells.count() == len(table["rows"]) * len(table["datasets"])
+        # A click on the best body's first cell opens that cell's per-class figures.
+        first = table["datasets"][0]
+        assert first != table["datasets"][-1]
+        cells.first.click()
+        details = alice.output(heatmap)
+        deadline = time.monotonic() + CELL_MS / 1000
+        while f" on {first}: scored" not in details.inner_text():
+            if time.monotonic() > deadline:
+                alice.shot("benchmark-click-timeout", alice.cell(heatmap))
+                pytest.fail(f"a click on the heatmap showed no figures of {first}: {details.inner_text()}")
+            time.sleep(0.2)
+        assert "confusion (rows: true, columns: predicted)" in details.inner_text()
+        alice.shot("benchmark", alice.cell(heatmap))
     finally:
         alice.close()
 

@@ -60,11 +60,17 @@ def test_the_quickstart_runs_top_to_bottom_with_no_edits(demo_hub: Hub, tmp_path
             "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.get("outputs", [])
         )
     ]
-    assert len(views) >= 6  # pickers, setup, two evaluations, leaderboard
-    # The model it made is carol's own, private until she publishes it.
+    assert len(views) >= 8  # pickers, setup, two evaluations, leaderboard, sweep, benchmark
+    assert "8 heads; the best" in printed
+    # The benchmark printed one line per body, each with a score on carol's dataset.
+    ranked = [line for line in printed.splitlines() if line.startswith("mean rank ")]
+    assert len(ranked) >= 2 and all("carol-fashion-" in line for line in ranked)
+    # The models it made are carol's own, private until she publishes them: the training's result
+    # and the sweep's best head, both children of the model they started from.
     mine = httpx.get(
         demo_hub.service_url + "headstart/models",
         params={"mine": "true"},
         headers={"Authorization": f"token {token}"},
     ).json()["items"]
-    assert [m["public"] for m in mine] == [False] and mine[0]["parent_id"] is not None
+    assert [m["public"] for m in mine] == [False, False]
+    assert all(m["parent_id"] is not None for m in mine) and mine[1]["parent_id"] == mine[0]["id"]

@@ -181,6 +181,21 @@ def check_leaderboard(catalog: Catalog, argv: list[str], result: Result) -> None
     assert any((row["model_id"], dataset) in catalog.scores for row in board)
 
 
+def check_benchmark(catalog: Catalog, argv: list[str], result: Result) -> None:
+    datasets = argv[1:]
+    table = catalog.query("benchmark", *datasets)
+    assert table["datasets"] == datasets and table["pending"] == 0
+    # Every model the user sees is under its body's row, and each cell is its probe's score.
+    assert sorted(m["id"] for row in table["rows"] for m in row["models"]) == sorted(catalog.models)
+    for row in table["rows"]:
+        for cell, dataset in zip(row["cells"], datasets, strict=True):
+            assert cell["state"] == "scored" and 0.0 <= cell["accuracy"] <= 1.0
+            assert cell["count"] == catalog.datasets[dataset]["counts"]["test"]
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["RANK", "BODY", "NAME", "MODELS", "MEAN_RANK", *(d.upper() for d in datasets)]
+    assert [line.split()[1] for line in lines] == [row["body"][:12] for row in table["rows"]]
+
+
 def check_models_publish(catalog: Catalog, argv: list[str], result: Result) -> None:
     model_id = int(argv[2])
     seen = catalog.query("models", "list", user="bob")
@@ -223,6 +238,7 @@ CHECKS: dict[tuple[str, ...], Callable[[Catalog, list[str], Result], None]] = {
     ("sweep",): check_sweep,
     ("evaluate",): check_evaluate,
     ("leaderboard",): check_leaderboard,
+    ("benchmark",): check_benchmark,
     ("models", "publish"): check_models_publish,
     ("models", "download"): check_models_download,
 }

@@ -18,6 +18,7 @@ from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import TrainingConfig
 from headstart.widgets import studio
+from headstart.widgets.benchmark import BenchmarkBoard
 from headstart.widgets.card import ModelCard
 from headstart.widgets.evaluate import (
     CELL_MAX_PX,
@@ -309,14 +310,15 @@ def test_owner_buttons_rename_publish_download_and_delete_after_confirming(
 # --- the studio ------------------------------------------------------------------------------------
 
 
-def test_studio_puts_the_widgets_in_six_tabs_built_when_opened(
+def test_studio_puts_the_widgets_in_seven_tabs_built_when_opened(
     service: Service, client: HeadstartClient
 ) -> None:
     tab = studio(client)
 
     assert isinstance(tab, w.Tab)
-    assert tab.titles == TITLES == ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Evaluate")
-    assert [len(slot.children) for slot in tab.children] == [1, 0, 0, 0, 0, 0]
+    titles = ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Benchmark", "Evaluate")
+    assert tab.titles == TITLES == titles
+    assert [len(slot.children) for slot in tab.children] == [1, 0, 0, 0, 0, 0, 0]
     picker = next(x for x in _walk(tab.children[0]) if isinstance(x, ModelPicker))
     picker.value = service.models["bob-public"]
     cards = [x for x in _walk(tab.children[0]) if isinstance(x, ModelCard)]
@@ -328,4 +330,8 @@ def test_studio_puts_the_widgets_in_six_tabs_built_when_opened(
     boards = [x for x in _walk(tab.children[4]) if isinstance(x, Leaderboard)]
     assert len(boards) == 1 and boards[0].dataset == "shapes" and boards[0].rows
     tab.selected_index = 5
-    assert any(isinstance(x, Evaluate) for x in _walk(tab.children[5]))
+    benchmarks = [x for x in _walk(tab.children[5]) if isinstance(x, BenchmarkBoard)]
+    assert len(benchmarks) == 1 and benchmarks[0].table is not None and benchmarks[0].table.rows
+    benchmarks[0].close()
+    tab.selected_index = 6
+    assert any(isinstance(x, Evaluate) for x in _walk(tab.children[6]))

@@ -998,3 +998,24 @@ def test_a_sweep_runs_over_http_and_a_bad_grid_is_400(served: Served, client: He
     with pytest.raises(NotFound):
         client.sweeps.get(10_000)
     assert len(client.trainings.list()) == before
+
+
+def test_the_benchmark_over_http_shows_only_visible_models(served: Served, client: HeadstartClient) -> None:
+    steps: list[tuple[int, int]] = []
+    table = client.benchmark.matrix(["shapes", "my pets/v2"], progress=lambda *s: steps.append(s), poll=0.1)
+    assert table.datasets == ["shapes", "my pets/v2"] and table.pending == 0
+    assert steps[-1][0] == steps[-1][1] == sum(len(row.cells) for row in table.rows)
+    shown = {m.name for row in table.rows for m in row.models}
+    # Every tiny model shares one body; bob's private one is not among the models that name it.
+    assert {"shapes-net", "vector", "bob-public", "pet-private"} <= shown and "bob-private" not in shown
+    assert all(cell.state == "scored" for row in table.rows for cell in row.cells)
+    row = table.rows[0]
+    cell = client.benchmark.cell(row.body[:10], "my pets/v2")
+    assert cell.body == row.body and cell.cell.accuracy == row.cells[1].accuracy
+    assert len(cell.per_class) == len(cell.labels) == len(cell.confusion)
+    with pytest.raises(Invalid, match="at least 6"):
+        client.benchmark.cell("abc", "shapes")
+    with pytest.raises(NotFound, match="body"):
+        client.benchmark.cell("f" * 64 if not row.body.startswith("f") else "0" * 64, "shapes")
+    with pytest.raises(NotFound, match="dataset"):
+        client.benchmark.table(["no-such-data"])

@@ -1,0 +1,240 @@
+"""The transfer benchmark from a notebook: every body you may see by every dataset, as a heatmap.
+
+Each cell is the standard linear probe's test accuracy of a body on a dataset, computed once on the
+service's cluster (`HeadstartClient.benchmark`). Rows are bodies, best mean rank first, each labelled
+with its mean rank; a pending cell is grey until its probe ends, and the board polls until none is.
+A click on a cell opens its per-class figures: precision, recall and support per label, and the
+confusion matrix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import math
+from typing import Any
+
+import bqplot as bq
+import ipywidgets as w
+import numpy as np
+from bqplot.traits import array_dimension_bounds, array_serialization
+from traittypes import Array
+
+from headstart.kernels.client import HeadstartClient
+from headstart.kernels.errors import HeadstartError
+from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
+from headstart.widgets.base import Status, resolve_client, start_polling
+
+PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
+ROW_HEIGHT = 34  # pixels per body in the heatmap
+
+
+def row_label(row: BenchmarkRow) -> str:
+    """A body as its row reads: its first model's name, its sha's start and its mean rank."""
+    rank = "-" if row.mean_rank is None else f"{row.mean_rank:.2f}"
+    return f"{row.name} · {row.body[:8]} · mean rank {rank}"
+
+
+def accuracies(table: BenchmarkPublic) -> np.ndarray:
+    """The table's accuracies as a (bodies, datasets) array; NaN where a cell has none yet."""
+    return np.array(
+        [
+            [cell.accuracy if cell.accuracy is not None else math.nan for cell in row.cells]
+            for row in table.rows
+        ],
+        dtype=float,
+    ).reshape(len(table.rows), len(table.datasets))
+
+
+def per_class_html(shown: BenchmarkCellPublic) -> str:
+    """A cell's per-class table and its confusion matrix (rows true, columns predicted)."""
+    cell = shown.cell
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    head = (
+        f"<b>{html.escape(shown.name)}</b> ({shown.body[:12]}) on <b>{html.escape(cell.dataset)}</b>: "
+        f"{cell.state}"
+        + ("" if cell.accuracy is None else f", accuracy {cell.accuracy:.3f} on {cell.count} test images")
+        + (f"; {html.escape(cell.note)}" if cell.note else "")
+    )
+    if not shown.per_class:
+        return head
+    rows = "".join(
+        f"<tr><td>{html.escape(str(c['label']))}</td><td>{number(c['precision'])}</td>"
+        f"<td>{number(c['recall'])}</td><td>{c['support']}</td></tr>"
+        for c in shown.per_class
+    )
+    labels = [str(c["label"]) for c in shown.per_class]
+    header = "".join(f"<th>{html.escape(label)}</th>" for label in labels)
+    confusion = "".join(
+        f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{v}</td>" for v in counts) + "</tr>"
+        for label, counts in zip(labels, shown.confusion, strict=False)
+    )
+    return (
+        f"{head}<br><small>{html.escape(shown.probe)}</small>"
+        "<table class='headstart-per-class'><tr><th>label</th><th>precision</th><th>recall</th>"
+        f"<th>support</th></tr>{rows}</table>"
+        "<div>confusion (rows: true, columns: predicted)</div>"
+        f"<table class='headstart-confusion'><tr><th></th>{header}</tr>{confusion}</table>"
+    )
+
+
+class Grid(bq.GridHeatMap):
+    """bqplot's GridHeatMap, kept two-dimensional: bqplot squeezes its arrays, so one body or one
+    dataset (a 1 x n table) would lose a dimension and a 1 x 1 table be refused. A click's
+    selection comes from the browser as a JSON list of [row, column] pairs, which bqplot reads as
+    an object array it cannot send back (the update is lost, unobserved): here it is integers."""
+
+    selected = (
+        Array(None, allow_none=True)
+        .tag(sync=True, **array_serialization)
+        .valid(lambda _, value: None if value is None else np.asarray(value, dtype=np.int64))
+    )
+
+    row = (
+        Array(None, allow_none=True)
+        .tag(sync=True, scaled=True, rtype="Number", atype="bqplot.Axis", **array_serialization)
+        .valid(array_dimension_bounds(1, 1))
+    )
+    column = (
+        Array(None, allow_none=True)
+        .tag(sync=True, scaled=True, rtype="Number", atype="bqplot.Axis", **array_serialization)
+        .valid(array_dimension_bounds(1, 1))
+    )
+    color = (
+        Array(None, allow_none=True)
+        .tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis", **array_serialization)
+        .valid(array_dimension_bounds(2, 2))
+    )
+
+
+class BenchmarkBoard(w.VBox):
+    """Bodies by datasets: a GridHeatMap of probe accuracies, mean ranks, and a cell's figures."""
+
+    def __init__(
+        self,
+        client: HeadstartClient | None = None,
+        datasets: list[str] | None = None,
+        *,
+        poll: float = 2.0,
+        follow: bool = True,
+    ) -> None:
+        self.client = resolve_client(client)
+        self.datasets = datasets
+        self.table: BenchmarkPublic | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.title = w.HTML("<b>transfer benchmark</b>")
+        self.color_scale = bq.ColorScale(min=0.0, max=1.0, scheme="viridis")
+        self.row_scale = bq.OrdinalScale(reverse=True)
+        self.column_scale = bq.OrdinalScale()
+        self.heatmap = Grid(
+            color=np.full((1, 1), math.nan),
+            row=["-"],
+            column=["-"],
+            scales={"row": self.row_scale, "column": self.column_scale, "color": self.color_scale},
+            null_color=PENDING_COLOR,
+            display_format=".2f",
+            interactions={"click": "select"},
+            selected_style={"stroke": "red", "stroke-width": "3"},
+            tooltip=bq.Tooltip(fields=["row", "column", "color"], labels=["body", "dataset", "accuracy"]),
+        )
+        self.figure = bq.Figure(
+            marks=[self.heatmap],
+            axes=[
+                bq.Axis(scale=self.row_scale, side="left", label="body"),
+                bq.Axis(scale=self.column_scale, side="bottom", label="dataset"),
+                bq.ColorAxis(scale=self.color_scale, side="right", label="accuracy"),
+            ],
+            fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 90},
+            layout=w.Layout(width="900px", display="none"),
+        )
+        self.empty = w.HTML("")
+        self.details = w.HTML("<i>click a cell for its per-class figures</i>")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.status = Status()
+        super().__init__(
+            [self.title, self.empty, self.figure, self.details, self.refresh_button, self.status]
+        )
+        self.heatmap.observe(self._selected, names="selected")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        pending = self.refresh()
+        if follow and pending:
+            self.task = start_polling(self._step, poll)
+
+    # --- the table --------------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Ask once and redraw; answers whether cells are still pending."""
+        try:
+            table = self.client.benchmark.table(self.datasets)
+        except HeadstartError as error:
+            self.status.error(error)
+            return False
+        self._apply(table)
+        return table.pending > 0
+
+    async def _step(self) -> bool:
+        try:
+            table = await asyncio.to_thread(self.client.benchmark.table, self.datasets)
+        except HeadstartError as error:
+            self.status.error(error)
+            return False
+        self._apply(table)
+        return table.pending > 0
+
+    def _apply(self, table: BenchmarkPublic) -> None:
+        self.table = table
+        cells = len(table.rows) * len(table.datasets)
+        pending = f"; {table.pending} cells pending, being probed" if table.pending else ""
+        self.title.value = (
+            f"<b>transfer benchmark</b>: {len(table.rows)} bodies by {len(table.datasets)} datasets, "
+            f"{cells - table.pending} cells scored{pending}. Each cell is the test accuracy of a "
+            "linear probe on the body's cached features; rows come best mean rank first."
+        )
+        if not cells:
+            self.figure.layout.display = "none"
+            self.empty.value = "<i>no bodies or no datasets yet: create a model and add a dataset</i>"
+            return
+        self.empty.value = ""
+        self.figure.layout.display = None
+        self.figure.layout.height = f"{max(220, 90 + ROW_HEIGHT * len(table.rows))}px"
+        with self.heatmap.hold_sync():
+            # The colour first: the row and column labels are checked against its shape.
+            self.heatmap.color = accuracies(table)
+            self.heatmap.row = [row_label(row) for row in table.rows]
+            self.heatmap.column = list(table.datasets)
+
+    # --- one cell ---------------------------------------------------------------------------
+
+    def select(self, row: int, column: int) -> BenchmarkCellPublic | None:
+        """Show the per-class figures of the cell at (row, column) of the drawn table."""
+        if (
+            self.table is None
+            or not (0 <= row < len(self.table.rows))
+            or not (0 <= column < len(self.table.datasets))
+        ):
+            return None
+        body = self.table.rows[row].body
+        dataset = self.table.rows[row].cells[column].dataset
+        try:
+            shown = self.client.benchmark.cell(body, dataset)
+        except HeadstartError as error:
+            self.status.error(error)
+            return None
+        self.details.value = per_class_html(shown)
+        return shown
+
+    def _selected(self, change: dict) -> None:
+        picked = change["new"]
+        if picked is None or len(picked) == 0:
+            return
+        row, column = (int(v) for v in np.asarray(picked).reshape(-1, 2)[-1])
+        self.select(row, column)
+
+    def close(self) -> None:
+        """Stop polling along with the widget."""
+        if self.task is not None:
+            self.task.cancel()
+        super().close()
