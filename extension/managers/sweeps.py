@@ -8,6 +8,7 @@ candidate once the job ends, decided like any other (`update`, `keep_both` or `d
 from __future__ import annotations
 
 import builtins
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,16 +16,15 @@ from sqlmodel import Session, col, select
 
 from headstart.extension.catalog import access
 from headstart.extension.catalog.database import transaction
-from headstart.extension.catalog.tables import Job, Sweep, Training, User
+from headstart.extension.catalog.tables import Epoch, Job, Sweep, Training, User
 from headstart.extension.managers.datasets import DatasetManager
 from headstart.extension.managers.jobs import JobManager, job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
 from headstart.extension.managers.trainings import (
     forget_epochs,
-    keep_epoch,
+    public_of,
     record_candidate,
     resources_of,
-    training_public,
 )
 from headstart.kernels.engine.sweep_plan import sweep_configs
 from headstart.kernels.errors import Conflict, Invalid, NotFound
@@ -42,15 +42,31 @@ def _ranked(runs: list) -> list:
 
 
 def sweep_public(session: Session, row: Sweep) -> SweepPublic:
-    trainings = session.exec(select(Training).where(Training.sweep_id == row.id)).all()
+    """A sweep with its job and its runs, read in a few queries whatever the number of runs."""
+    # The job first, then the runs, as training_public reads them: the job's end and the runs'
+    # candidates are one commit, so a job seen ended has its runs' stages recorded.
     job = session.exec(select(Job).where(Job.sweep_id == row.id).order_by(col(Job.id).desc())).first()
+    trainings = session.exec(
+        select(Training).where(Training.sweep_id == row.id).execution_options(populate_existing=True)
+    ).all()
+    epochs: dict[int, builtins.list[Epoch]] = defaultdict(builtins.list)
+    for epoch in session.exec(
+        select(Epoch)
+        .where(col(Epoch.training_id).in_([t.id for t in trainings]))
+        .order_by(col(Epoch.training_id), col(Epoch.epoch))
+    ):
+        epochs[epoch.training_id].append(epoch)
     owner = session.get(User, row.owner_id)
+    runs = [
+        public_of(t, job, epochs[t.id], session.get(User, t.owner_id))  # type: ignore[index]
+        for t in trainings
+    ]
     return SweepPublic(
         **row.model_dump(exclude={"grid"}),
         grid=SweepGrid(**row.grid),
         owner=owner.name if owner else "?",
         job=job_public(job) if job is not None else None,
-        runs=_ranked([training_public(session, training) for training in trainings]),
+        runs=_ranked(runs),
     )
 
 
@@ -200,17 +216,34 @@ class SweepManager:
         if message.get("event") == "started":
             forget_epochs(session, trainings)
         elif message.get("event") == "epochs":
-            for report in message["runs"]:
-                keep_epoch(session, trainings[int(report["run"])], report["epoch"])
+            reports = [(trainings[int(report["run"])], report["epoch"]) for report in message["runs"]]
+            # Each run's epoch kept once; which are kept already is one query for all the runs.
+            kept = set(
+                session.exec(
+                    select(Epoch.training_id, Epoch.epoch).where(
+                        col(Epoch.training_id).in_({training_id for training_id, _ in reports}),
+                        col(Epoch.epoch).in_({int(figures["epoch"]) for _, figures in reports}),
+                    )
+                ).all()
+            )
+            for training_id, figures in reports:
+                if (training_id, int(figures["epoch"])) not in kept:
+                    kept.add((training_id, int(figures["epoch"])))
+                    session.add(Epoch(training_id=training_id, **figures))
 
     def record(self, session: Session, job: Job, result: SweepResult, placed: builtins.list[str]) -> dict:
         """A sweep job's end: every run's candidate awaits its owner's decision."""
         request = job.request or {}
-        for training_id, run, candidate in zip(
-            request["trainings"], result.runs, request["staged"], strict=True
+        ids = request["trainings"]
+        rows = {t.id: t for t in session.exec(select(Training).where(col(Training.id).in_(ids)))}
+        known: dict[int, set[int]] = defaultdict(set)
+        for training_id, number in session.exec(
+            select(Epoch.training_id, Epoch.epoch).where(col(Epoch.training_id).in_(ids))
         ):
-            training = session.get(Training, training_id)
+            known[training_id].add(number)
+        for training_id, run, candidate in zip(ids, result.runs, request["staged"], strict=True):
+            training = rows.get(training_id)
             if training is None:
                 raise Conflict(f"training {training_id} was deleted while its sweep ran")
-            record_candidate(session, training, run, candidate)
+            record_candidate(session, training, run, candidate, known[training_id])
         return {"sweep_id": job.sweep_id}

@@ -9,7 +9,7 @@ new model whose parent is the original, and `discard` deletes its weights but ke
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
@@ -64,7 +64,13 @@ def training_public(session: Session, training: Training, *, since: int = 0) -> 
         .where(Epoch.training_id == training.id, col(Epoch.epoch) > since)
         .order_by(col(Epoch.epoch))
     ).all()
-    owner = session.get(User, training.owner_id)
+    return public_of(training, job, epochs, session.get(User, training.owner_id))
+
+
+def public_of(
+    training: Training, job: Job | None, epochs: Sequence[Epoch], owner: User | None
+) -> TrainingPublic:
+    """A training as `training_public` answers it, from its rows read already: its job, epochs and owner."""
     state = job.state if job is not None else "failed"
     status = RUN_STATUS[state] if training.stage == "pending" else training.stage
     return TrainingPublic(
@@ -101,10 +107,19 @@ def keep_epoch(session: Session, training_id: int, figures: dict[str, Any]) -> b
     return True
 
 
-def record_candidate(session: Session, training: Training, result: TrainResult, candidate: str) -> None:
-    """A run's end: its candidate, staged under `candidate`, awaits the owner's decision."""
+def record_candidate(
+    session: Session,
+    training: Training,
+    result: TrainResult,
+    candidate: str,
+    known: set[int] | None = None,
+) -> None:
+    """A run's end: its candidate, staged under `candidate`, awaits the owner's decision.
+
+    `known` is the numbers of the training's epochs recorded already, when the caller read them."""
     # Epochs a restart kept the service from hearing come with the result.
-    known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training.id))}
+    if known is None:
+        known = {e.epoch for e in session.exec(select(Epoch).where(Epoch.training_id == training.id))}
     for epoch in result.epochs:
         if epoch.epoch not in known:
             session.add(Epoch(training_id=training.id, **epoch.model_dump()))  # type: ignore[arg-type]

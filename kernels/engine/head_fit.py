@@ -9,20 +9,26 @@ and `keras.callbacks.EarlyStopping(restore_best_weights=True)`'s rule; the resul
 plain Dense layer.
 
 Heads that share a batch size, an optimizer and a seed see the same batches in the same order, so
-they train as one stacked matrix: a sweep of eight learning rates costs about one head
-(`Stack`). Every head learns on standardized features, and the scaling is folded back into its
-weights afterwards (standardization.py).
+they train as one stacked matrix (`Stack`): per batch, a sweep of eight heads takes two matrix
+products and a few passes over one matrix, not eight of each, and no Python per head. Every head
+learns on standardized features, and the scaling is folded back into its weights afterwards
+(standardization.py).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
+from scipy.linalg import blas
+from threadpoolctl import ThreadpoolController
 
 from headstart.kernels.engine.standardization import FeatureScale
 from headstart.kernels.errors import Cancelled
@@ -41,6 +47,9 @@ ADAMW_DECAY = 0.004
 # nor their squares in Adam's second moment fall into them.
 LOGIT_FLOOR = 30.0
 RMS_RHO = 0.9
+# Adam's moments are kept divided by a power of beta (Stack), and brought back to scale when that
+# power falls below this, long before float32 could overflow.
+RESCALE_BELOW = 1e-6
 
 Arrays = tuple[np.ndarray, np.ndarray]
 # Each epoch of a stack of heads, once it ends: (index of the head's config, its figures) per head.
@@ -106,7 +115,11 @@ class Features:
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rows, labels) in order, EVAL_ROWS at a time, read as they are asked for."""
         for start in range(0, len(self), EVAL_ROWS):
-            yield self.batch(np.arange(start, min(start + EVAL_ROWS, len(self))))
+            stop = min(start + EVAL_ROWS, len(self))
+            if self._ready is not None:  # views, not copies
+                yield self._ready[start:stop], self.labels[start:stop]
+            else:
+                yield self.batch(np.arange(start, stop))
 
 
 def _with_ones(rows: np.ndarray) -> np.ndarray:
@@ -141,14 +154,49 @@ def fit_heads(
     for index, config in enumerate(configs):
         groups[(config.batch_size, config.optimizer, config.seed)].append(index)
     fits: list[HeadFit | None] = [None] * len(configs)
-    for indices in groups.values():
-        stack = Stack([configs[i] for i in indices], kernel, bias, n_labels)
-        sink = None if on_epochs is None else _relay(on_epochs, indices)
-        for i, (weights, epochs, kept) in zip(
-            indices, stack.fit(train_set, val_set, sink, should_stop), strict=True
-        ):
-            fits[i] = HeadFit(configs[i], Head(*scale.fold_weights(*weights)), epochs, kept)
+    with _one_blas_thread:
+        for indices in groups.values():
+            stack = Stack([configs[i] for i in indices], kernel, bias, n_labels)
+            sink = None if on_epochs is None else _relay(on_epochs, indices)
+            for i, (weights, epochs, kept) in zip(
+                indices, stack.fit(train_set, val_set, sink, should_stop), strict=True
+            ):
+                fits[i] = HeadFit(configs[i], Head(*scale.fold_weights(*weights)), epochs, kept)
     return [fit for fit in fits if fit is not None]
+
+
+class _OneBlasThread:
+    """BLAS on one thread while any fit runs in this process (a context manager, reentrant across
+    threads: the first fit in limits it, the last one out restores it).
+
+    A fit's products (a batch of rows by the stacked heads) are too small to gain from a second
+    thread, and OpenBLAS' threads wait for each other by spinning: when the other cores are busy
+    (a job's reports, another process), a step takes tens of times longer. Finding the libraries
+    takes about a millisecond, so it is done once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fits = 0
+        self._controller: ThreadpoolController | None = None
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._fits == 0:
+                if self._controller is None:
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._fits += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._fits -= 1
+            if self._fits == 0:
+                self._limiter.restore_original_limits()
+
+
+_one_blas_thread = _OneBlasThread()
 
 
 def _relay(on_epochs: EpochsSink, indices: list[int]) -> EpochsSink:
@@ -160,6 +208,13 @@ class Stack:
 
     They share the batch size, optimizer and seed; each has its own learning rate, label smoothing,
     epoch count and early stopping. A head that has finished stops changing, while the rest go on.
+
+    A step is two matrix products for all the heads (the logits, and the gradient) and a few
+    in-place passes over the stacked matrix for the optimizer; every buffer is allocated once, and
+    BLAS runs on one thread (`_OneBlasThread`). The matrix holds each head's weights divided by its
+    learning rate: every optimizer here moves a weight by its rate times a direction that does not
+    depend on the rate (AdamW's decay too scales with it), so one pass steps all the heads, and the
+    logits are the product's columns times the rates.
     """
 
     def __init__(
@@ -168,94 +223,167 @@ class Stack:
         self.configs = configs
         self.heads = len(configs)
         self.n_labels = n_labels
-        # The kernel's rows, then the bias as a last row (Features adds the matching ones column).
-        self.weights = np.tile(np.vstack([kernel, bias[None, :]]).astype(np.float32), (1, self.heads))
-        # Per column: each head's rate repeated over its labels.
-        self.rates = np.repeat([c.learning_rate for c in configs], n_labels).astype(np.float32)
-        self.smoothing = np.array([c.label_smoothing for c in configs], np.float32)[None, :, None]
         self.optimizer = configs[0].optimizer
         self.batch_size = configs[0].batch_size
+        # Per column: each head's rate repeated over its labels.
+        self.rates = np.repeat([c.learning_rate for c in configs], n_labels).astype(np.float32)
+        # The kernel's rows, then the bias as a last row (Features adds the matching ones column),
+        # divided by the rates.
+        start = np.vstack([kernel, bias[None, :]]).astype(np.float32)
+        self.scaled = np.tile(start, (1, self.heads)) / self.rates
+        smoothing = np.array([c.label_smoothing for c in configs], np.float32)[:, None, None]
+        # targets[:, :, label]: each head's target for that label, one-hot, smoothed as Keras'
+        # losses smooth (the one-hot matrix is symmetric: its column `label` is its row).
+        one_hot = np.eye(n_labels, dtype=np.float32)[None, :, :]
+        self.targets = one_hot * (1 - smoothing) + smoothing / n_labels
         self.step = 0
-        self.moment = np.zeros_like(self.weights)
-        self.velocity = np.zeros_like(self.weights)
-        self.scratch = np.zeros_like(self.weights)
+        self.gradient = np.zeros_like(self.scaled)
+        # The optimizer's state: SGD has none, Adam two moments, RMSprop one and a scratch matrix.
+        empty = np.zeros((0, self.scaled.shape[1]), np.float32)
+        stateful = self.optimizer != "sgd"
+        self.moment = np.zeros_like(self.scaled) if self.optimizer in ("adam", "adamw") else empty
+        self.velocity = np.zeros_like(self.scaled) if stateful else empty
+        self.scratch = np.zeros_like(self.scaled) if self.optimizer == "rmsprop" else empty
+        # Adam's moments are kept divided by beta**steps (since they were last brought back to
+        # scale): the first moment then takes a gradient with one addition and the second with one
+        # axpy, instead of decaying whole every step. These are the two powers of beta.
+        self.moment_scale = 1.0
+        self.velocity_scale = 1.0
+        self.active = np.ones(self.heads, bool)
+        self.mask = np.ones(self.heads * n_labels, np.float32)  # per column: 0 once its head ended
+        self.decay = 1 - self.rates * np.float32(ADAMW_DECAY)  # AdamW's factor per column and step
+        # Per-batch buffers: the product of rows and weights (rows, heads*labels); flat ones for the
+        # logits (heads*labels, rows) and the targets (heads, labels, rows) of a batch of any size.
+        self._product = np.empty((self.batch_size, self.heads * n_labels), np.float32)
+        self._logits = np.empty(self.batch_size * self.heads * n_labels, np.float32)
+        self._targets = np.empty_like(self._logits)
+
+    def end(self, position: int) -> None:
+        """Stop a head: its gradient and moments are zero from now on, so its weights stay put."""
+        self.active[position] = False
+        columns = slice(position * self.n_labels, (position + 1) * self.n_labels)
+        self.mask[columns] = 0.0
+        self.decay[columns] = 1.0
+        self.moment[:, columns] = 0.0
+        self.velocity[:, columns] = 0.0
 
     # --- the arithmetic ----------------------------------------------------------------------
+    # Per batch, the logits, probabilities and targets are (heads, labels, rows): reductions over
+    # the labels then run across rows, many at a time, rather than ten values at a time.
 
-    def _log_probabilities(self, rows: np.ndarray) -> np.ndarray:
-        logits = (rows @ self.weights).reshape(len(rows), self.heads, self.n_labels)
-        logits -= logits.max(axis=-1, keepdims=True)
+    def _log_probabilities(
+        self, rows: np.ndarray, buffers: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(heads, labels, rows) log probabilities and probabilities, in `buffers` if given: the
+        (rows, heads*labels) product and the (heads*labels, rows) result."""
+        product, logits = buffers if buffers is not None else (None, None)
+        product = np.matmul(rows, self.scaled, out=product)
+        logits = np.multiply(product.T, self.rates[:, None], out=logits)
+        logits = logits.reshape(self.heads, self.n_labels, len(rows))
+        logits -= logits.max(axis=1, keepdims=True)
         # A label this far below the best has no probability worth the name; without the floor, a
         # confident head's exp() gives subnormal floats, and arithmetic on those runs ~100x slower.
         np.maximum(logits, -LOGIT_FLOOR, out=logits)
-        return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-
-    def _targets(self, labels: np.ndarray) -> np.ndarray:
-        """(batch, heads, labels) targets: one-hot, smoothed per head as Keras' losses smooth."""
-        one_hot = np.eye(self.n_labels, dtype=np.float32)[labels][:, None, :]
-        return one_hot * (1 - self.smoothing) + self.smoothing / self.n_labels
+        probabilities = np.exp(logits)
+        sums = probabilities.sum(axis=1, keepdims=True)
+        probabilities /= sums
+        logits -= np.log(sums, out=sums)
+        return logits, probabilities
 
     def _figures(
         self, log_p: np.ndarray, labels: np.ndarray, targets: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Summed loss and summed correct predictions per head, over the rows given."""
-        targets = self._targets(labels) if targets is None else targets
-        losses = -(targets * log_p).sum(axis=(0, 2))
-        correct = (log_p.argmax(axis=-1) == labels[:, None]).sum(axis=0)
+        if targets is None:
+            targets = np.take(self.targets, labels, axis=2)
+        losses = -np.multiply(targets, log_p, out=targets).sum(axis=(1, 2))
+        correct = (log_p.argmax(axis=1) == labels).sum(axis=1)
         return losses, correct
 
-    def _train_batch(self, rows: np.ndarray, labels: np.ndarray, active: np.ndarray) -> tuple:
-        log_p = self._log_probabilities(rows)
-        targets = self._targets(labels)
-        errors = ((np.exp(log_p) - targets) / len(rows)).reshape(len(rows), -1)
-        self._apply(rows.T @ errors, self.rates * np.repeat(active, self.n_labels))
+    def _train_batch(self, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        count = len(rows)
+        size = count * self.heads * self.n_labels
+        buffers = (self._product[:count], self._logits[:size].reshape(-1, count))
+        log_p, errors = self._log_probabilities(rows, buffers)
+        targets = np.take(self.targets, labels, axis=2, out=self._targets[:size].reshape(log_p.shape))
+        errors -= targets
+        errors = errors.reshape(-1, count)
+        if self.active.all():
+            errors *= self._gradient_scale(count)
+        else:
+            errors *= self._gradient_scale(count) * self.mask[:, None]
+        np.matmul(rows.T, errors.T, out=self.gradient)
+        self._apply()
         return self._figures(log_p, labels, targets)
 
-    def _apply(self, gradient: np.ndarray, rates: np.ndarray) -> None:
-        """One optimizer step as Keras takes it, in place; a head whose rates are 0 stays put."""
+    def _gradient_scale(self, count: int) -> float:
+        """What a batch's errors are multiplied by: the mean over its rows and, for Adam, the first
+        moment's (1 - beta_1) / beta_1**steps, so that the gradient is the moment's increment."""
+        if self.optimizer not in ("adam", "adamw"):
+            return 1.0 / count
+        if self.moment_scale < RESCALE_BELOW:
+            self.moment *= np.float32(self.moment_scale)
+            self.moment_scale = 1.0
+        if self.velocity_scale < RESCALE_BELOW:
+            self.velocity *= np.float32(self.velocity_scale)
+            self.velocity_scale = 1.0
+        self.moment_scale *= BETA_1
+        self.velocity_scale *= BETA_2
+        return (1 - BETA_1) / (self.moment_scale * count)
+
+    def _apply(self) -> None:
+        """One optimizer step as Keras takes it, in place; a head that ended has a zero step.
+
+        The gradient's buffer is the step's scratch: it is spent once the moments have it."""
         self.step += 1
-        weights, m, v, scratch = self.weights, self.moment, self.velocity, self.scratch
+        scaled, m, v, gradient = self.scaled, self.moment, self.velocity, self.gradient
         if self.optimizer in ("adam", "adamw"):
             if self.optimizer == "adamw":
-                np.multiply(weights, rates * ADAMW_DECAY, out=scratch)
-                weights -= scratch
-            np.subtract(gradient, m, out=scratch)
-            scratch *= 1 - BETA_1
-            m += scratch
-            np.multiply(gradient, gradient, out=scratch)
-            scratch -= v
-            scratch *= 1 - BETA_2
-            v += scratch
+                scaled *= self.decay  # w -= rate * decay * w, before the step (Keras' order)
+            # With the moments' scales a = moment_scale, b = velocity_scale (m = a*M, v = b*V), and
+            # the gradient G = (1 - beta_1)/a * g: M += G, V += (1 - beta_2)/b * g**2, and
+            # m / (sqrt(v) + eps) = a/sqrt(b) * M / (sqrt(V) + eps/sqrt(b)).
+            a, root_b = self.moment_scale, math.sqrt(self.velocity_scale)
+            m += gradient
+            np.square(gradient, out=gradient)
+            _axpy(gradient, v, (1 - BETA_2) * (a / (1 - BETA_1)) ** 2 / self.velocity_scale)
+            np.sqrt(v, out=gradient)
+            gradient += np.float32(EPSILON / root_b)
+            np.divide(m, gradient, out=gradient)
             alpha = math.sqrt(1 - BETA_2**self.step) / (1 - BETA_1**self.step)
-            np.sqrt(v, out=scratch)
-            scratch += EPSILON
-            np.divide(m, scratch, out=scratch)
-            scratch *= rates * alpha
+            _axpy(gradient, scaled, -alpha * a / root_b)
         elif self.optimizer == "rmsprop":
-            v *= RMS_RHO
-            np.multiply(gradient, gradient, out=scratch)
-            scratch *= 1 - RMS_RHO
-            v += scratch
-            np.add(v, EPSILON, out=scratch)
+            scratch = self.scratch
+            v *= np.float32(RMS_RHO)
+            np.square(gradient, out=scratch)
+            _axpy(scratch, v, 1 - RMS_RHO)
+            np.add(v, np.float32(EPSILON), out=scratch)
             np.sqrt(scratch, out=scratch)
             np.divide(gradient, scratch, out=scratch)
-            scratch *= rates
+            scaled -= scratch
         else:  # sgd, without momentum (Keras' default)
-            np.multiply(gradient, rates, out=scratch)
-        weights -= scratch
+            scaled -= gradient
 
     def _evaluate(self, data: Features) -> tuple[np.ndarray, np.ndarray]:
         losses, correct = np.zeros(self.heads), np.zeros(self.heads)
         for rows, labels in data.chunks():
-            batch_losses, batch_correct = self._figures(self._log_probabilities(rows), labels)
+            batch_losses, batch_correct = self._figures(self._log_probabilities(rows)[0], labels)
             losses += batch_losses
             correct += batch_correct
         return losses / len(data), correct / len(data)
 
-    def _weights(self, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """One head's (kernel, bias), copied, in float64."""
-        columns = self.weights[:, position * self.n_labels : (position + 1) * self.n_labels]
-        return columns[:-1].astype(np.float64), columns[-1].astype(np.float64)
+    def _snapshot(self, position: int) -> np.ndarray:
+        """A copy of one head's columns, as they are kept (divided by its rate): cheap to take."""
+        first = position * self.n_labels
+        return self.scaled[:, first : first + self.n_labels].copy()
+
+    def _weights(self, position: int, snapshot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One head's (kernel, bias) in float64, now or as `_snapshot` took them."""
+        first = position * self.n_labels
+        if snapshot is None:
+            snapshot = self.scaled[:, first : first + self.n_labels]
+        columns = snapshot * np.float64(self.rates[first])
+        return columns[:-1], columns[-1]
 
     # --- the epochs --------------------------------------------------------------------------
 
@@ -270,19 +398,18 @@ class Stack:
         rng = np.random.default_rng(self.configs[0].seed)
         stoppers = [EarlyStop(c, has_val=val is not None) for c in self.configs]
         reports: list[list[EpochPublic]] = [[] for _ in self.configs]
-        active = np.ones(self.heads, np.float32)
         for epoch in range(max(c.epochs for c in self.configs)):
             for position, config in enumerate(self.configs):
-                if epoch >= config.epochs:
-                    active[position] = 0.0
-            if not active.any():
+                if epoch >= config.epochs and self.active[position]:
+                    self.end(position)
+            if not self.active.any():
                 break
             started = time.perf_counter()
             losses, correct = np.zeros(self.heads), np.zeros(self.heads)
             order = rng.permutation(len(train))
             for begin in range(0, len(order), self.batch_size):
                 batch_losses, batch_correct = self._train_batch(
-                    *train.batch(order[begin : begin + self.batch_size]), active
+                    *train.batch(order[begin : begin + self.batch_size])
                 )
                 losses += batch_losses
                 correct += batch_correct
@@ -291,7 +418,7 @@ class Stack:
             val_figures = self._evaluate(val) if val is not None else None
             seconds = time.perf_counter() - started
             ended = []
-            for position in map(int, np.flatnonzero(active)):
+            for position in map(int, np.flatnonzero(self.active)):
                 report = EpochPublic(
                     epoch=epoch + 1,
                     loss=float(losses[position] / len(train)),
@@ -302,17 +429,23 @@ class Stack:
                 )
                 reports[position].append(report)
                 ended.append((position, report))
-                if stoppers[position].ended(report, self._weights(position)):
-                    active[position] = 0.0
+                if stoppers[position].ended(report, partial(self._snapshot, position)):
+                    self.end(position)
             if on_epochs is not None:
                 on_epochs(ended)
         results = []
         for position, stopper in enumerate(stoppers):
             if stopper.best is not None:
-                results.append((stopper.best, reports[position], stopper.best_epoch))
+                weights = self._weights(position, stopper.best)
+                results.append((weights, reports[position], stopper.best_epoch))
             else:
                 results.append((self._weights(position), reports[position], len(reports[position])))
         return results
+
+
+def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> None:
+    """y += a * x, in place, for float32 arrays of one shape (BLAS: one pass, no temporary)."""
+    blas.saxpy(x.reshape(-1), y.reshape(-1), a=a)
 
 
 class EarlyStop:
@@ -328,21 +461,22 @@ class EarlyStop:
         self.patience = config.early_stopping_patience
         self.has_val = has_val
         self.best_loss = math.inf
-        self.best: tuple[np.ndarray, np.ndarray] | None = None
+        self.best: np.ndarray | None = None  # the best epoch's weights, as `weights()` gave them
         self.best_epoch = 0
         self.wait = 0
         self.stopped = False
 
-    def ended(self, report: EpochPublic, weights: tuple[np.ndarray, np.ndarray]) -> bool:
+    def ended(self, report: EpochPublic, weights: Callable[[], np.ndarray]) -> bool:
+        """Whether the head stops after this epoch; `weights()` copies its weights, if they are kept."""
         if self.patience is None:
             return False
         current = report.val_loss if self.has_val else report.loss
-        if self.best is None:
-            self.best, self.best_epoch = weights, report.epoch
         self.wait += 1
         if current is not None and current < self.best_loss:
-            self.best_loss, self.best, self.best_epoch, self.wait = current, weights, report.epoch, 0
+            self.best_loss, self.best, self.best_epoch, self.wait = current, weights(), report.epoch, 0
             return False
+        if self.best is None:
+            self.best, self.best_epoch = weights(), report.epoch
         if self.wait >= self.patience and report.epoch > 1:
             self.stopped = True
         return self.stopped

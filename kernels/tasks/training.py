@@ -9,11 +9,16 @@ decision (`models/<id>/candidates/t<training>`), and described once, by the resu
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
+import uuid
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from headstart.kernels.engine.limits import ModelLimits
@@ -136,20 +141,34 @@ def _stage_heads(
 ) -> list[ModelFacts]:
     """Stage each fitted head as a candidate in its folder: the head file and the body's reference.
 
-    One Keras head is built and given each fit's weights in turn, so a sweep pays for one build.
+    One Keras head is built and saved, with the first fit's weights; every other head file is that
+    file with its own weights in their place (`HeadFileTemplate`), so a sweep pays for one build and
+    one save.
     """
     from headstart.kernels.engine.keras_file import save_model
     from headstart.kernels.engine.limits import check_model_limits
     from headstart.kernels.engine.surgery import head_from_features
 
     dim, n_labels = fits[0].head.kernel.shape
-    head = head_from_features(dim, n_labels)
     body_params, body_bytes = body_facts(store, body_sha, limits)
     params = body_params + dim * n_labels + n_labels
+    head = None
+    template: HeadFileTemplate | None = None
     staged = []
     for fit, folder in zip(fits, folders, strict=True):
-        head.layers[-1].set_weights([fit.head.kernel.astype("float32"), fit.head.bias.astype("float32")])
-        size = save_model(head, folder / HEAD_FILE, kind="classifier", labels=labels) + body_bytes
+        kernel, bias = fit.head.kernel.astype(np.float32), fit.head.bias.astype(np.float32)
+        path = folder / HEAD_FILE
+        if template is not None:
+            template.write(path, kernel, bias)
+        else:
+            first = head is None
+            if head is None:
+                head = head_from_features(dim, n_labels)
+            head.layers[-1].set_weights([kernel, bias])
+            save_model(head, path, kind="classifier", labels=labels)
+            if first and len(fits) > 1:  # one head has no use for a template
+                template = HeadFileTemplate.of(path, kernel, bias)
+        size = path.stat().st_size + body_bytes
         (folder / BODY_REF_FILE).write_text(body_sha + "\n")
         check_model_limits(params, size, limits)
         facts = ModelFacts(
@@ -162,6 +181,78 @@ def _stage_heads(
         )
         staged.append(facts.hashed(folder))
     return staged
+
+
+class HeadFileTemplate:
+    """A saved head file, to write more of them with other weights of the same shapes, without Keras.
+
+    A `.keras` file is a zip archive of the model's config, metadata and an HDF5 file of its weights;
+    Keras stores a Dense layer's kernel and bias as contiguous, unfiltered float32 datasets, whose
+    bytes sit at fixed offsets in the HDF5 file (HDF5 checksums its metadata, never raw data). So
+    another head's file is the same archive with those bytes replaced: the file Keras would write
+    for it, the date it was saved aside. `of` answers None for a file laid out otherwise.
+    """
+
+    def __init__(
+        self, members: list[tuple[zipfile.ZipInfo, bytes]], weights: str, spans: list[slice]
+    ) -> None:
+        self.members = members
+        self.weights = weights  # the archive member holding the HDF5 weights
+        self.spans = spans  # where the kernel's bytes and the bias' lie in it
+
+    @classmethod
+    def of(cls, path: Path, kernel: np.ndarray, bias: np.ndarray) -> HeadFileTemplate | None:
+        """The template of the head file at `path`, whose weights are `kernel` and `bias`."""
+        import h5py
+
+        with zipfile.ZipFile(path) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
+        found = [(info.filename, data) for info, data in members if info.filename.endswith(".h5")]
+        if len(found) != 1:
+            return None
+        name, data = found[0]
+        datasets: list[Any] = []
+        with h5py.File(io.BytesIO(data), "r") as weights:
+            weights.visititems(
+                lambda _, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None
+            )
+            spans = []
+            for array in (kernel, bias):
+                matching = [d for d in datasets if d.shape == array.shape]
+                if len(matching) != 1 or not _raw_float32(matching[0]):
+                    return None
+                offset = matching[0].id.get_offset()
+                span = slice(offset, offset + array.nbytes)
+                if data[span] != array.astype("<f4").tobytes():
+                    return None
+                spans.append(span)
+        if len(datasets) != 2:
+            return None
+        return cls(members, name, spans)
+
+    def write(self, path: Path, kernel: np.ndarray, bias: np.ndarray) -> None:
+        """Write the head file of `kernel` and `bias` at `path`, atomically."""
+        weights = bytearray(next(data for info, data in self.members if info.filename == self.weights))
+        for span, array in zip(self.spans, (kernel, bias), strict=True):
+            weights[span] = array.astype("<f4").tobytes()
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.keras")
+        try:
+            with zipfile.ZipFile(tmp, "w") as archive:
+                for info, data in self.members:
+                    archive.writestr(info, bytes(weights) if info.filename == self.weights else data)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _raw_float32(dataset: Any) -> bool:
+    """Whether an HDF5 dataset is little-endian float32 stored contiguously, without filters."""
+    return (
+        dataset.dtype == np.dtype("<f4")
+        and dataset.chunks is None
+        and dataset.compression is None
+        and dataset.id.get_offset() is not None
+    )
 
 
 def _head_result(

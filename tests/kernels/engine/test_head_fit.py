@@ -124,3 +124,48 @@ def test_a_stop_request_raises_cancelled_after_a_batch() -> None:
     with pytest.raises(Cancelled, match="after 0 finished epochs"):
         fit_heads(clusters(100, 8), None, [TrainingConfig(batch_size=10)], 3, should_stop=should_stop)
     assert len(asked) == 3
+
+
+def plain_adam(train, config: TrainingConfig, n_labels: int) -> np.ndarray:
+    """Keras' Adam written out in float64, step by step, on the batches a Stack sees: the reference
+    for heads whose moments the Stack keeps rescaled."""
+    scale = FeatureScale.of(train[0])
+    rows = np.hstack([scale.apply(train[0]).astype(np.float64), np.ones((len(train[1]), 1))])
+    weights = np.zeros((rows.shape[1], n_labels))
+    m, v = np.zeros_like(weights), np.zeros_like(weights)
+    rng, step = np.random.default_rng(config.seed), 0
+    for _ in range(config.epochs):
+        order = rng.permutation(len(rows))
+        for begin in range(0, len(order), config.batch_size):
+            batch = order[begin : begin + config.batch_size]
+            logits = rows[batch] @ weights
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            g = rows[batch].T @ (p - np.eye(n_labels)[train[1][batch]]) / len(batch)
+            step += 1
+            m += (g - m) * 0.1
+            v += (g * g - v) * 0.001
+            alpha = config.learning_rate * np.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+            weights -= m * alpha / (np.sqrt(v) + 1e-7)
+    return scale.fold_weights(weights[:-1], weights[-1])[0]
+
+
+def test_adam_over_many_steps_matches_the_update_written_out() -> None:
+    """400 steps: the Stack brings its rescaled moments back to scale several times on the way."""
+    train = clusters(160, 10)
+    config = TrainingConfig(epochs=10, batch_size=4, learning_rate=0.01, early_stopping_patience=None)
+    (ours,) = fit_heads(train, None, [config], 3)
+    assert ours.head.kernel == pytest.approx(plain_adam(train, config, 3), rel=1e-3, abs=1e-4)
+
+
+def test_blas_runs_on_one_thread_during_a_fit_and_as_before_after() -> None:
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+    before, during = blas_threads(), []
+    config = TrainingConfig(epochs=2)
+    fit_heads(clusters(100, 9), None, [config], 3, on_epochs=lambda _: during.append(blas_threads()))
+    assert during == [[1], [1]]
+    assert blas_threads() == before
