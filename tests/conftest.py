@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -171,3 +172,13 @@ def job_runner() -> Iterator[DaskRunner]:
 def dask_scheduler(job_runner: DaskRunner) -> str:
     """The address of the shared cluster's scheduler, for services configured with cluster='address'."""
     return str(job_runner.client.scheduler.address)
+
+
+def run_bounded(call: Callable[[], Any], seconds: float = 120.0) -> Any:
+    """`call()` in a thread, its result; fails instead of hanging when it does not end in time."""
+    answer: list = []
+    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answer, f"it did not end within {seconds:g} s"
+    return answer[0]

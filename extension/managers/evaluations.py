@@ -241,7 +241,8 @@ class EvaluationManager:
         top_k: int = 3,
     ) -> dict[tuple[int, int], JobPublic]:
         """The evaluation job of each unscored (model, version) on a split: the one queued or running
-        for it, else a new one. A few queries for a whole board's rows, not a few for each.
+        for it in this process's runner, else a new one. A few queries for a whole board's rows, not a
+        few for each.
 
         New ones go one job per body (`_by_body`): K variants of one body cost one pass of it over
         the split and K heads, however many workers the cluster has.
@@ -253,6 +254,10 @@ class EvaluationManager:
                 for job in session.exec(
                     select(Job).where(Job.kind == "evaluate", col(Job.state).in_(UNFINISHED))
                 ).all():
+                    # Only a job this process's runner has: one queued by a command that has exited
+                    # would never end, and a board waiting on it would wait for good.
+                    if job.id is None or not self.catalog.jobs.followed(job.id):
+                        continue
                     asked = job.request or {}
                     if (asked.get("dataset_id"), asked.get("split")) == (dataset_id, split):
                         for model_id, version in asked.get("models", []):

@@ -14,7 +14,7 @@ from headstart.kernels.engine.shards import DatasetReader
 from headstart.kernels.errors import Invalid, NotFound
 from headstart.kernels.schemas import TrainingConfig
 from headstart.kernels.store import dataset_key
-from tests.conftest import tiny_model
+from tests.conftest import run_bounded, tiny_model
 
 
 def jobs_of(catalog, user, kind: str = "probe") -> list:
@@ -115,3 +115,16 @@ def test_bad_names_are_refused(catalog, alice, shapes) -> None:
         catalog.benchmark.cell(alice, "zzzzzzzz", "shapes")
     with pytest.raises(NotFound, match="body"):
         catalog.benchmark.cell(alice, "0" * 64 if not row.body.startswith("0") else "f" * 64, "shapes")
+
+
+def test_a_probe_left_queued_by_an_exited_process_is_asked_again(catalog, alice, shapes) -> None:
+    from headstart.extension.catalog.database import transaction
+
+    tiny_model(catalog, alice, name="vector")
+    (row,) = catalog.benchmark.matrix(alice).rows
+    other = tiny_model(catalog, alice, name="other", seed=9)
+    asked = {"body_sha": catalog.models.ref(alice, other.id).body_sha, "dataset_id": shapes.id}
+    with transaction(catalog.engine) as session:
+        catalog.jobs.create(session, alice.id, "probe", request=asked)  # no runner has it
+    table = run_bounded(lambda: catalog.benchmark.matrix(alice))
+    assert table.pending == 0 and {r.body for r in table.rows} == {row.body, asked["body_sha"]}

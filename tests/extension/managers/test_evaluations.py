@@ -16,7 +16,7 @@ from headstart.extension.catalog.database import transaction
 from headstart.extension.catalog.tables import Evaluation, Job
 from headstart.kernels.errors import Invalid
 from headstart.kernels.schemas import TrainingConfig
-from tests.conftest import tiny_model
+from tests.conftest import run_bounded, tiny_model
 
 
 def evaluation_rows(catalog) -> list[Evaluation]:
@@ -235,3 +235,14 @@ def test_variants_of_one_body_are_scored_in_one_job_with_one_body_pass(catalog, 
     for variant in variants:
         alone = catalog.evaluations.on_split(alice, variant, "shapes", "test")
         assert alone.accuracy == scored[variant].accuracy
+
+
+def test_a_job_left_queued_by_an_exited_process_is_asked_again(catalog, alice, shapes) -> None:
+    # What a `headstart leaderboard` killed mid-wait leaves: a queued job that no runner has.
+    mine = tiny_model(catalog, alice, name="mine", labels=["circle", "square", "triangle"])
+    asked = {"models": [[mine.id, 1]], "dataset_id": shapes.id, "split": "test"}
+    with transaction(catalog.engine) as session:
+        stale = catalog.jobs.create(session, alice.id, "evaluate", request=asked).id
+    board = run_bounded(lambda: catalog.evaluations.leaderboard(alice, "shapes"))
+    assert [(row.model_id, row.pending) for row in board] == [(mine.id, False)]
+    assert catalog.jobs.get(alice, stale).state == "queued"  # not this process's to end
