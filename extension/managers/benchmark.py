@@ -155,7 +155,11 @@ class BenchmarkManager:
         with transaction(self.catalog.engine) as session:
             bodies = self._bodies(session, viewer)
             sets = self._datasets(session, datasets)
-            ids = [int(dataset.id) for dataset in sets]  # type: ignore[arg-type]
+        return self._table(viewer, bodies, sets)
+
+    def _table(self, viewer: User, bodies: dict[str, _Body], sets: list[Dataset]) -> BenchmarkPublic:
+        ids = [int(dataset.id) for dataset in sets]  # type: ignore[arg-type]
+        with transaction(self.catalog.engine) as session:
             probes = self._probes(session, list(bodies), ids)
         missing = [
             (sha, dataset_id) for sha in bodies for dataset_id in ids if (sha, dataset_id) not in probes
@@ -167,13 +171,14 @@ class BenchmarkManager:
             for key in ((sha, dataset_id) for sha in bodies for dataset_id in ids)
         }
         for dataset_id in ids:
+            column = {sha: grid[(sha, dataset_id)] for sha in bodies}
             scores = {
                 sha: cell.accuracy
-                for (sha, cell_dataset), cell in grid.items()
-                if cell_dataset == dataset_id and cell.state == "scored" and cell.accuracy is not None
+                for sha, cell in column.items()
+                if cell.state == "scored" and cell.accuracy is not None
             }
             for sha, rank in _ranks(scores).items():
-                grid[(sha, dataset_id)].rank = rank
+                column[sha].rank = rank
         rows = []
         for sha, body in bodies.items():
             cells = [grid[(sha, dataset_id)] for dataset_id in ids]
@@ -252,20 +257,20 @@ class BenchmarkManager:
         visible body's sha or a prefix of it (MIN_PREFIX digits at least). The column's missing
         cells are queued as the table's are, and this one may be pending."""
         with transaction(self.catalog.engine) as session:
-            sha = self._resolve(body, list(self._bodies(session, viewer)))
+            bodies = self._bodies(session, viewer)
+            sha = self._resolve(body, list(bodies))
             dataset_row = DatasetManager.row(session, dataset)
-            dataset_id, labels = int(dataset_row.id), list(dataset_row.labels)  # type: ignore[arg-type]
-            probe_row = self._probes(session, [sha], [dataset_id]).get((sha, dataset_id))
-        column = self.table(viewer, [str(dataset_id)])
-        row = next((row for row in column.rows if row.body == sha), None)
-        if row is None:
-            raise NotFound(f"body {body} not found")  # its last visible model went meanwhile
+        column = self._table(viewer, bodies, [dataset_row])
+        row = next(row for row in column.rows if row.body == sha)
+        cell = row.cells[0]
+        with transaction(self.catalog.engine) as session:
+            probe_row = self._probes(session, [sha], [cell.dataset_id]).get((sha, cell.dataset_id))
         result = (probe_row.result or {}) if probe_row is not None else {}
         return BenchmarkCellPublic(
             body=sha,
             name=row.name,
-            cell=row.cells[0],
-            labels=labels,
+            cell=cell,
+            labels=list(dataset_row.labels),
             per_class=result.get("per_class", []),
             confusion=result.get("confusion", []),
             probe=PROBE,

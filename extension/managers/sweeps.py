@@ -22,6 +22,7 @@ from headstart.extension.managers.jobs import JobManager, job_public, new_key
 from headstart.extension.managers.models import current_version, version_ref
 from headstart.extension.managers.trainings import (
     forget_epochs,
+    keep_epochs,
     public_of,
     record_candidate,
     resources_of,
@@ -57,10 +58,8 @@ def sweep_public(session: Session, row: Sweep) -> SweepPublic:
     ):
         epochs[epoch.training_id].append(epoch)
     owner = session.get(User, row.owner_id)
-    runs = [
-        public_of(t, job, epochs[t.id], session.get(User, t.owner_id))  # type: ignore[index]
-        for t in trainings
-    ]
+    # Every run is a training of the sweep's owner.
+    runs = [public_of(t, job, epochs[t.id], owner) for t in trainings]  # type: ignore[index]
     return SweepPublic(
         **row.model_dump(exclude={"grid"}),
         grid=SweepGrid(**row.grid),
@@ -216,20 +215,9 @@ class SweepManager:
         if message.get("event") == "started":
             forget_epochs(session, trainings)
         elif message.get("event") == "epochs":
-            reports = [(trainings[int(report["run"])], report["epoch"]) for report in message["runs"]]
-            # Each run's epoch kept once; which are kept already is one query for all the runs.
-            kept = set(
-                session.exec(
-                    select(Epoch.training_id, Epoch.epoch).where(
-                        col(Epoch.training_id).in_({training_id for training_id, _ in reports}),
-                        col(Epoch.epoch).in_({int(figures["epoch"]) for _, figures in reports}),
-                    )
-                ).all()
+            keep_epochs(
+                session, [(trainings[int(report["run"])], report["epoch"]) for report in message["runs"]]
             )
-            for training_id, figures in reports:
-                if (training_id, int(figures["epoch"])) not in kept:
-                    kept.add((training_id, int(figures["epoch"])))
-                    session.add(Epoch(training_id=training_id, **figures))
 
     def record(self, session: Session, job: Job, result: SweepResult, placed: builtins.list[str]) -> dict:
         """A sweep job's end: every run's candidate awaits its owner's decision."""

@@ -96,15 +96,24 @@ def forget_epochs(session: Session, training_ids: builtins.list[int]) -> None:
         session.delete(old)
 
 
-def keep_epoch(session: Session, training_id: int, figures: dict[str, Any]) -> bool:
-    """Record one reported epoch of a training, once; False when it was already recorded."""
-    seen = session.exec(
-        select(Epoch).where(Epoch.training_id == training_id, Epoch.epoch == figures["epoch"])
-    ).first()
-    if seen is not None:
-        return False
-    session.add(Epoch(training_id=training_id, **figures))
-    return True
+def keep_epochs(session: Session, reports: builtins.list[tuple[int, dict[str, Any]]]) -> int:
+    """Record reported epochs, (training id, figures) each, once: one query finds those recorded
+    already, whatever the number of trainings. Returns how many were new."""
+    kept = set(
+        session.exec(
+            select(Epoch.training_id, Epoch.epoch).where(
+                col(Epoch.training_id).in_({training_id for training_id, _ in reports}),
+                col(Epoch.epoch).in_({int(figures["epoch"]) for _, figures in reports}),
+            )
+        ).all()
+    )
+    new = 0
+    for training_id, figures in reports:
+        if (training_id, int(figures["epoch"])) not in kept:
+            kept.add((training_id, int(figures["epoch"])))
+            session.add(Epoch(training_id=training_id, **figures))
+            new += 1
+    return new
 
 
 def record_candidate(
@@ -230,7 +239,7 @@ class TrainingManager:
         assert job.training_id is not None
         if message.get("event") == "started":
             forget_epochs(session, [job.training_id])
-        elif message.get("event") == "epoch" and keep_epoch(session, job.training_id, message["epoch"]):
+        elif message.get("event") == "epoch" and keep_epochs(session, [(job.training_id, message["epoch"])]):
             job.phase, job.done = "epochs", int(message["epoch"]["epoch"])
             job.total = int((job.request or {}).get("epochs", 0))
 

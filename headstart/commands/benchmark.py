@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from headstart.commands.base import Context, command
@@ -12,10 +14,11 @@ from headstart.output import emit_json, fields, progress_bar, table
 SHORT_BODY = 12
 
 
-def cell_text(cell: dict) -> str:
-    if cell["state"] == "scored":
-        return "n/a" if cell["accuracy"] is None else f"{cell['accuracy']:.3f}"
-    return str(cell["state"])
+def cell_text(cell: Any) -> str:
+    """A `BenchmarkCell` as the table prints it: its accuracy, or its state."""
+    if cell.state == "scored":
+        return "n/a" if cell.accuracy is None else f"{cell.accuracy:.3f}"
+    return str(cell.state)
 
 
 @command(None, "benchmark")
@@ -70,7 +73,7 @@ def benchmark(ctx: Context, datasets: tuple[str, ...], wait: bool, body: str | N
             "name": row.name,
             "models": len(row.models),
             "mean_rank": row.mean_rank,
-            **{cell.dataset: cell_text(cell.model_dump()) for cell in row.cells},
+            **{cell.dataset: cell_text(cell) for cell in row.cells},
         }
         for position, row in enumerate(result.rows, start=1)
     ]
