@@ -100,7 +100,7 @@ def copy_as_the_dockerfile_does(target: Path) -> None:
             path = REPO / source
             to = into / path.name if destination.endswith("/") else into
             if path.is_dir():
-                shutil.copytree(path, to, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(path, to, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
             else:
                 to.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, to)
@@ -202,6 +202,18 @@ def test_the_venv_imports_headstart_from_the_wheel(wheel_venv: Venv, tmp_path: P
     ours, theirs = wheel_venv.run("-c", code, env=private_jupyter(tmp_path)).split()
     assert Path(ours).is_relative_to(wheel_venv.prefix)
     assert Path(theirs).is_relative_to(DEPENDENCIES)
+
+
+def test_the_wheel_carries_the_compiled_optimizer_steps(
+    wheel: Path, wheel_venv: Venv, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        compiled = [name for name in archive.namelist() if "/_optimizers." in name]
+    assert sorted(Path(name).suffix for name in compiled) == [".c", ".so"]  # the source, and it built
+    code = "from headstart.kernels.engine import _optimizers; print(_optimizers.__file__)"
+    assert Path(wheel_venv.run("-c", code, env=private_jupyter(tmp_path)).strip()).is_relative_to(
+        wheel_venv.prefix
+    )
 
 
 def test_jupyter_server_lists_the_extension_nowhere(wheel_venv: Venv, tmp_path: Path) -> None:

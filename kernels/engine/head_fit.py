@@ -10,9 +10,9 @@ plain Dense layer.
 
 Heads that share a batch size, an optimizer and a seed see the same batches in the same order, so
 they train as one stacked matrix (`Stack`): per batch, a sweep of eight heads takes two matrix
-products and a few passes over one matrix, not eight of each, and no Python per head. Every head
-learns on standardized features, and the scaling is folded back into its weights afterwards
-(standardization.py).
+products and one optimizer pass over one matrix (in C, `_optimizers`), not eight of each, and no
+Python per head. Every head learns on standardized features, and the scaling is folded back into
+its weights afterwards (standardization.py).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas
 from threadpoolctl import ThreadpoolController
 
+from headstart.kernels.engine import _optimizers
 from headstart.kernels.engine.standardization import FeatureScale
 from headstart.kernels.errors import Cancelled
 from headstart.kernels.schemas import EpochPublic, TrainingConfig
@@ -209,9 +209,9 @@ class Stack:
     They share the batch size, optimizer and seed; each has its own learning rate, label smoothing,
     epoch count and early stopping. A head that has finished stops changing, while the rest go on.
 
-    A step is two matrix products for all the heads (the logits, and the gradient) and a few
-    in-place passes over the stacked matrix for the optimizer; every buffer is allocated once, and
-    BLAS runs on one thread (`_OneBlasThread`). The matrix holds each head's weights divided by its
+    A step is two matrix products for all the heads (the logits, and the gradient) and one in-place
+    pass over the stacked matrices for the optimizer (`_optimizers`); every buffer is allocated
+    once, and BLAS runs on one thread (`_OneBlasThread`). The matrix holds each head's weights divided by its
     learning rate: every optimizer here moves a weight by its rate times a direction that does not
     depend on the rate (AdamW's decay too scales with it), so one pass steps all the heads, and the
     logits are the product's columns times the rates.
@@ -238,12 +238,11 @@ class Stack:
         self.targets = one_hot * (1 - smoothing) + smoothing / n_labels
         self.step = 0
         self.gradient = np.zeros_like(self.scaled)
-        # The optimizer's state: SGD has none, Adam two moments, RMSprop one and a scratch matrix.
+        # The optimizer's state: SGD has none, Adam two moments, RMSprop one.
         empty = np.zeros((0, self.scaled.shape[1]), np.float32)
         stateful = self.optimizer != "sgd"
         self.moment = np.zeros_like(self.scaled) if self.optimizer in ("adam", "adamw") else empty
         self.velocity = np.zeros_like(self.scaled) if stateful else empty
-        self.scratch = np.zeros_like(self.scaled) if self.optimizer == "rmsprop" else empty
         # Adam's moments are kept divided by beta**steps (since they were last brought back to
         # scale): the first moment then takes a gradient with one addition and the second with one
         # axpy, instead of decaying whole every step. These are the two powers of beta.
@@ -334,35 +333,30 @@ class Stack:
     def _apply(self) -> None:
         """One optimizer step as Keras takes it, in place; a head that ended has a zero step.
 
-        The gradient's buffer is the step's scratch: it is spent once the moments have it."""
+        Adam's and RMSprop's steps are one pass over the matrices each (`_optimizers`, in C)."""
         self.step += 1
-        scaled, m, v, gradient = self.scaled, self.moment, self.velocity, self.gradient
         if self.optimizer in ("adam", "adamw"):
-            if self.optimizer == "adamw":
-                scaled *= self.decay  # w -= rate * decay * w, before the step (Keras' order)
             # With the moments' scales a = moment_scale, b = velocity_scale (m = a*M, v = b*V), and
             # the gradient G = (1 - beta_1)/a * g: M += G, V += (1 - beta_2)/b * g**2, and
-            # m / (sqrt(v) + eps) = a/sqrt(b) * M / (sqrt(V) + eps/sqrt(b)).
+            # m / (sqrt(v) + eps) = a/sqrt(b) * M / (sqrt(V) + eps/sqrt(b)). AdamW first takes
+            # w -= rate * decay * w (Keras' order), a factor per column.
             a, root_b = self.moment_scale, math.sqrt(self.velocity_scale)
-            m += gradient
-            np.square(gradient, out=gradient)
-            _axpy(gradient, v, (1 - BETA_2) * (a / (1 - BETA_1)) ** 2 / self.velocity_scale)
-            np.sqrt(v, out=gradient)
-            gradient += np.float32(EPSILON / root_b)
-            np.divide(m, gradient, out=gradient)
             alpha = math.sqrt(1 - BETA_2**self.step) / (1 - BETA_1**self.step)
-            _axpy(gradient, scaled, -alpha * a / root_b)
+            _optimizers.adam(
+                self.scaled,
+                self.moment,
+                self.velocity,
+                self.gradient,
+                square_scale=(1 - BETA_2) * (a / (1 - BETA_1)) ** 2 / self.velocity_scale,
+                epsilon=EPSILON / root_b,
+                step=-alpha * a / root_b,
+                decay=self.decay if self.optimizer == "adamw" else None,
+                columns=self.scaled.shape[1],
+            )
         elif self.optimizer == "rmsprop":
-            scratch = self.scratch
-            v *= np.float32(RMS_RHO)
-            np.square(gradient, out=scratch)
-            _axpy(scratch, v, 1 - RMS_RHO)
-            np.add(v, np.float32(EPSILON), out=scratch)
-            np.sqrt(scratch, out=scratch)
-            np.divide(gradient, scratch, out=scratch)
-            scaled -= scratch
+            _optimizers.rmsprop(self.scaled, self.velocity, self.gradient, rho=RMS_RHO, epsilon=EPSILON)
         else:  # sgd, without momentum (Keras' default)
-            scaled -= gradient
+            self.scaled -= self.gradient
 
     def _evaluate(self, data: Features) -> tuple[np.ndarray, np.ndarray]:
         losses, correct = np.zeros(self.heads), np.zeros(self.heads)
@@ -441,11 +435,6 @@ class Stack:
             else:
                 results.append((self._weights(position), reports[position], len(reports[position])))
         return results
-
-
-def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> None:
-    """y += a * x, in place, for float32 arrays of one shape (BLAS: one pass, no temporary)."""
-    blas.saxpy(x.reshape(-1), y.reshape(-1), a=a)
 
 
 class EarlyStop:
