@@ -13,12 +13,18 @@ below exist so that tests can run a second hub beside this one; an operator rare
 - HEADSTART_HUB_PASSWORD: the shared password; default, the one in `var/hub/shared-password`.
 - HEADSTART_HUB_ADMINS: comma-separated admin user names (default none with shared-password,
   `admin` with native, since someone must approve the sign-ups).
+- HEADSTART_USERS: `shared` (the default, a trial on one trusted machine: every user's server runs
+  as the hub's own account) or `system` (each user's server runs as the system account of the
+  user's name, in its home; the hub runs as root, and the accounts exist already).
+- HEADSTART_USER_PYTHON: the interpreter users' servers run (default the hub's own); with `system`,
+  one that every user may run, with jupyterhub and headstart importable.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import pwd
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +34,8 @@ HUB_CONFIG = Path(__file__).resolve().parent
 HOME = Path(os.environ.get("HEADSTART_HOME") or HUB_CONFIG.parent / "var").resolve()
 STATE = HOME / "hub"
 STATE.mkdir(parents=True, exist_ok=True)
+# The catalog's database, its store and the hub's cookie secret are the service's alone.
+HOME.chmod(0o700)
 
 PUBLIC_URL = os.environ.get("HEADSTART_HUB_URL", "http://127.0.0.1:8000/").rstrip("/") + "/"
 LOOPBACK = "127.0.0.1"
@@ -86,12 +94,23 @@ c.Authenticator.admin_users = {
 
 # --- users' own servers ----------------------------------------------------------------------
 
-# Users are not operating-system accounts here: every server runs as the hub's user, in its own
-# folder. That isolates nothing, which is acceptable on one trusted machine and nowhere else.
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "users" / "{username}")
-# The hub's interpreter, not whatever `jupyterhub-singleuser` PATH finds first.
-c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+USERS = os.environ.get("HEADSTART_USERS", "shared")
+if USERS == "shared":
+    # Users are not operating-system accounts: every server runs as the hub's user, in its own
+    # folder. That isolates nothing, which is acceptable on one trusted machine and nowhere else.
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "users" / "{username}")
+elif USERS == "system":
+    # Each user is the system account of that name, and their server runs as it (setuid from the
+    # hub, which must run as root): a user's code reads what that account may read, which is not
+    # the service's home (0700, above) nor another user's (made 0700 on every spawn, below).
+    if os.geteuid() != 0:
+        raise SystemExit("HEADSTART_USERS=system spawns servers as users' accounts: run the hub as root")
+    c.JupyterHub.spawner_class = "localprocess"
+else:
+    raise SystemExit(f"HEADSTART_USERS must be shared or system, not {USERS!r}")
+# An interpreter chosen on purpose, not whatever `jupyterhub-singleuser` PATH finds first.
+c.Spawner.cmd = [os.environ.get("HEADSTART_USER_PYTHON") or sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.ip = LOOPBACK
 # jupyter-server refuses to run as root unless told; containers and CI machines often are root.
 ROOT_ARGS = ["--allow-root"] if os.geteuid() == 0 else []
@@ -124,19 +143,44 @@ def quickstart_notebook() -> Path:
     return Path(sys.prefix) / "share" / "headstart" / "notebooks" / QUICKSTART
 
 
+# Run by the users' interpreter alone (-S: no site-packages), as the user's own account when users
+# have system accounts: in a home the user controls, a root process would follow whatever links they
+# left there. A marker keeps the quickstart from coming back after the user deletes or renames it,
+# and their own edits are never overwritten.
+PLACE_QUICKSTART = (
+    "import sys, pathlib\n"
+    "home, name = pathlib.Path(sys.argv[1]), sys.argv[2]\n"
+    "marker, target = home / '.headstart' / 'quickstart-copied', home / name\n"
+    "if not marker.exists():\n"
+    "    if not target.exists() and not target.is_symlink():\n"
+    "        target.write_bytes(sys.stdin.buffer.read())\n"
+    "    marker.parent.mkdir(exist_ok=True)\n"
+    "    marker.touch()\n"
+)
+
+
 def copy_quickstart(spawner: object) -> None:
-    """On a user's first spawn, put the quickstart in their home; a marker keeps it from coming back
-    after they delete or rename it, and their own edits are never overwritten."""
-    home = Path(spawner.home_dir)  # type: ignore[attr-defined]
-    home.mkdir(parents=True, exist_ok=True)
-    marker = home / ".headstart" / "quickstart-copied"
-    if marker.exists():
-        return
-    target = home / QUICKSTART
-    if not target.exists():
-        shutil.copyfile(quickstart_notebook(), target)
-    marker.parent.mkdir(exist_ok=True)
-    marker.touch()
+    """On a user's spawn: the quickstart in their home, the first time. With system accounts, their
+    home is made theirs alone (0700) first."""
+    account: dict[str, object] = {}
+    if USERS == "system":
+        user = pwd.getpwnam(spawner.user.name)  # type: ignore[attr-defined]
+        home = Path(user.pw_dir)
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        home.chmod(0o700)
+        account = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    else:
+        home = Path(spawner.home_dir)  # type: ignore[attr-defined]
+        home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [spawner.cmd[0], "-S", "-c", PLACE_QUICKSTART, str(home), QUICKSTART],  # type: ignore[attr-defined]
+        input=quickstart_notebook().read_bytes(),
+        cwd=home,
+        check=True,
+        timeout=30,
+        **account,  # type: ignore[arg-type]
+    )
 
 
 c.Spawner.pre_spawn_hook = copy_quickstart

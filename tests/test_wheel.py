@@ -209,7 +209,8 @@ def test_the_wheel_carries_the_compiled_optimizer_steps(
 ) -> None:
     with zipfile.ZipFile(wheel) as archive:
         compiled = [name for name in archive.namelist() if "/_optimizers." in name]
-    assert sorted(Path(name).suffix for name in compiled) == [".c", ".so"]  # the source, and it built
+    # the source, its stub for type checkers, and the module it built
+    assert sorted(Path(name).suffix for name in compiled) == [".c", ".pyi", ".so"]
     code = "from headstart.kernels.engine import _optimizers; print(_optimizers.__file__)"
     assert Path(wheel_venv.run("-c", code, env=private_jupyter(tmp_path)).strip()).is_relative_to(
         wheel_venv.prefix
