@@ -1,7 +1,12 @@
 """Benchmark: dataset ingest (decode + resize to 224x224 uint8 shards) against Keras' own image loader.
 
 Anchor: one pass over `keras.utils.image_dataset_from_directory(dir, image_size=(224, 224),
-batch_size=32)`. Run as `.venv/bin/python bench/ingest.py [--images 1000] [--memory]`.
+batch_size=32)`. Run as `.venv/bin/python bench/ingest.py [--images 1000] [--memory] [--store s3]`.
+
+With `--store s3`, ours also runs as the ingest job does, into an artifact store: shards written
+under a staging key and claimed as the dataset's, once with a local folder as the store and once
+with an S3 bucket (moto's server on loopback), where the shards are uploaded as they are claimed.
+It prints both ratios, how close they are, and the bytes each ingest moved.
 """
 
 from __future__ import annotations
@@ -81,15 +86,62 @@ def anchor_once(root: Path) -> Callable[[], None]:
     return once
 
 
-def best_times(sides: dict[str, Callable[[], None]]) -> dict[str, float]:
-    """Best wall time of each side; runs alternate so both sides see the same background load."""
+def into_store(root: Path, url: str, cache: Path) -> Callable[[], Callable[[], None]]:
+    """The ingest job's way: shards staged under a key of a store and claimed as a dataset's; the
+    untimed clean-up it returns deletes them again."""
+    from headstart.kernels.engine.ingest import ingest
+    from headstart.kernels.engine.limits import IngestLimits
+    from headstart.kernels.store import ArtifactStore
+
+    store = ArtifactStore(url, cache=cache)
+
+    def once() -> Callable[[], None]:
+        with store.writing("tmp/ingest") as folder:
+            ingest(root, folder, limits=IngestLimits())
+        store.claim("tmp/ingest", "datasets/1")
+        return lambda: store.delete("datasets/1")
+
+    return once
+
+
+def best_times(sides: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Best wall time of each side; runs alternate so both sides see the same background load. A side
+    that returns a callable has it called after its run, untimed (a clean-up)."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(RUNS):
         for name, once in sides.items():
             start = time.perf_counter()
-            once()
+            after = once()
             times[name].append(time.perf_counter() - start)
+            if callable(after):
+                after()
     return {name: min(runs) for name, runs in times.items()}
+
+
+def compare_stores(root: Path, images: int) -> None:
+    from headstart.extension.standalone import serve_s3
+    from headstart.kernels.store_remote import TRANSFERRED
+
+    with (
+        tempfile.TemporaryDirectory(dir=DATA, prefix="ingest-stores-") as folder,
+        serve_s3(Path(folder) / "moto.log", buckets=["bench"]) as environment,
+    ):
+        os.environ.update(environment)
+        sides = {
+            "local": into_store(root, str(Path(folder) / "store"), Path(folder) / "unused"),
+            "s3": into_store(root, "s3://bench/ingest", Path(folder) / "cache"),
+            "anchor": anchor_once(root),
+        }
+        before = TRANSFERRED["uploaded"]
+        best = best_times(sides)
+        uploaded = (TRANSFERRED["uploaded"] - before) / RUNS
+    for name, label in (("local", "ours   into a local store"), ("s3", "ours   into an S3 store")):
+        print(f"{label:38s} {best[name]:6.2f} s  {images / best[name]:7.1f} images/s")
+    print(f"{'anchor image_dataset_from_directory':38s} {best['anchor']:6.2f} s")
+    local, s3 = best["anchor"] / best["local"], best["anchor"] / best["s3"]
+    print(f"ratio anchor_time / our_time, local store: {local:.2f}x; S3 store: {s3:.2f}x")
+    print(f"S3 store's ratio / local store's: {s3 / local:.2f} (target >= 0.90)")
+    print(f"moved per ingest into S3: {uploaded / 2**20:.1f} MiB up (the shards)")
 
 
 def child_peak_rss(root: Path) -> None:
@@ -121,6 +173,12 @@ def main() -> None:
     parser.add_argument(
         "--memory", action="store_true", help="also measure peak RSS at 1,000 and 4,000 images"
     )
+    parser.add_argument(
+        "--store",
+        choices=["local", "s3"],
+        default="local",
+        help="s3: also ingest into a local store and an S3 store (moto's server on loopback), and compare",
+    )
     parser.add_argument("--child-rss", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_rss:
@@ -146,6 +204,9 @@ def main() -> None:
     ):
         print(f"{name:38s} {seconds:6.2f} s  {args.images / seconds:7.1f} images/s")
     print(f"ratio anchor_time / our_time: {anchor / ours:.2f}x (target >= 1.0x)")
+    if args.store == "s3":
+        print("through the store, as the ingest job writes:")
+        compare_stores(root, args.images)
 
 
 if __name__ == "__main__":

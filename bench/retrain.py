@@ -12,8 +12,14 @@ end. The first run has a cold feature cache: it runs the body once per image, tr
 the cached features and stores the candidate, so the epoch count bounds its ratio at about
 `epochs`x. The second run finds the cache warm and trains only the head.
 
-Run as `.venv/bin/python bench/retrain.py [--images 2000] [--epochs 10] [--alpha 1.0]`, or with
-`--quick` (200 images, 3 epochs, alpha 0.35) for a smoke run. The script prints; it asserts no timing.
+With `--store s3`, ours runs a second time with the catalog's store in S3 (moto's server on
+loopback), as a worker on another machine would: its jobs read through a cache of their own, emptied
+before the cold run, so that run downloads the dataset's shards first. It prints both stores' ratios,
+how close they are, and the bytes each training moved to and from the store.
+
+Run as `.venv/bin/python bench/retrain.py [--images 2000] [--epochs 10] [--alpha 1.0] [--store s3]`,
+or with `--quick` (200 images, 3 epochs, alpha 0.35) for a smoke run. The script prints; it asserts
+no timing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -55,6 +62,7 @@ class Settings:
     images: int
     epochs: int
     alpha: float
+    store: str = "local"
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Result:
     val_accuracy: float | None
     feature_scale: float  # largest |body output| the head saw: a sanity check, not a timing
     load: float = field(default_factory=lambda: os.getloadavg()[0])  # other work on a shared machine
+    moved: tuple[int, int] = (0, 0)  # bytes downloaded from and uploaded to an object store
 
 
 def draw(index: int) -> np.ndarray:
@@ -132,11 +141,14 @@ def time_anchor(
 def time_ours(catalog: Catalog, user: User, model_id: int, expected_cache: str, settings: Settings) -> Result:
     """One `trainings.start` end to end; its candidate is discarded afterwards (not timed)."""
     from headstart.kernels.schemas import TrainingConfig
+    from headstart.kernels.store_remote import TRANSFERRED
 
     config = TrainingConfig(epochs=settings.epochs, batch_size=BATCH_SIZE)
+    before = dict(TRANSFERRED)
     start = time.perf_counter()
     training = catalog.trainings.start(user, model_id, "bench", config)
     seconds = time.perf_counter() - start
+    moved = (TRANSFERRED["downloaded"] - before["downloaded"], TRANSFERRED["uploaded"] - before["uploaded"])
     if training.feature_cache != expected_cache:
         raise RuntimeError(
             f"expected feature cache {expected_cache!r}, the training says {training.feature_cache!r}"
@@ -145,7 +157,65 @@ def time_ours(catalog: Catalog, user: User, model_id: int, expected_cache: str, 
     last = training.epochs[-1].val_accuracy if training.epochs else None
     cached = catalog.store.path("features").glob(f"*/{training.dataset_id}/train.npy")
     scale = max(float(np.abs(np.load(path, mmap_mode="r")).max()) for path in cached)
-    return Result(seconds, last, scale)
+    return Result(seconds, last, scale, moved=moved)
+
+
+def create_body(catalog: Catalog, user: User, settings: Settings) -> int:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = catalog.models.create(
+        user,
+        name="mnv2",
+        architecture="mobilenet_v2",
+        labels=None,
+        weights=None,
+        options={"alpha": settings.alpha},
+    )
+    return model.id
+
+
+def time_in_s3(folder: Path, settings: Settings) -> tuple[Result, Result]:
+    """Ours, cold then warm, with the store in S3 and the jobs' cache emptied before the cold run."""
+    from headstart.extension.manager import Catalog
+    from headstart.extension.standalone import serve_s3
+
+    with (
+        tempfile.TemporaryDirectory(dir=DATA, prefix="retrain-s3-") as home,
+        serve_s3(Path(home) / "moto.log", buckets=["bench"]) as environment,
+    ):
+        os.environ.update(environment)
+        # The jobs' stores (threads of this process here) cache where a worker's would, apart
+        # from the service's own cache.
+        worker_cache = Path(home) / "worker-cache"
+        os.environ["HEADSTART_STORE_CACHE"] = str(worker_cache)
+        catalog = Catalog(home=home, store_url="s3://bench/retrain", store_cache=str(Path(home) / "cache"))
+        try:
+            user = catalog.user("bench")
+            print("s3: ingesting and creating (not timed)...", flush=True)
+            catalog.datasets.add(user, folder, name="bench")
+            model_id = create_body(catalog, user, settings)
+            shutil.rmtree(worker_cache)  # a fresh worker: it has read nothing yet
+            return cold_and_warm(catalog, user, model_id, settings, "ours, store in S3")
+        finally:
+            catalog.close()
+
+
+def cold_and_warm(
+    catalog: Catalog, user: User, model_id: int, settings: Settings, side: str
+) -> tuple[Result, Result]:
+    """Ours twice: with a cold feature cache, then a warm one."""
+    print(f"{side}: trainings.start, cold feature cache...", flush=True)
+    cold = time_ours(catalog, user, model_id, "miss", settings)
+    print(f"  {cold.seconds:.1f} s", flush=True)
+    print(f"{side}: trainings.start, warm feature cache...", flush=True)
+    warm = time_ours(catalog, user, model_id, "hit", settings)
+    print(f"  {warm.seconds:.2f} s", flush=True)
+    return cold, warm
+
+
+def mib(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB"
 
 
 def accuracy(value: float | None) -> str:
@@ -179,31 +249,22 @@ def run(settings: Settings) -> None:
             del train, val
             print(f"  {anchor.seconds:.1f} s", flush=True)
 
-            import keras
-
-            keras.utils.set_random_seed(0)
-            model = catalog.models.create(
-                user,
-                name="mnv2",
-                architecture="mobilenet_v2",
-                labels=None,
-                weights=None,
-                options={"alpha": settings.alpha},
-            )
-            print("ours: trainings.start, cold feature cache...", flush=True)
-            cold = time_ours(catalog, user, model.id, "miss", settings)
-            print(f"  {cold.seconds:.1f} s", flush=True)
-            print("ours: trainings.start, warm feature cache...", flush=True)
-            warm = time_ours(catalog, user, model.id, "hit", settings)
-            print(f"  {warm.seconds:.2f} s", flush=True)
+            model_id = create_body(catalog, user, settings)
+            cold, warm = cold_and_warm(catalog, user, model_id, settings, "ours")
         finally:
             catalog.close()
+    in_s3 = time_in_s3(folder, settings) if settings.store == "s3" else None
 
     rows = [
         ("anchor  keras.io transfer-learning recipe, model.fit", anchor),
         ("ours    trainings.start, cold feature cache (miss)", cold),
         ("ours    trainings.start, warm feature cache (hit)", warm),
     ]
+    if in_s3 is not None:
+        rows += [
+            ("ours    store in S3, cold cache, fresh worker (miss)", in_s3[0]),
+            ("ours    store in S3, warm feature cache (hit)", in_s3[1]),
+        ]
     print()
     print(f"{'side':<54}{'seconds':>9}{'val acc':>10}{'load 1 min':>12}")
     for name, result in rows:
@@ -214,6 +275,13 @@ def run(settings: Settings) -> None:
         f"(target >= {COLD_TARGET:.0f}x; bound ~{settings.epochs}x by the epoch count)"
     )
     print(f"ratio anchor/warm: {anchor.seconds / warm.seconds:7.1f}x (target >= {WARM_TARGET:.0f}x)")
+    if in_s3 is not None:
+        for name, local, remote in (("cold", cold, in_s3[0]), ("warm", warm, in_s3[1])):
+            print(
+                f"ratio anchor/{name}, store in S3: {anchor.seconds / remote.seconds:7.1f}x, "
+                f"{local.seconds / remote.seconds:.2f} of the local store's (target >= 0.90); moved "
+                f"{mib(remote.moved[0])} down, {mib(remote.moved[1])} up"
+            )
     print(
         f"sanity: chance val accuracy {1 / LABELS:.3f}; largest |feature| the head saw: "
         f"anchor {anchor.feature_scale:.2g}, ours {cold.feature_scale:.2g} (from the feature cache)"
@@ -237,8 +305,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs on each side (default 10)")
     parser.add_argument("--alpha", type=float, default=1.0, help="MobileNetV2 width multiplier (default 1.0)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 images, 3 epochs, alpha 0.35")
+    parser.add_argument(
+        "--store",
+        choices=["local", "s3"],
+        default="local",
+        help="s3: run ours again with the store in S3 (moto's server on loopback), and compare",
+    )
     args = parser.parse_args()
-    settings = Settings(200, 3, 0.35) if args.quick else Settings(args.images, args.epochs, args.alpha)
+    if args.quick:
+        settings = Settings(200, 3, 0.35, args.store)
+    else:
+        settings = Settings(args.images, args.epochs, args.alpha, args.store)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     DATA.mkdir(exist_ok=True)
     run(settings)

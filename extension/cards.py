@@ -16,7 +16,6 @@ import html
 import io
 import json
 import math
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -112,11 +111,10 @@ class ModelCards:
             self.catalog.store.delete(card_key(model_id))
             return
         notebook = self.build(facts)
-        staged = self.catalog.store.path("tmp") / f"card-{uuid.uuid4().hex}.ipynb"
-        staged.write_text(json.dumps(notebook, indent=1))
-        target = self.catalog.store.path(card_key(model_id))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
+        with self.catalog.store.staging() as folder:
+            staged = folder / "card.ipynb"
+            staged.write_text(json.dumps(notebook, indent=1))
+            self.catalog.store.replace(staged, card_key(model_id))
 
     def read(self, model_id: int) -> dict[str, Any]:
         """The card of a public model; every signed-in user may read it, and a private model has none."""

@@ -33,7 +33,8 @@ from headstart.extension.managers.trainings import TrainingManager
 from headstart.kernels.engine.limits import IngestLimits, ModelLimits
 from headstart.kernels.engine.pretrained import default_weights_folder
 from headstart.kernels.errors import Invalid
-from headstart.kernels.store import ArtifactStore
+from headstart.kernels.store import CACHE_BYTES_ENV, CACHE_ENV, ArtifactStore, default_cache_bytes
+from headstart.kernels.store_remote import DEFAULT_CACHE_BYTES
 
 
 class Catalog(LoggingConfigurable):
@@ -51,8 +52,27 @@ class Catalog(LoggingConfigurable):
     )
     store_url = Unicode(
         config=True,
-        help="Where models, bodies, dataset shards and the feature cache are stored (an fsspec URL "
-        "or a local folder; defaults to `home`/store).",
+        help="Where models, bodies, dataset shards and the feature cache are stored: a local folder "
+        "(the default, `home`/store), or an object store's fsspec URL such as s3://bucket/prefix "
+        "(with s3fs installed; credentials and endpoint from the environment, as AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL), which every Dask worker then reads as well.",
+    )
+    store_cache = Unicode(
+        config=True,
+        help="With an object store: the local folder of this process's cached copies of its keys. "
+        f"Default ${CACHE_ENV}, else ~/.cache/headstart/store (per store URL). Dask workers read "
+        f"${CACHE_ENV} and ${CACHE_BYTES_ENV} from their own environment.",
+    )
+    store_cache_bytes = Int(
+        config=True,
+        help="With an object store: the most bytes its local cache keeps; the least recently used keys "
+        f"go first. Default ${CACHE_BYTES_ENV}, else {DEFAULT_CACHE_BYTES // 2**30} GiB.",
+    )
+    sweep_staging_after = Float(
+        24 * 3600.0,
+        config=True,
+        help="Seconds after which a staged write or upload that no commit claimed (a crashed job's, "
+        "a lost request's) is deleted from the store's tmp/, when the catalog opens its store; 0: never.",
     )
     max_archive_bytes = Int(
         IngestLimits.max_archive_bytes, config=True, help="Largest dataset upload accepted, in bytes."
@@ -154,9 +174,20 @@ class Catalog(LoggingConfigurable):
     def revisions(self) -> RevisionClock:
         return RevisionClock(self.engine, self.revision_poll_seconds)
 
+    @default("store_cache_bytes")
+    def _default_store_cache_bytes(self) -> int:
+        return default_cache_bytes()
+
     @cached_property
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.store_url)
+        store = ArtifactStore(
+            self.store_url,
+            cache=Path(self.store_cache) if self.store_cache else None,
+            cache_bytes=self.store_cache_bytes,
+        )
+        if self.sweep_staging_after > 0:
+            store.sweep(self.sweep_staging_after)
+        return store
 
     @property
     def ingest_limits(self) -> IngestLimits:

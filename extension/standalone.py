@@ -5,6 +5,7 @@ runs the extension alone: Jupyter's config, data and runtime folders are private
 user or machine config leaks in, and the server is a single-user lab whose token signs in as `user`.
 `serve_hub` runs a JupyterHub config (the repository's `hub_config/jupyterhub_config.py`) behind
 configurable-http-proxy, with the catalog as its managed service, and makes its users and tokens.
+`serve_s3` runs a real S3 server for an object store (moto's server mode, from the test extra).
 """
 
 from __future__ import annotations
@@ -255,3 +256,44 @@ def serve_hub(
     finally:
         admin.close()
         _stop_hub(process, home / "hub")
+
+
+@contextmanager
+def serve_s3(log: Path, buckets: Iterable[str] = ("headstart",)) -> Iterator[dict[str, str]]:
+    """An S3 server on a free loopback port (moto's server mode, the one s3fs's own tests run
+    against) with `buckets` made, until the block ends; the environment that points S3 clients
+    (s3fs, boto3) at it: AWS_ENDPOINT_URL and made-up credentials."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    settings = {
+        "AWS_ACCESS_KEY_ID": "headstart",
+        "AWS_SECRET_ACCESS_KEY": "headstart",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                httpx.get(endpoint, timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's S3 server did not start: {_tail(log)}") from None
+                time.sleep(0.2)
+        for bucket in buckets:
+            httpx.put(f"{endpoint}/{bucket}", timeout=30).raise_for_status()
+        yield settings
+    finally:
+        server.terminate()
+        try:
+            server.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(STOP_SECONDS)

@@ -1,8 +1,12 @@
-"""Shared fixtures: real catalogs on SQLite and PostgreSQL, and tiny real datasets and models."""
+"""Shared fixtures: real catalogs on SQLite, on PostgreSQL and with an S3 store (moto's server on
+loopback), and tiny real datasets and models."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,11 +47,64 @@ def postgres_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-    return request.getfixturevalue("postgres_url")
+S3_BUCKET = "headstart-tests"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 server on a loopback port (moto's server mode, which s3fs's own tests run against),
+    with one bucket; its endpoint. The session's environment points every S3 client at it, the Dask
+    workers' included (they start after it), and keeps object stores' local caches in a tmp folder.
+    """
+    from headstart.extension.standalone import serve_s3
+
+    folder = tmp_path_factory.mktemp("s3")
+    with serve_s3(folder / "moto.log", buckets=[S3_BUCKET]) as settings:
+        settings = {**settings, "HEADSTART_STORE_CACHE": str(folder / "store-cache")}
+        saved = {key: os.environ.get(key) for key in settings}
+        os.environ.update(settings)
+        try:
+            yield settings["AWS_ENDPOINT_URL"]
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture
+def s3_store_url(s3_server: str) -> str:
+    """A fresh prefix of the test bucket, as a store URL."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+
+
+# The catalog's backends: its database, and where its store is. The S3 one keeps SQLite.
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("s3", marks=pytest.mark.s3),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The backend's store: an S3 prefix, or a folder under tmp_path."""
+    if backend == "s3":
+        return str(request.getfixturevalue("s3_store_url"))
+    return str(tmp_path / "home" / "store")
 
 
 def on_cluster(scheduler: str) -> dict[str, object]:
@@ -61,12 +118,14 @@ def on_cluster(scheduler: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path, db_url: str, dask_scheduler: str) -> Iterator[object]:
-    """A real catalog: the given database, a local artifact store under tmp_path, and the service's
-    way of running jobs (a DaskRunner on the session's local cluster)."""
+def catalog(tmp_path: Path, db_url: str, store_url: str, dask_scheduler: str) -> Iterator[object]:
+    """A real catalog: the backend's database and store, and the service's way of running jobs (a
+    DaskRunner on the session's local cluster)."""
     from headstart.extension.manager import Catalog
 
-    instance = Catalog(home=str(tmp_path / "home"), db_url=db_url, **on_cluster(dask_scheduler))
+    instance = Catalog(
+        home=str(tmp_path / "home"), db_url=db_url, store_url=store_url, **on_cluster(dask_scheduler)
+    )
     yield instance
     instance.close()
 
@@ -150,11 +209,12 @@ def tiny_model(
 
 
 @pytest.fixture(scope="session")
-def job_runner() -> Iterator[DaskRunner]:
+def job_runner(s3_server: str) -> Iterator[DaskRunner]:
     """The service's own local cluster, made by its cluster factory: two worker processes, retries=1.
 
     Shared by the tests that run jobs (directly, or through `dask_scheduler`), so its workers import
     TensorFlow once. A job's worker may die once and the job runs again; the second death fails it.
+    Its workers start after the S3 server, whose settings they inherit.
     """
     from headstart.extension.jobs.dask_runner import DaskRunner
 
@@ -182,3 +242,55 @@ def run_bounded(call: Callable[[], Any], seconds: float = 120.0) -> Any:
     thread.join(seconds)
     assert answer, f"it did not end within {seconds:g} s"
     return answer[0]
+
+
+def staged_leftovers(store: Any) -> list[str]:
+    """What a store's `tmp/` holds: this process's local files in flight, and an object store's keys."""
+    local = {path.name for path in store.tmp.iterdir()}
+    remote = (
+        {name.split("/")[0] for name in store.remote.listing("tmp")} if store.remote is not None else set()
+    )
+    return sorted(local | remote)
+
+
+def require_root() -> None:
+    """Skip unless root (making system accounts and running processes as them takes it); fail in CI,
+    which runs as root."""
+    if os.geteuid() != 0:
+        message = "this test makes system accounts, which takes root"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextlib.contextmanager
+def system_accounts(*names: str) -> Iterator[None]:
+    """System accounts of these names, with homes, removed (with what they run) at the end."""
+    require_root()
+    for name in names:
+        subprocess.run(["userdel", "--remove", name], capture_output=True)  # a crashed run's
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+    try:
+        yield
+    finally:
+        for name in names:
+            subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+            subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def traversable(*paths: Path) -> Iterator[None]:
+    """Let every account pass through (never list) the folders above `paths`, as a shared install's
+    are; a checkout under root's 0700 home is not. What was changed is put back."""
+    changed: dict[Path, int] = {}
+    for path in paths:
+        for folder in path.resolve().parents:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH and folder not in changed:
+                changed[folder] = stat.S_IMODE(mode)
+                folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for folder, mode in changed.items():
+            folder.chmod(mode)

@@ -328,7 +328,7 @@ class UploadHandler(CatalogHandler):
         pass
 
     def _open_upload(self) -> tuple[Path, IO[bytes]]:
-        folder = self.catalog.store.path("tmp")
+        folder = self.catalog.store.tmp
         # The file stays open across many `data_received` calls; `discard_upload` closes and removes it.
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
             dir=folder, prefix="upload-", suffix=self.suffix, delete=False

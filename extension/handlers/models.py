@@ -163,7 +163,7 @@ class ModelDownloadHandler(CatalogHandler):
             elif export.path is not None:
                 await self._send(export.path, export.name, "application/zip")
             return
-        folder = Path(await self.call(tempfile.mkdtemp, dir=self.catalog.store.path("tmp")))
+        folder = Path(await self.call(tempfile.mkdtemp, dir=self.catalog.store.tmp))
         try:
             path = await self.call(self.catalog.models.download, viewer, int(model_id), folder, version)
             await self._send(path, path.name, "application/octet-stream")

@@ -24,16 +24,25 @@ def make_cluster(runner: DaskRunner) -> tuple[Any, str | None]:
             raise Invalid("c.JobRunner.cluster is 'address' but c.JobRunner.address is empty")
         return None, runner.address
     if runner.cluster == "kubernetes":
-        from headstart.extension.jobs.kubernetes import cluster_spec, gpu_worker_group, kube_cluster
+        from headstart.extension.jobs.kubernetes import (
+            STORE_CLAIM,
+            cluster_spec,
+            gpu_worker_group,
+            kube_cluster,
+        )
 
         # Only the scheduler reads allowed-failures; every pod gets it so their env stays equal.
         env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(runner.retries)}
+        secret = runner.kubernetes_store_secret or None
+        claim = None if secret else STORE_CLAIM
         spec = cluster_spec(
             runner.kubernetes_name,
             image=runner.kubernetes_image,
             namespace=runner.kubernetes_namespace or None,
             cpu_workers=runner.kubernetes_workers,
             env=env,
+            store_claim=claim,
+            store_secret=secret,
         )
         group = gpu_worker_group(
             runner.kubernetes_name,
@@ -41,6 +50,8 @@ def make_cluster(runner: DaskRunner) -> tuple[Any, str | None]:
             namespace=runner.kubernetes_namespace or None,
             workers=runner.kubernetes_gpu_workers,
             env=env,
+            store_claim=claim,
+            store_secret=secret,
         )
         return kube_cluster(spec, group), None
     from headstart.extension.jobs.local_cluster import LocalClusterProcess

@@ -114,6 +114,14 @@ class DaskRunner(JobRunner):
     kubernetes_gpu_workers = Int(
         1, config=True, help="Workers of the GPU group, each with one `nvidia.com/gpu` and `GPU=1`."
     )
+    kubernetes_store_secret = Unicode(
+        "",
+        config=True,
+        help="With an object store (c.Catalog.store_url = s3://...): the Secret whose keys the workers "
+        "get as their environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL for an "
+        "S3-compatible server); they then mount no shared claim and cache what they read in an "
+        "emptyDir. Empty: the workers mount the ReadWriteMany claim `headstart-store`.",
+    )
 
     @default("n_workers")
     def _default_n_workers(self) -> int:

@@ -66,7 +66,7 @@ class DatasetManager:
         key = new_key("ingest")
         given = IngestInput(
             store_url=store.url,
-            source=store.key_of(upload),
+            source=store.share(upload),
             staging=staging_key(key),
             skip_invalid=skip_invalid,
             resize_policy=policy,
@@ -138,7 +138,7 @@ class DatasetManager:
         session.add(dataset)
         session.flush()
         key = dataset_key(dataset.id)  # type: ignore[arg-type]
-        self.catalog.store.commit(self.catalog.store.path(request["staged"][0]), key)
+        self.catalog.store.claim(request["staged"][0], key)
         placed.append(key)
         return {"dataset_id": dataset.id}
 

@@ -372,6 +372,7 @@ class EvaluationManager:
             raise Invalid("give at least one image file")
         store = self.catalog.store
         ref = self.catalog.models.ref(viewer, model_id, version)
+        folder = store.share(Path(images))
         given = PredictInput(
             store_url=store.url,
             ref=ref,
@@ -382,7 +383,7 @@ class EvaluationManager:
             limits=self.catalog.ingest_limits,
             keep_loaded=self.catalog.kept_models,
         )
-        request = {"uploads": [store.key_of(images)]}
+        request = {"uploads": [folder]}
         return self.catalog.jobs.submit(
             viewer,
             "evaluate",

@@ -277,6 +277,10 @@ class JobManager:
             request = dict(job.request or {}) if job is not None else {}
             before = job.state if job is not None else None
         unfinished = before in UNFINISHED
+        # What the job read goes first, and what it staged goes before its failure is told: whoever
+        # sees the job ended sees the store cleaned up after it.
+        for key in request.get("uploads", []):
+            store.delete(key)
         # The job as it ended, from the transaction that ended it (read again only if none did).
         public: JobPublic | None = None
         if unfinished and state == "succeeded":
@@ -296,16 +300,14 @@ class JobManager:
                 public = recorded
                 for model_id in (made or {}).get("cards", []):
                     self.catalog.refresh_card(int(model_id))
-        if unfinished and state != "succeeded":
-            body = None if state == "cancelled" else error_body(value)
-            ended = self.finish(job_id, state, reason_of(value), body)
-            public = job_public(ended) if ended is not None else None
         if before != "succeeded" and (state != "succeeded" or not unfinished):
             # Not recorded (it failed, or it ended after it was given up for lost): what it staged goes.
             for key in request.get("staged", []):
                 store.delete(key)
-        for key in request.get("uploads", []):
-            store.delete(key)
+        if unfinished and state != "succeeded":
+            body = None if state == "cancelled" else error_body(value)
+            ended = self.finish(job_id, state, reason_of(value), body)
+            public = job_public(ended) if ended is not None else None
         if public is None:
             with transaction(self.catalog.engine) as session:
                 row = session.get(Job, job_id)

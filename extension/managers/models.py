@@ -198,7 +198,7 @@ class ModelManager:
         key = new_key("validate")
         given = ValidateInput(
             store_url=store.url,
-            source=store.key_of(upload),
+            source=store.share(upload),
             staging=staging_key(key),
             labels=labels,
             limits=self.catalog.model_limits,
@@ -263,7 +263,7 @@ class ModelManager:
         )
         session.add(model)
         session.flush()
-        self.add_version(session, model, 1, facts, self.catalog.store.path(request["staged"][0]), placed)
+        self.add_version(session, model, 1, facts, request["staged"][0], placed)
         return {"model_id": model.id, "cards": [model.id] if model.public else []}
 
     def add_version(
@@ -272,15 +272,17 @@ class ModelManager:
         model: CatalogModel,
         version: int,
         facts: ModelFacts,
-        staged: Path,
+        staged: str,
         placed: list[str],
         *,
         training_id: int | None = None,
     ) -> ModelVersion:
+        """The version row of a job's output staged at the store key `staged`, moved into place."""
+        store = self.catalog.store
         key = version_key(model.id, version)  # type: ignore[arg-type]
         # Hashed by the task that staged it; a candidate recorded before facts carried it is hashed here.
-        content_sha = facts.content_sha or file_sha256(Path(staged) / facts.artifact_file)
-        self.catalog.store.commit(staged, key)
+        content_sha = facts.content_sha or file_sha256(store.path(f"{staged}/{facts.artifact_file}"))
+        store.claim(staged, key)
         placed.append(key)
         row = ModelVersion(
             model_id=model.id,  # type: ignore[arg-type]
@@ -454,11 +456,8 @@ class ModelManager:
         if exists is None:
             raise NotFound(f"model {model_id} has no version {version}")  # deleted while it converted
         store = self.catalog.store
-        staged = store.path(request["staged"][0])
-        store.commit_if_absent(staged, key)
-        if staged.exists():
-            store.delete(request["staged"][0])  # another export of the version came first; it stands
-        else:
+        # Another export of the version may have come first; it stands, and this one's zip goes.
+        if store.claim(request["staged"][0], key, exists_ok=True):
             placed.append(key)
         return {"model_id": model_id, "version": version, "format": request["format"], "size_bytes": size}
 

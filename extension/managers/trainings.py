@@ -300,7 +300,7 @@ class TrainingManager:
                     "discard it and train again"
                 )
             model = access.get_visible_model(session, training.model_id, user)
-            staged = store.path(training.candidate)
+            staged = training.candidate
             facts = ModelFacts(**training.candidate_facts) if training.candidate_facts else None
             result: ModelPublic | None = None
             if decision != "discard" and facts is None:  # refused above; said again for the type checker

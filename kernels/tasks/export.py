@@ -35,8 +35,7 @@ def export_version(given: ExportInput, reporter: Reporter) -> int:
     store, ref = ArtifactStore(given.store_url), given.ref
     model = load_version(store, ref)
     reporter.check()
-    size = export_model(
-        model, store.path(given.staging), format=given.format, kind=ref.kind, labels=ref.labels
-    )
+    with store.writing(given.staging, folder=False) as target:
+        size = export_model(model, target, format=given.format, kind=ref.kind, labels=ref.labels)
     progress(1, 1)
     return size

@@ -36,15 +36,10 @@ class IngestResult(BaseModel):
 
 def ingest_dataset(given: IngestInput, reporter: Reporter) -> IngestResult:
     """Decode an upload into shards under `staging`; nothing is left there when it fails."""
-    import shutil
-
     from headstart.kernels.engine.ingest import ingest
 
     store = ArtifactStore(given.store_url)
-    folder = store.path(given.staging)
-    shutil.rmtree(folder, ignore_errors=True)  # a killed attempt's leftovers
-    folder.mkdir(parents=True)
-    try:
+    with store.writing(given.staging) as folder:
         result = ingest(
             store.path(given.source),
             folder,
@@ -53,9 +48,6 @@ def ingest_dataset(given: IngestInput, reporter: Reporter) -> IngestResult:
             resize_policy=given.resize_policy,
             progress=reporter.progress("ingest"),
         )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
     manifest = result.manifest
     return IngestResult(
         labels=list(manifest["labels"]),

@@ -69,14 +69,15 @@ def create_model(given: CreateInput, reporter: Reporter) -> ModelFacts:
         options=given.options,
     )
     store = ArtifactStore(given.store_url)
-    folder = store.path(given.staging)
-    folder.mkdir(parents=True, exist_ok=True)
-    reporter.check()
-    if given.weights is None:
-        options: dict[str, Any] = dict(given.options)
-        model = build_model(given.architecture, labels=given.labels, weights=None, seed=given.seed, **options)
-        return stage_model(model, list(given.labels) if given.labels else None, folder, given.limits)
-    return _create_pretrained(store, given, folder)
+    with store.writing(given.staging) as folder:
+        reporter.check()
+        if given.weights is None:
+            options: dict[str, Any] = dict(given.options)
+            model = build_model(
+                given.architecture, labels=given.labels, weights=None, seed=given.seed, **options
+            )
+            return stage_model(model, list(given.labels) if given.labels else None, folder, given.limits)
+        return _create_pretrained(store, given, folder)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,6 @@ def validate_upload(given: ValidateInput, reporter: Reporter) -> ModelFacts:
             raise Invalid("labels must be distinct")
     elif labels:
         raise Invalid("labels were given, but the model is a feature vector (no softmax head)")
-    folder = store.path(given.staging)
-    folder.mkdir(parents=True, exist_ok=True)
-    reporter.check()
-    return stage_model(model, list(labels) if labels else None, folder, given.limits)
+    with store.writing(given.staging) as folder:
+        reporter.check()
+        return stage_model(model, list(labels) if labels else None, folder, given.limits)

@@ -9,9 +9,9 @@ decision (`models/<id>/candidates/t<training>`), and described once, by the resu
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import shutil
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -96,7 +96,11 @@ def cached_features(
     from headstart.kernels.engine.features import FeatureCache
     from headstart.kernels.engine.surgery import split_model
 
-    cache = FeatureCache(store.path("features"), store.path("tmp"))
+    cache = FeatureCache(store.root / "features", store.tmp)
+    for name in splits:
+        # From an object store, features that another worker computed come into the local cache
+        # first (unless it has them already); what this one computes goes back to the store.
+        store.path(store.key_of(cache.path(body_sha, dataset_id, name)))
     found = {name: cache.load(body_sha, dataset_id, name) for name in splits}
     missing = [name for name, array in found.items() if array is None]
     if missing or not store.exists(body_key(body_sha)):
@@ -116,6 +120,7 @@ def cached_features(
             found[name] = cache.compute(
                 body, splits[name], body_sha, dataset_id, name, batch_size=batch_size, progress=advance
             )
+            store.share(cache.path(body_sha, dataset_id, name))
     return found, "miss" if missing else "hit"
 
 
@@ -388,10 +393,7 @@ def train(given: TrainInput, reporter: Reporter) -> TrainResult:
     there; a failed or cancelled one removes what it staged.
     """
     store = ArtifactStore(given.store_url)
-    folder = store.path(given.candidate)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
+    with store.writing(given.candidate) as folder:
         return train_version(
             store,
             given.ref,
@@ -403,9 +405,6 @@ def train(given: TrainInput, reporter: Reporter) -> TrainResult:
             on_features=reporter.progress("features"),
             should_stop=reporter.should_stop,
         )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 # --- the sweep job -----------------------------------------------------------------------------
@@ -442,10 +441,6 @@ def sweep(given: SweepInput, reporter: Reporter) -> SweepResult:
     removes them all.
     """
     store = ArtifactStore(given.store_url)
-    folders = [store.path(key) for key in given.candidates]
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
     epochs_done, epochs_total = 0, sum(config.epochs for config in given.configs)
     epochs_progress = reporter.progress("epochs")
 
@@ -455,7 +450,8 @@ def sweep(given: SweepInput, reporter: Reporter) -> SweepResult:
         epochs_done += len(reports)
         epochs_progress(epochs_done, epochs_total)
 
-    try:
+    with contextlib.ExitStack() as outputs:
+        folders = [outputs.enter_context(store.writing(key)) for key in given.candidates]
         fits, labels, body_sha, handled, cache_state = fit_on_features(
             store,
             given.ref,
@@ -473,7 +469,3 @@ def sweep(given: SweepInput, reporter: Reporter) -> SweepResult:
                 for fit, facts in zip(fits, staged, strict=True)
             ]
         )
-    except BaseException:
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise

@@ -9,9 +9,7 @@ are made for the test and removed after it; that takes root, which CI has.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import pwd
 import shutil
 import stat
@@ -33,6 +31,7 @@ from tornado.websocket import websocket_connect
 
 from headstart.extension.standalone import Hub, serve_hub
 from headstart.kernels.client import HeadstartClient
+from tests.conftest import system_accounts, traversable
 from tests.e2e.conftest import HUB_CONFIG, REPO, require_proxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,27 +40,10 @@ ALICE, BOB = "hsalice", "hsbob"  # names no real account on a CI machine has
 QUICKSTART = "quickstart.ipynb"
 
 
-def require_root() -> None:
-    """Skip unless root (making accounts and spawning as them takes it); fail in CI, which is root."""
-    if os.geteuid() != 0:
-        message = "the isolation test makes system accounts, which takes root"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[tuple[str, str]]:
-    require_root()
-    for name in (ALICE, BOB):
-        subprocess.run(["userdel", "--remove", name], capture_output=True)  # a crashed run's
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
-    try:
+    with system_accounts(ALICE, BOB):
         yield ALICE, BOB
-    finally:
-        for name in (ALICE, BOB):
-            subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-            subprocess.run(["userdel", "--remove", name], capture_output=True)
 
 
 def users_interpreter(folder: Path) -> Path:
@@ -73,24 +55,6 @@ def users_interpreter(folder: Path) -> Path:
     purelib = sysconfig.get_paths()["purelib"]
     (site_packages / "headstart-test.pth").write_text(f"import site; site.addsitedir({purelib!r})\n")
     return folder / "bin" / "python"
-
-
-@contextlib.contextmanager
-def traversable(*paths: Path) -> Iterator[None]:
-    """Let every account pass through (never list) the folders above `paths`, as a shared install's
-    are; a checkout under root's 0700 home is not. What was changed is put back."""
-    changed: dict[Path, int] = {}
-    for path in paths:
-        for folder in path.resolve().parents:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH and folder not in changed:
-                changed[folder] = stat.S_IMODE(mode)
-                folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-    try:
-        yield
-    finally:
-        for folder, mode in changed.items():
-            folder.chmod(mode)
 
 
 @dataclass

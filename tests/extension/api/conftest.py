@@ -18,6 +18,8 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (fixtures and async-test hooks)
 from traitlets.config import Config
 
+from tests.conftest import staged_leftovers
+
 
 @pytest.fixture
 def catalog_config() -> dict[str, Any]:
@@ -99,9 +101,9 @@ async def made(api: Any, answer: Any, kind: str) -> dict[str, Any]:
     return as_json(await api("GET", f"headstart/{kind}/{job['result'][key]}"))
 
 
-def store_tmp(catalog: Any) -> list[Path]:
+def store_tmp(catalog: Any) -> list[str]:
     """What is left under the store's tmp/: nothing, once every request is over."""
-    return list(catalog.store.path("tmp").iterdir())
+    return staged_leftovers(catalog.store)
 
 
 @pytest.fixture

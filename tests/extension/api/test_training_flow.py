@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tiny_model
+from tests.conftest import staged_leftovers, tiny_model
 from tests.extension.api.conftest import as_json, finished, made
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ async def test_datasets_upload_list_show_and_refuse_deletion(api, shapes_zip: by
     again = await api("POST", "headstart/datasets", body=shapes_zip, params={"name": "shapes"})
     assert again.code == 409
     assert (await api("POST", "headstart/datasets", body=shapes_zip)).code == 400
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []
 
 
 async def poll(api, training_id: int, until: str, seconds: float = 60) -> dict:
@@ -158,7 +158,7 @@ async def test_a_training_over_http_to_a_decision_an_evaluation_and_predictions(
         "POST", f"headstart/models/{model.id}/predictions", body=empty, headers={"Content-Type": empty_type}
     )
     assert nothing.code == 400
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []
 
 
 def multipart(field: str, files: list[Path]) -> tuple[bytes, str]:
@@ -240,4 +240,4 @@ async def test_a_gpu_training_on_a_cluster_without_a_gpu_worker_is_400_and_recor
     assert answer["detail"].endswith(" --resources GPU=1`, or train on the CPU")
     assert as_json(await api("GET", "headstart/trainings")) == []
     assert [j["kind"] for j in as_json(await api("GET", "headstart/jobs"))] == ["ingest", "create"]
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []

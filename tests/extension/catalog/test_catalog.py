@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from headstart.kernels.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from tests.conftest import tiny_model
+from tests.conftest import staged_leftovers, tiny_model
 
 
 def test_migrations_create_every_table_at_head(catalog) -> None:
@@ -88,7 +88,7 @@ def test_failed_ingest_stores_nothing(catalog, alice, tmp_path: Path) -> None:
     assert len(raised.value.detail) == 6
     assert catalog.datasets.list() == []
     assert list(catalog.store.path("datasets").iterdir()) == []
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []
 
 
 def test_a_dataset_without_a_test_split_stores_nothing(catalog, alice, shapes_folder, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_a_dataset_without_a_test_split_stores_nothing(catalog, alice, shapes_fo
         catalog.datasets.add(alice, upload, name="copies")
     assert catalog.datasets.list() == []
     assert list(catalog.store.path("datasets").iterdir()) == []
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []
 
 
 def test_model_records_its_facts(catalog, alice) -> None:

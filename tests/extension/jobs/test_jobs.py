@@ -30,7 +30,7 @@ from headstart.extension.managers.jobs import LOST
 from headstart.kernels.errors import Invalid, NotFound
 from headstart.kernels.schemas import TrainingConfig
 from headstart.kernels.store import candidate_key
-from tests.conftest import tiny_model
+from tests.conftest import staged_leftovers, tiny_model
 
 # The whole small CNN trains on the images: slow enough (a fraction of a second an epoch) to act
 # on a training while it runs; every epoch runs, with no early stopping, so tests can count them.
@@ -38,7 +38,7 @@ LONG = TrainingConfig(epochs=40, batch_size=8, fine_tune_layers="all", early_sto
 QUICK = TrainingConfig(epochs=3, batch_size=16)
 GPU = QUICK.model_copy(update={"gpu": True})
 # Tests whose subject is the cluster, not the database, run on SQLite only; the rest on both.
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def open_catalog(home: Path, db_url: str, scheduler: str, **runner: Any) -> Catalog:
@@ -110,8 +110,7 @@ def start(catalog: Catalog, user: Any, model_id: int, config: TrainingConfig) ->
 
 
 def leftovers(catalog: Catalog) -> list[str]:
-    folder = catalog.store.path("tmp")
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return staged_leftovers(catalog.store)
 
 
 def seeded(home: Path, db_url: str, shapes_folder: Path) -> tuple[Catalog, Any, Any]:

@@ -264,12 +264,13 @@ def test_dockerfile_versions_match_pyproject() -> None:
 @pytest.mark.parametrize("file_name", sorted(k8s.SPEC_FILES))
 def test_checked_in_specs_are_what_the_code_writes(file_name: str, tmp_path: Path) -> None:
     k8s.main(["--write", str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask-cluster.yaml", "dask-gpu-workers.yaml"]
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.yaml"))
+    assert written == sorted(k8s.SPEC_FILES)
     assert (K8S / file_name).read_text() == (tmp_path / file_name).read_text()
     assert _load(file_name) == k8s.SPEC_FILES[file_name]()
     k8s.main(["--write", str(tmp_path), "--image", "worker:custom", "--namespace", "ml"])
-    written = yaml.safe_load((tmp_path / file_name).read_text())
-    assert written["metadata"]["namespace"] == "ml"
+    custom = yaml.safe_load((tmp_path / file_name).read_text())
+    assert custom["metadata"]["namespace"] == "ml"
     assert "worker:custom" in (tmp_path / file_name).read_text()
 
 
@@ -346,6 +347,119 @@ def test_store_claim_is_shared_by_workers_and_service() -> None:
     assert _sidecar()["volumeMounts"] == [{"name": "store", "mountPath": k8s.STORE_PATH}]
     # The service writes files that workers read, and the other way round: one user for both.
     assert _sidecar()["securityContext"]["runAsUser"] == pods["cpu"]["securityContext"]["runAsUser"]
+
+
+# --- with an object store ------------------------------------------------------------------------
+
+SECRET = "headstart-store-credentials"
+
+
+def _helm_merge(base: Any, overlay: Any) -> Any:
+    """Helm's merge of two values files: maps merge key by key, anything else (lists too) is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        return {
+            key: _helm_merge(base[key], overlay[key])
+            if key in base and key in overlay
+            else overlay.get(key, base.get(key))
+            for key in {**base, **overlay}
+        }
+    return overlay
+
+
+def _object_store_pods() -> dict[str, tuple[dict, list[dict]]]:
+    """Every pod of the object-store deployment, as checked in: its spec's volumes and containers."""
+    values = _helm_merge(_values(), _load("object-store/values.yaml"))
+    hub, user = values["hub"], values["singleuser"]
+    cluster = _load("object-store/dask-cluster.yaml")["spec"]
+    gpu = _load("object-store/dask-gpu-workers.yaml")["spec"]["worker"]["spec"]
+    user_volumes = user.get("storage", {}).get("extraVolumes", [])
+    return {
+        "hub": ({"volumes": hub.get("extraVolumes", [])}, hub["extraContainers"]),
+        "user": ({"volumes": user_volumes}, [{"name": "notebook", "env": _listed(user.get("extraEnv", {}))}]),
+        "scheduler": (cluster["scheduler"]["spec"], cluster["scheduler"]["spec"]["containers"]),
+        "cpu": (cluster["worker"]["spec"], cluster["worker"]["spec"]["containers"]),
+        "gpu": (gpu, gpu["containers"]),
+    }
+
+
+def _listed(extra_env: dict) -> list[dict]:
+    """Zero to JupyterHub's `extraEnv` map as a container's env list."""
+    return [{"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in extra_env.items()]
+
+
+def _claims(pod: dict) -> set[str]:
+    return {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod.get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+
+
+def _has_secret(container: dict, name: str) -> bool:
+    sources = [item.get("secretRef", {}).get("name") for item in container.get("envFrom", [])]
+    env = container.get("env", [])
+    keys = [
+        item.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+        for item in env
+        if isinstance(item, dict)
+    ]
+    return name in sources or name in keys
+
+
+def test_the_object_store_values_are_what_the_code_writes() -> None:
+    assert _load("object-store/values.yaml") == k8s.object_store_values(_values())
+
+
+def test_with_an_object_store_no_pod_mounts_a_shared_claim() -> None:
+    pods = _object_store_pods()
+    assert {role: _claims(pod) for role, (pod, _) in pods.items()} == {
+        "hub": {"headstart-home"},  # the service's own: its database
+        "user": set(),
+        "scheduler": set(),
+        "cpu": set(),
+        "gpu": set(),
+    }
+    documents = {doc["kind"]: doc for doc in _documents("object-store/storage.yaml")}
+    assert documents["PersistentVolumeClaim"]["metadata"]["name"] == "headstart-home"
+    assert documents["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert documents["Secret"]["metadata"]["name"] == SECRET
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(documents["Secret"]["stringData"])
+    for role in ("cpu", "gpu"):
+        pod, [container] = pods[role]
+        assert pod["volumes"] == [{"name": "cache", "emptyDir": {}}]
+        assert _env(container)["HEADSTART_STORE_CACHE"] == container["volumeMounts"][0]["mountPath"]
+        assert "HEADSTART_HOME" not in _env(container)  # the service's home is nowhere near
+    [service] = [c for c in pods["hub"][1] if c["name"] == "headstart"]
+    assert "--Catalog.store_url=s3://headstart-artifacts/catalog" in service["args"]
+    assert f"--JobRunner.kubernetes_store_secret={SECRET}" in service["args"]
+
+
+def test_user_pods_mount_neither_the_store_nor_the_catalogs_database() -> None:
+    for values in (_values(), _helm_merge(_values(), _load("object-store/values.yaml"))):
+        user = values["singleuser"]
+        volumes = user.get("storage", {}).get("extraVolumes", [])
+        claims = {v.get("persistentVolumeClaim", {}).get("claimName") for v in volumes}
+        assert not claims & {k8s.STORE_CLAIM, "headstart-home"}
+        assert not any(
+            key.startswith(("AWS_", "HEADSTART_HOME", "HEADSTART_STORE")) for key in user["extraEnv"]
+        )
+        assert "extraContainers" not in user and "initContainers" not in user
+
+
+def test_only_the_service_and_the_workers_get_the_stores_credentials() -> None:
+    holders = {
+        (role, container["name"])
+        for role, (_, containers) in _object_store_pods().items()
+        for container in containers
+        if _has_secret(container, SECRET)
+    }
+    assert holders == {("hub", "headstart"), ("cpu", "worker"), ("gpu", "worker")}
+    # The service's own cluster gets them the same way, when c.JobRunner.kubernetes_store_secret says so.
+    built = k8s.cluster_spec(store_claim=None, store_secret=SECRET)
+    assert _has_secret(_container(built["spec"]["worker"]["spec"]), SECRET)
+    assert not _has_secret(_container(built["spec"]["scheduler"]["spec"]), SECRET)
+    with pytest.raises(ValueError, match="not both"):
+        k8s.cluster_spec(store_secret=SECRET)
 
 
 def test_rbac_lets_the_service_and_users_drive_the_dask_operator() -> None:
@@ -461,3 +575,21 @@ def test_kube_cluster_reattaches_to_an_existing_gpu_group_only(
     fake_kube_cluster.error = server_error(403)
     with pytest.raises(kr8s.ServerError):
         k8s.kube_cluster(k8s.cluster_spec(), k8s.gpu_worker_group())
+
+
+@pytest.mark.parametrize("secret", ["", SECRET])
+def test_the_services_cluster_takes_the_store_as_the_runner_says(
+    fake_kube_cluster: type[_FakeKubeCluster], secret: str
+) -> None:
+    from headstart.extension.jobs.cluster import make_cluster
+    from headstart.extension.jobs.dask_runner import DaskRunner
+
+    runner = DaskRunner(cluster="kubernetes", kubernetes_store_secret=secret)
+    cluster, address = make_cluster(runner)
+    assert address is None
+    for pod in (
+        cluster.kwargs["custom_cluster_spec"]["spec"]["worker"]["spec"],
+        cluster.groups[0][1]["spec"],
+    ):
+        assert _has_secret(_container(pod), SECRET) == bool(secret)
+        assert _claims(pod) == (set() if secret else {k8s.STORE_CLAIM})

@@ -17,7 +17,7 @@ import pytest
 from headstart.kernels.errors import WeightsUnavailable
 from headstart.kernels.schemas import TrainingConfig
 
-pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
 
 # The bar for this test; bench/head_defaults.py measures the 1-point target on 2,000 test images.
 POINTS = 0.02

@@ -14,11 +14,11 @@ import pytest
 
 from headstart.kernels.errors import Conflict, Forbidden, Invalid, NotFound
 from headstart.kernels.schemas import TrainingConfig
-from tests.conftest import tiny_model
+from tests.conftest import staged_leftovers, tiny_model
 
 SHAPE_LABELS = ["circle", "square", "triangle"]
 QUICK = TrainingConfig(epochs=2, batch_size=16)
-ENGINE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+ENGINE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def digest(path: Path) -> str:
@@ -187,7 +187,7 @@ def test_a_failed_training_is_recorded_and_leaves_nothing(catalog, alice, shapes
     (failed,) = catalog.trainings.list(alice)
     assert failed.status == "failed" and "999" in failed.error
     assert not catalog.store.path(f"models/{model.id}/candidates").exists()
-    assert list(catalog.store.path("tmp").iterdir()) == []
+    assert staged_leftovers(catalog.store) == []
 
 
 def test_bad_training_configs_are_refused() -> None:
