@@ -112,15 +112,17 @@ class RemoteObjects:
     def upload(self, source: Path, key: str) -> None:
         """Put a local file, or every file of a local folder, under `key`."""
         files = [source] if not source.is_dir() else sorted(p for p in source.rglob("*") if p.is_file())
-        for file in files:
-            relative = "" if file == source else file.relative_to(source).as_posix()
-            self.fs.put_file(str(file), self.remote(key, relative))
-            _count("uploaded", file.stat().st_size)
+        targets = [self.remote(key, "" if f == source else f.relative_to(source).as_posix()) for f in files]
+        if files:
+            # Lists, so that an async file system (s3fs, gcsfs, adlfs) sends them side by side.
+            self.fs.put([str(file) for file in files], targets)
+        _count("uploaded", sum(file.stat().st_size for file in files))
 
     def copy(self, source: str, key: str, objects: dict[str, Stored]) -> None:
         """Copy a key's objects to another key, inside the store (a server-side copy on S3)."""
-        for relative in objects:
-            self.fs.copy(self.remote(source, relative), self.remote(key, relative))
+        if objects:
+            sources = [self.remote(source, relative) for relative in objects]
+            self.fs.copy(sources, [self.remote(key, relative) for relative in objects])
 
     def remove(self, key: str, objects: dict[str, Stored] | None = None) -> None:
         objects = self.listing(key) if objects is None else objects
