@@ -111,10 +111,7 @@ class ModelCards:
             self.catalog.store.delete(card_key(model_id))
             return
         notebook = self.build(facts)
-        with self.catalog.store.staging() as folder:
-            staged = folder / "card.ipynb"
-            staged.write_text(json.dumps(notebook, indent=1))
-            self.catalog.store.replace(staged, card_key(model_id))
+        self.catalog.store.replace(card_key(model_id), json.dumps(notebook, indent=1).encode())
 
     def read(self, model_id: int) -> dict[str, Any]:
         """The card of a public model; every signed-in user may read it, and a private model has none."""

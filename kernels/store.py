@@ -172,17 +172,23 @@ class ArtifactStore:
             raise Invalid(f"artifact already exists: {key}")
         return self._place(staged, key)
 
-    def replace(self, staged: Path, key: str) -> None:
-        """Put a locally staged file in place as `key`, replacing what was there: for documents
-        derived from the catalog (model cards), which are written again when it changes."""
+    def replace(self, key: str, data: bytes) -> None:
+        """Write `data` as `key`, replacing what was there: for documents derived from the catalog
+        (model cards), written again when it changes. A reader sees the old bytes or the new ones,
+        whole; nothing passes through `tmp/`."""
         target = self._local(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if self.remote is not None and self.cache is not None:
-            self.remote.upload(staged, key)
-            os.replace(staged, target)
-            self.cache.keep(key, self.remote.listing(key))
-            return
-        os.replace(staged, target)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            partial.write_bytes(data)
+            if self.remote is not None and self.cache is not None:
+                self.remote.upload(partial, key)
+                os.replace(partial, target)
+                self.cache.keep(key, self.remote.listing(key))
+            else:
+                os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def commit_if_absent(self, staged: Path, key: str) -> Path:
         """Like commit, for content-addressed keys: a concurrent writer of the same content wins."""
