@@ -205,6 +205,7 @@ class StoreCache:
                     self.forget(key, target)
                 return target
             held = self._record(key)
+            downloaded = False
             for relative, stored in objects.items():
                 local = target / relative if relative else target
                 if held.get(relative) == stored and local.is_file():
@@ -214,6 +215,7 @@ class StoreCache:
                 partial.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     remote.download(key, relative, partial)
+                    downloaded = True
                     os.replace(partial, local)
                 finally:
                     partial.unlink(missing_ok=True)
@@ -221,7 +223,8 @@ class StoreCache:
                 (target / relative if relative else target).unlink(missing_ok=True)
             with self._lock("records"):
                 self._write_record(key, objects)
-        self.evict(keep=key)
+        if downloaded:  # only new bytes can take the cache over its size
+            self.evict(keep=key)
         return target
 
     def keep(self, key: str, objects: dict[str, Stored]) -> None:
