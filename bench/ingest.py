@@ -118,6 +118,28 @@ def best_times(sides: dict[str, Callable[[], object]]) -> dict[str, float]:
     return {name: min(runs) for name, runs in times.items()}
 
 
+def bare_put(root: Path, folder: Path) -> float:
+    """Best time of putting one ingest's shards into the bucket with s3fs and nothing else: what the
+    bytes cost the S3 server and the client on this machine, the floor of the S3 side's extra time."""
+    import s3fs
+
+    from headstart.kernels.engine.ingest import ingest
+    from headstart.kernels.engine.limits import IngestLimits
+
+    shards = folder / "bare"
+    shards.mkdir()
+    ingest(root, shards, limits=IngestLimits())
+    files = sorted(shards.iterdir())
+    fs = s3fs.S3FileSystem()
+    times = []
+    for run in range(RUNS):
+        start = time.perf_counter()
+        fs.put([str(file) for file in files], [f"bench/bare/{run}/{file.name}" for file in files])
+        times.append(time.perf_counter() - start)
+        fs.rm(f"bench/bare/{run}", recursive=True)
+    return min(times)
+
+
 def compare_stores(root: Path, images: int) -> None:
     from headstart.extension.standalone import serve_s3
     from headstart.kernels.store_remote import TRANSFERRED
@@ -135,6 +157,7 @@ def compare_stores(root: Path, images: int) -> None:
         before = TRANSFERRED["uploaded"]
         best = best_times(sides)
         uploaded = (TRANSFERRED["uploaded"] - before) / RUNS
+        bare = bare_put(root, Path(folder))
     for name, label in (("local", "ours   into a local store"), ("s3", "ours   into an S3 store")):
         print(f"{label:38s} {best[name]:6.2f} s  {images / best[name]:7.1f} images/s")
     print(f"{'anchor image_dataset_from_directory':38s} {best['anchor']:6.2f} s")
@@ -142,6 +165,11 @@ def compare_stores(root: Path, images: int) -> None:
     print(f"ratio anchor_time / our_time, local store: {local:.2f}x; S3 store: {s3:.2f}x")
     print(f"S3 store's ratio / local store's: {s3 / local:.2f} (target >= 0.90)")
     print(f"moved per ingest into S3: {uploaded / 2**20:.1f} MiB up (the shards)")
+    print(
+        f"the same shards put to the S3 server alone: {bare:.2f} s; so at best "
+        f"{best['anchor'] / (best['local'] + bare) / local:.2f} of the local store's with this server "
+        "on these CPUs, unless the upload overlaps the decoding"
+    )
 
 
 def child_peak_rss(root: Path) -> None:

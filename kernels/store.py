@@ -17,13 +17,14 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from headstart.kernels.errors import Invalid
-from headstart.kernels.store_remote import DEFAULT_CACHE_BYTES, RemoteObjects, StoreCache
+from headstart.kernels.store_remote import DEFAULT_CACHE_BYTES, RemoteObjects, StoreCache, Stored
 
 LAYOUT = ("models", "bodies", "datasets", "features", "tmp")
 # Keys never written again once they exist: datasets are permanent, and bodies and features are
@@ -33,6 +34,8 @@ IMMUTABLE = ("bodies/", "datasets/", "features/")
 # environment says, since the cache belongs to the node it runs on (the service's Catalog traits set
 # the service's own).
 CACHE_ENV, CACHE_BYTES_ENV = "HEADSTART_STORE_CACHE", "HEADSTART_STORE_CACHE_BYTES"
+# Object-store requests that run beside a job's own work (removing a killed attempt's output).
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="headstart-store")
 
 
 def default_cache(url: str) -> Path:
@@ -146,23 +149,28 @@ class ArtifactStore:
             shutil.rmtree(folder, ignore_errors=True)
 
     @contextlib.contextmanager
-    def writing(self, key: str, folder: bool = True) -> Iterator[Path]:
+    def writing(self, key: str, folder: bool = True, retry: bool = True) -> Iterator[Path]:
         """A job's output under `key` (a staging key, or a training's candidate): a fresh local folder,
         or with `folder=False` a path to write one file at, that the block fills. When it ends well
         the output is the key's (uploaded, for an object store); when it fails, nothing is left of it,
-        nor of what a killed attempt left under the key."""
+        nor, with `retry`, of what a killed attempt left under the key. Keys are new for each job, so
+        its first attempt (`retry=False`, from its reporter) has nothing to remove."""
         target = self._local(key)
-        # Locally now; in an object store, what a killed attempt left under the key goes once this
-        # one's output is there (`_push`), which saves a listing of the key.
         self._remove_local(target)
+        # In an object store, what a killed attempt left is listed and removed while the block runs.
+        leftovers = None if self.remote is None or not retry else _BACKGROUND.submit(self.remote.remove, key)
         if folder:
             target.mkdir(parents=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
         try:
             yield target
-            self._push(key, replace=True)
+            if leftovers is not None:
+                leftovers.result()
+            self._push(key)
         except BaseException:
+            if leftovers is not None:
+                wait([leftovers])  # its own error, if any, is not the one to tell
             self._remove(key, target)
             raise
 
@@ -293,20 +301,23 @@ class ArtifactStore:
         staged.rename(target)
         return target
 
-    def _push(self, key: str, replace: bool = False) -> None:
-        """Upload what this process wrote at `key`'s local path (nothing to do in a local store);
-        with `replace`, objects of the key that it did not write (a killed attempt's) go."""
+    def _push(self, key: str) -> None:
+        """Upload what this process wrote at `key`'s local path (nothing to do in a local store)."""
         if self.remote is None or self.cache is None:
             return
         local = self._local(key)
         self.remote.upload(local, key)
-        objects = self.remote.listing(key)
-        if replace:
-            written = {p.relative_to(local).as_posix() for p in local.rglob("*")} if local.is_dir() else {""}
-            stale = {relative: stored for relative, stored in objects.items() if relative not in written}
-            self.remote.remove(key, stale)
-            objects = {relative: stored for relative, stored in objects.items() if relative in written}
-        self.cache.keep(key, objects)
+        # Recorded with the local sizes and no tag, which saves listing the key again: the keys
+        # pushed are immutable ones (whose copies are never compared by tag) and job outputs that
+        # this process does not read again; one that it does is fetched once more.
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        self.cache.keep(
+            key,
+            {
+                "" if f == local else f.relative_to(local).as_posix(): Stored(f.stat().st_size, "")
+                for f in files
+            },
+        )
 
     def _remove(self, key: str, target: Path) -> None:
         if self.remote is not None and self.cache is not None:
@@ -317,7 +328,8 @@ class ArtifactStore:
 
     def _remove_local(self, target: Path) -> None:
         if self.cache is not None:
-            self.cache.forget(self.key_of(target), target)
+            if target.exists():  # a key this cache never held has no records to scan for
+                self.cache.forget(self.key_of(target), target)
             return
         if target.is_dir():
             # Rename first so that a crash mid-delete never leaves a half-deleted artifact in place.

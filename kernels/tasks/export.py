@@ -35,7 +35,7 @@ def export_version(given: ExportInput, reporter: Reporter) -> int:
     store, ref = ArtifactStore(given.store_url), given.ref
     model = load_version(store, ref)
     reporter.check()
-    with store.writing(given.staging, folder=False) as target:
+    with store.writing(given.staging, folder=False, retry=reporter.retry) as target:
         size = export_model(model, target, format=given.format, kind=ref.kind, labels=ref.labels)
     progress(1, 1)
     return size

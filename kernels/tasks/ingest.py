@@ -39,7 +39,7 @@ def ingest_dataset(given: IngestInput, reporter: Reporter) -> IngestResult:
     from headstart.kernels.engine.ingest import ingest
 
     store = ArtifactStore(given.store_url)
-    with store.writing(given.staging) as folder:
+    with store.writing(given.staging, retry=reporter.retry) as folder:
         result = ingest(
             store.path(given.source),
             folder,

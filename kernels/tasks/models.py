@@ -69,7 +69,7 @@ def create_model(given: CreateInput, reporter: Reporter) -> ModelFacts:
         options=given.options,
     )
     store = ArtifactStore(given.store_url)
-    with store.writing(given.staging) as folder:
+    with store.writing(given.staging, retry=reporter.retry) as folder:
         reporter.check()
         if given.weights is None:
             options: dict[str, Any] = dict(given.options)
@@ -250,6 +250,6 @@ def validate_upload(given: ValidateInput, reporter: Reporter) -> ModelFacts:
             raise Invalid("labels must be distinct")
     elif labels:
         raise Invalid("labels were given, but the model is a feature vector (no softmax head)")
-    with store.writing(given.staging) as folder:
+    with store.writing(given.staging, retry=reporter.retry) as folder:
         reporter.check()
         return stage_model(model, list(labels) if labels else None, folder, given.limits)

@@ -4,8 +4,10 @@ On a Dask worker, `WorkerReporter` sends events with `get_worker().log_event("he
 ...)`: the attempt's start (with the worker's address), each epoch as it ends, and progress (done
 and total) for ingest, feature extraction and evaluation. Cancelling is a `distributed.Event`
 named `<job key>/stop`, which the reporter reads at batch boundaries, at most every
-`CHECK_SECONDS`. `LocalReporter` is the same contract for a job run in this process (the
-command line's runner).
+`CHECK_SECONDS`. A reporter's `retry` says whether an earlier attempt of the job started (Dask
+runs a task again when its worker dies; the earlier "started" is on the topic), so that a first
+attempt's outputs skip removing what a killed one left. `LocalReporter` is the same contract for a
+job run in this process (the command line's runner), which never runs a job twice.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Reporter:
 
     def __init__(self) -> None:
         self._progress_at = 0.0
+        # Whether an earlier attempt of this job ran (Dask runs a task again when its worker dies):
+        # its outputs may then find what the killed attempt left under their keys.
+        self.retry = False
 
     def send(self, message: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -86,6 +91,16 @@ class WorkerReporter(Reporter):
         self._stop = Event(stop_event_name(key), client=self.worker.client)
         self._checked_at = 0.0
         self._stopped = False
+
+    def started(self) -> None:
+        # A job's attempts report to one topic, so an earlier "started" there makes this a retry; a
+        # scheduler that cannot say is taken to mean one.
+        try:
+            earlier = self.worker.client.get_events(topic(self.key))
+            self.retry = any(message.get("event") == "started" for _, message in earlier)
+        except Exception:
+            self.retry = True
+        super().started()
 
     def send(self, message: dict[str, Any]) -> None:
         self.worker.log_event(topic(self.key), {**message, "worker": self.worker.address})

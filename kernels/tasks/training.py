@@ -393,7 +393,7 @@ def train(given: TrainInput, reporter: Reporter) -> TrainResult:
     there; a failed or cancelled one removes what it staged.
     """
     store = ArtifactStore(given.store_url)
-    with store.writing(given.candidate) as folder:
+    with store.writing(given.candidate, retry=reporter.retry) as folder:
         return train_version(
             store,
             given.ref,
@@ -451,7 +451,9 @@ def sweep(given: SweepInput, reporter: Reporter) -> SweepResult:
         epochs_progress(epochs_done, epochs_total)
 
     with contextlib.ExitStack() as outputs:
-        folders = [outputs.enter_context(store.writing(key)) for key in given.candidates]
+        folders = [
+            outputs.enter_context(store.writing(key, retry=reporter.retry)) for key in given.candidates
+        ]
         fits, labels, body_sha, handled, cache_state = fit_on_features(
             store,
             given.ref,

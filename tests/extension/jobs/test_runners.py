@@ -31,6 +31,11 @@ def counting(given: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     return {"echo": given["word"], "steps": given["steps"]}
 
 
+def attempt(given: dict[str, Any], reporter: Reporter) -> dict[str, bool]:
+    """Says whether its reporter takes it for a retry of its job."""
+    return {"retry": reporter.retry}
+
+
 def refusing(given: dict[str, Any], reporter: Reporter) -> None:
     raise Invalid(f"refused: {given['word']}")
 
@@ -85,6 +90,13 @@ def test_reports_come_in_order_before_the_result(runner: JobRunner) -> None:
     assert progress[-1] == (3, 3) and progress == sorted(progress)
     # Reports and the end are handled on one thread, the runner's own, never the caller's.
     assert len(recorded.threads) == 1 and threading.current_thread().name not in recorded.threads
+
+
+def test_a_first_attempt_is_not_a_retry(runner: JobRunner) -> None:
+    """A job's first run has nothing of a killed attempt to remove, so its outputs skip that request
+    (tests/extension/jobs/test_share_nothing.py checks that a retry does remove it)."""
+    recorded = submit(runner, f"contract-retry-{time.monotonic_ns()}", attempt, {})
+    assert recorded.wait() == ("succeeded", {"retry": False})
 
 
 def test_a_failing_task_ends_failed_with_its_error(runner: JobRunner) -> None:

@@ -25,6 +25,7 @@ from traitlets.config import Config
 from headstart.extension.jobs.dask_runner import DaskRunner
 from headstart.extension.manager import Catalog
 from headstart.extension.standalone import free_port
+from headstart.kernels.store import candidate_key
 from tests.conftest import staged_leftovers, system_accounts, tiny_model, traversable
 from tests.extension.jobs.test_jobs import LONG, ended, job_of, kill_when_it_trains, wait_for
 
@@ -109,6 +110,10 @@ def test_workers_that_share_nothing_but_the_store(
         model = tiny_model(catalog, alice)
 
         training = catalog.trainings.begin(alice, model.id, "shapes", LONG).id
+        # What a killed attempt's upload left under the candidate's key: the retry removes it.
+        remote = catalog.store.remote
+        assert remote is not None
+        remote.fs.pipe(remote.remote(candidate_key(model.id, training), "leftover.bin"), b"killed")
         kill_when_it_trains(catalog, alice, training, 1)
         killed = job_of(catalog, training).worker
         done = wait_for(lambda: ended(catalog, alice, training), seconds=300, what="the retried training")
@@ -121,8 +126,8 @@ def test_workers_that_share_nothing_but_the_store(
         assert score.model_version == 2 and score.accuracy is not None and score.count > 0
 
         # Everything is in the bucket; the service's home holds its database, and no store.
-        assert catalog.store.remote is not None
-        assert catalog.store.remote.listing(f"models/{model.id}/v2")
+        kept = remote.listing(f"models/{model.id}/v2")
+        assert kept and "leftover.bin" not in kept
         assert sorted(p.name for p in home.iterdir()) == ["catalog.sqlite"]
         assert staged_leftovers(catalog.store) == []
         # The workers read the shards through their own caches.
