@@ -24,7 +24,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from headstart.kernels.errors import Invalid
-from headstart.kernels.store_remote import DEFAULT_CACHE_BYTES, RemoteObjects, StoreCache, Stored
+from headstart.kernels.store_remote import DEFAULT_CACHE_BYTES, RemoteObjects, StoreCache
 
 LAYOUT = ("models", "bodies", "datasets", "features", "tmp")
 # Keys never written again once they exist: datasets are permanent, and bodies and features are
@@ -305,19 +305,10 @@ class ArtifactStore:
         """Upload what this process wrote at `key`'s local path (nothing to do in a local store)."""
         if self.remote is None or self.cache is None:
             return
-        local = self._local(key)
-        self.remote.upload(local, key)
         # Recorded with the local sizes and no tag, which saves listing the key again: the keys
         # pushed are immutable ones (whose copies are never compared by tag) and job outputs that
         # this process does not read again; one that it does is fetched once more.
-        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-        self.cache.keep(
-            key,
-            {
-                "" if f == local else f.relative_to(local).as_posix(): Stored(f.stat().st_size, "")
-                for f in files
-            },
-        )
+        self.cache.keep(key, self.remote.upload(self._local(key), key))
 
     def _remove(self, key: str, target: Path) -> None:
         if self.remote is not None and self.cache is not None:

@@ -109,14 +109,19 @@ class RemoteObjects:
         self.fs.get_file(self.remote(key, relative), str(target))
         _count("downloaded", target.stat().st_size)
 
-    def upload(self, source: Path, key: str) -> None:
-        """Put a local file, or every file of a local folder, under `key`."""
+    def upload(self, source: Path, key: str) -> dict[str, Stored]:
+        """Put a local file, or every file of a local folder, under `key`; the objects it put, with
+        their sizes and no tag (the store gives the tags only when listed)."""
         files = [source] if not source.is_dir() else sorted(p for p in source.rglob("*") if p.is_file())
-        targets = [self.remote(key, "" if f == source else f.relative_to(source).as_posix()) for f in files]
+        put = {
+            "" if f == source else f.relative_to(source).as_posix(): Stored(f.stat().st_size, "")
+            for f in files
+        }
         if files:
             # Lists, so that an async file system (s3fs, gcsfs, adlfs) sends them side by side.
-            self.fs.put([str(file) for file in files], targets)
-        _count("uploaded", sum(file.stat().st_size for file in files))
+            self.fs.put([str(file) for file in files], [self.remote(key, relative) for relative in put])
+        _count("uploaded", sum(stored.size for stored in put.values()))
+        return put
 
     def copy(self, source: str, key: str, objects: dict[str, Stored]) -> None:
         """Copy a key's objects to another key, inside the store (a server-side copy on S3)."""

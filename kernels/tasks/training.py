@@ -389,8 +389,8 @@ def train(given: TrainInput, reporter: Reporter) -> TrainResult:
     """The training as a job: it runs on a Dask worker (or in the command line's process).
 
     The candidate is staged under `given.candidate`, which the service records as the training's
-    candidate when the result comes back. An attempt starts by removing what a killed one left
-    there; a failed or cancelled one removes what it staged.
+    candidate when the result comes back. A retry starts by removing what the killed attempt left
+    there; a failed or cancelled attempt removes what it staged.
     """
     store = ArtifactStore(given.store_url)
     with store.writing(given.candidate, retry=reporter.retry) as folder:
