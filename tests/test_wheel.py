@@ -195,6 +195,14 @@ def test_the_wheel_installs_its_data_files_and_no_jupyter_config(wheel: Path) ->
     assert [path for path in installed if path.startswith("etc/")] == []
 
 
+def test_the_wheel_carries_the_tables_front_end(wheel: Path) -> None:
+    # The widgets' Table reads its ES module and styles from files beside grid.py.
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert {"headstart/widgets/grid.js", "headstart/widgets/grid.css"} <= names
+        assert b"export default" in archive.read("headstart/widgets/grid.js")
+
+
 def test_the_venv_imports_headstart_from_the_wheel(wheel_venv: Venv, tmp_path: Path) -> None:
     code = (
         "import headstart.extension as ours, jupyter_server as theirs; print(ours.__file__, theirs.__file__)"

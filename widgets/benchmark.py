@@ -17,13 +17,12 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
-from bqplot.traits import array_dimension_bounds, array_serialization
-from traittypes import Array
 
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
 from headstart.widgets.base import Status, resolve_client, start_polling
+from headstart.widgets.heatmap import ConfusionMatrix, Grid
 
 PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
 ROW_HEIGHT = 34  # pixels per body in the heatmap
@@ -47,7 +46,7 @@ def accuracies(table: BenchmarkPublic) -> np.ndarray:
 
 
 def per_class_html(shown: BenchmarkCellPublic) -> str:
-    """A cell's per-class table and its confusion matrix (rows true, columns predicted)."""
+    """A cell's figures: its state and accuracy, and precision, recall and support per label."""
     cell = shown.cell
 
     def number(value: float | None) -> str:
@@ -66,47 +65,10 @@ def per_class_html(shown: BenchmarkCellPublic) -> str:
         f"<td>{number(c['recall'])}</td><td>{c['support']}</td></tr>"
         for c in shown.per_class
     )
-    labels = [str(c["label"]) for c in shown.per_class]
-    header = "".join(f"<th>{html.escape(label)}</th>" for label in labels)
-    confusion = "".join(
-        f"<tr><th>{html.escape(label)}</th>" + "".join(f"<td>{v}</td>" for v in counts) + "</tr>"
-        for label, counts in zip(labels, shown.confusion, strict=False)
-    )
     return (
         f"{head}<br><small>{html.escape(shown.probe)}</small>"
         "<table class='headstart-per-class'><tr><th>label</th><th>precision</th><th>recall</th>"
         f"<th>support</th></tr>{rows}</table>"
-        "<div>confusion (rows: true, columns: predicted)</div>"
-        f"<table class='headstart-confusion'><tr><th></th>{header}</tr>{confusion}</table>"
-    )
-
-
-class Grid(bq.GridHeatMap):
-    """bqplot's GridHeatMap, kept two-dimensional: bqplot squeezes its arrays, so one body or one
-    dataset (a 1 x n table) would lose a dimension and a 1 x 1 table be refused. A click's
-    selection comes from the browser as a JSON list of [row, column] pairs, which bqplot reads as
-    an object array it cannot send back (the update is lost, unobserved): here it is integers."""
-
-    selected = (
-        Array(None, allow_none=True)
-        .tag(sync=True, **array_serialization)
-        .valid(lambda _, value: None if value is None else np.asarray(value, dtype=np.int64))
-    )
-
-    row = (
-        Array(None, allow_none=True)
-        .tag(sync=True, scaled=True, rtype="Number", atype="bqplot.Axis", **array_serialization)
-        .valid(array_dimension_bounds(1, 1))
-    )
-    column = (
-        Array(None, allow_none=True)
-        .tag(sync=True, scaled=True, rtype="Number", atype="bqplot.Axis", **array_serialization)
-        .valid(array_dimension_bounds(1, 1))
-    )
-    color = (
-        Array(None, allow_none=True)
-        .tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis", **array_serialization)
-        .valid(array_dimension_bounds(2, 2))
     )
 
 
@@ -148,14 +110,24 @@ class BenchmarkBoard(w.VBox):
                 bq.ColorAxis(scale=self.color_scale, side="right", label="accuracy"),
             ],
             fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 90},
-            layout=w.Layout(width="900px", display="none"),
+            layout=w.Layout(width="100%", min_width="0", display="none"),
         )
         self.empty = w.HTML("")
         self.details = w.HTML("<i>click a cell for its per-class figures</i>")
+        self.confusion = ConfusionMatrix()
+        self.confusion.layout.display = "none"
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.status = Status()
         super().__init__(
-            [self.title, self.empty, self.figure, self.details, self.refresh_button, self.status]
+            [
+                self.title,
+                self.empty,
+                self.figure,
+                self.details,
+                self.confusion,
+                self.refresh_button,
+                self.status,
+            ]
         )
         self.heatmap.observe(self._selected, names="selected")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -224,6 +196,8 @@ class BenchmarkBoard(w.VBox):
             self.status.error(error)
             return None
         self.details.value = per_class_html(shown)
+        self.confusion.show(shown.confusion, [str(c["label"]) for c in shown.per_class])
+        self.confusion.layout.display = None if shown.per_class else "none"
         return shown
 
     def _selected(self, change: dict) -> None:

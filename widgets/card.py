@@ -20,9 +20,21 @@ from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import LeaderboardRow, ModelPublic, TrainingPublic
 from headstart.widgets.base import Status, resolve_client
 from headstart.widgets.curves import EpochCurves
+from headstart.widgets.grid import Column, Table
 from headstart.widgets.leaderboard import training_series
 from headstart.widgets.pickers import details_table
 
+TRAINING_COLUMNS = (
+    Column("training", "integer"),
+    Column("dataset"),
+    Column("from version", "integer"),
+    Column("status"),
+    Column("head"),
+    Column("epochs", "integer"),
+    Column("accuracy", "decimal"),
+    Column("val acc", "decimal"),
+    Column("started", "date"),
+)
 # Deep enough for any real re-training chain, and a guard against a cycle in bad data.
 LINEAGE_DEPTH = 32
 
@@ -68,8 +80,16 @@ class ModelCard(w.VBox):
         self.title = w.HTML()
         self.facts = w.HTML()
         self.lineage = w.HTML()
-        self.training_table = w.HTML()
-        self.curves = EpochCurves("training curves")
+        self.training_table = Table(
+            TRAINING_COLUMNS,
+            empty="no trainings: this version came from the zoo or an upload",
+            max_height="240px",
+        )
+        self.training_table.sort_by("training", descending=True)
+        self.training_table.observe(lambda _: self._show_curves(), names="selected")
+        self.curves = EpochCurves(
+            "training curves", empty="no training curves: this model was not re-trained here"
+        )
         self.trainings = w.VBox([self.training_table, self.curves])
         self.places = w.HTML("<i>not looked up yet: each leaderboard may score every model you see</i>")
         self.places_button = w.Button(description="Find leaderboard places", icon="trophy")
@@ -213,30 +233,33 @@ class ModelCard(w.VBox):
         self.lineage.value = f"<ul class='headstart-lineage' style='font-size:13px'>{tree}</ul>"
 
     def _show_trainings(self, datasets: dict[int, str]) -> None:
-        if not self.history:
-            self.training_table.value = "<i>no trainings: this version came from the zoo or an upload</i>"
-            self.curves.show([])
-            return
         rows = []
         for t in self.history:
             last = max(t.epochs, key=lambda e: e.epoch) if t.epochs else None
-            accuracy = f"{last.accuracy:.3f}" if last else "&ndash;"
-            val = f"{last.val_accuracy:.3f}" if last and last.val_accuracy is not None else "&ndash;"
             rows.append(
-                f"<tr><td>#{t.id}</td><td>{html.escape(datasets.get(t.dataset_id, str(t.dataset_id)))}</td>"
-                f"<td>v{t.model_version}</td><td>{t.status}</td><td>{t.head}</td>"
-                f"<td>{len(t.epochs)}</td><td>{accuracy}</td><td>{val}</td></tr>"
+                (
+                    t.id,
+                    [
+                        t.id,
+                        datasets.get(t.dataset_id, str(t.dataset_id)),
+                        t.model_version,
+                        t.status,
+                        t.head,
+                        len(t.epochs),
+                        last.accuracy if last else None,
+                        last.val_accuracy if last else None,
+                        t.created_at,
+                    ],
+                )
             )
-        heads = "".join(
-            f"<th>{h}</th>"
-            for h in ("training", "dataset", "from", "status", "head", "epochs", "accuracy", "val acc.")
-        )
-        self.training_table.value = (
-            f"<table style='font-size:12px'><thead><tr>{heads}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>"
-        )
+        self.training_table.show(rows)
+        self._show_curves()
+
+    def _show_curves(self) -> None:
+        """Every training's curves, or only the selected one's."""
         name = self.model.name if self.model else str(self.catalog_id)
-        self.curves.show(training_series(name, self.history))
+        chosen = [t for t in self.history if t.id == self.training_table.value] or self.history
+        self.curves.show(training_series(name, chosen))
 
     def load_places(self) -> dict[str, LeaderboardRow]:
         """Look the model up on every dataset's leaderboard; returns its row per dataset name.

@@ -6,6 +6,7 @@ overlay several trainings' curves with it, a toggle choosing the metric.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import bqplot as bq
@@ -25,7 +26,8 @@ class EpochCurves(w.VBox):
     `show` takes (name, epochs) pairs; the lines are named "<name> train" and "<name> val" ("train"
     and "val" for an unnamed one). While the same lines are shown again, their points change in
     place, so a live training's curves grow instead of being drawn anew. A val line appears only
-    when every epoch held has its val figure.
+    when every epoch held has its val figure. Until some line has a point, the figure is not drawn at
+    all, no empty axes: the chart says what would fill it (`empty`).
     """
 
     def __init__(
@@ -35,12 +37,12 @@ class EpochCurves(w.VBox):
         metrics: Sequence[str] = METRICS,
         width: str = "100%",
         height: str = "320px",
+        empty: str = "select models to compare",
     ) -> None:
         self.metric = w.ToggleButtons(
             options=tuple(metrics), value=metrics[0], style={"button_width": "80px"}
         )
-        if len(metrics) < 2:
-            self.metric.layout.display = "none"
+        self.toggle = len(metrics) > 1  # one metric needs no choice
         self.x = bq.LinearScale()
         self.y = bq.LinearScale()
         self.y_axis = bq.Axis(scale=self.y, side="left", label=metrics[0], tick_format=".2f")
@@ -53,10 +55,20 @@ class EpochCurves(w.VBox):
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
             layout=w.Layout(width="100%", height=height),
         )
+        self.empty = w.HTML(
+            f"<div class='headstart-empty-chart'>{html.escape(empty)}</div>",
+            layout=w.Layout(height=height, display="flex", align_items="center", justify_content="center"),
+        )
         self.series: list[tuple[str, list[EpochPublic]]] = []
         self.lines: dict[str, bq.Lines] = {}
         self.metric.observe(lambda _: self._draw(), names="value")
-        super().__init__([self.metric, self.figure], layout=w.Layout(width=width))
+        super().__init__([self.metric, self.figure, self.empty], layout=w.Layout(width=width, min_width="0"))
+        self._draw()
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the figure is on screen: some line has a point."""
+        return self.figure.layout.display != "none"
 
     @property
     def labels(self) -> list[str]:
@@ -89,6 +101,10 @@ class EpochCurves(w.VBox):
                 self.lines[label].x = np.array(x, dtype=float)
                 self.lines[label].y = np.array(y, dtype=float)
         self.y_axis.label = metric
+        has_points = any(epochs for _, epochs in self.series)
+        self.figure.layout.display = None if has_points else "none"
+        self.empty.layout.display = "none" if has_points else "flex"
+        self.metric.layout.display = None if has_points and self.toggle else "none"
         self.x_axis.tick_values = np.array(
             epoch_ticks(e.epoch for _, epochs in self.series for e in epochs), dtype=float
         )

@@ -1,7 +1,7 @@
 """`Evaluate`: score a model on your own images or on a dataset split, and see where it goes wrong.
 
-It also holds the two renderings that the leaderboard and the card share: per-class precision and
-recall side by side, and a confusion matrix that stays readable from 3 to 50 classes and beyond.
+It also holds the per-class rendering that the leaderboard shares: precision and recall side by side;
+the confusion matrix is a heatmap (heatmap.py).
 """
 
 from __future__ import annotations
@@ -18,77 +18,13 @@ import ipywidgets as w
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import EvaluationPublic, Split
 from headstart.widgets.base import Status, replace_options, resolve_client
+from headstart.widgets.heatmap import ConfusionMatrix
 
 THUMBNAIL_PX = 112
-
-# The confusion matrix scales its cells to fit about this many pixels across, within bounds: at 3
-# classes a cell is big enough to read its count, at 50 it is small but still a square one can hover,
-# and the table scrolls (with sticky label headers) instead of shrinking the text to nothing.
-CONFUSION_FIT_PX = 560
-CELL_MIN_PX, CELL_MAX_PX = 14, 40
-FONT_MIN_PX, FONT_MAX_PX = 8, 12
-LABEL_CHARS = 16  # longer labels are cut in the headers; the full name is in the tooltip
-
-
-def _short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
 def _figure(value: float | None, digits: int = 3) -> str:
     return "&ndash;" if value is None else f"{value:.{digits}f}"
-
-
-def confusion_html(confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
-    """A confusion matrix (rows: true labels, columns: predicted) as a compact, scrolling HTML table.
-
-    A matrix may have one column more than it has rows: the model's predictions outside the
-    dataset's labels, which the scorer gathers in an "other" column.
-    """
-    rows = [list(map(int, row)) for row in confusion]
-    if not rows:
-        return "<i>no confusion matrix: nothing was scored against true labels</i>"
-    columns = list(labels) + ["(other)"] * (len(rows[0]) - len(labels))
-    cell = max(CELL_MIN_PX, min(CELL_MAX_PX, CONFUSION_FIT_PX // max(len(columns), 1)))
-    font = max(FONT_MIN_PX, min(FONT_MAX_PX, cell // 2))
-    # With many classes the counts would crowd the squares: colour carries them, tooltips say them.
-    show_counts = cell >= 24
-    base = f"width:{cell}px;min-width:{cell}px;height:{cell}px;padding:0;text-align:center;"
-    head = (
-        f"<th style='position:sticky;top:0;left:0;z-index:2;background:#fff;font-size:{font}px'>"
-        "true \\ predicted</th>"
-    )
-    for name in columns:
-        head += (
-            f"<th title='{html.escape(name, quote=True)}' style='position:sticky;top:0;z-index:1;"
-            f"background:#fff;font-size:{font}px;font-weight:normal;vertical-align:bottom;padding:0 1px'>"
-            f"<div style='writing-mode:vertical-rl;transform:rotate(180deg);max-height:110px;"
-            f"overflow:hidden;white-space:nowrap'>{html.escape(_short(name))}</div></th>"
-        )
-    body = []
-    for label, row in zip(labels, rows, strict=False):
-        total = sum(row) or 1
-        cells = [
-            f"<th title='{html.escape(label, quote=True)}' style='position:sticky;left:0;z-index:1;"
-            f"background:#fff;font-size:{font}px;font-weight:normal;text-align:right;white-space:nowrap;"
-            f"padding:0 4px'>{html.escape(_short(label))}</th>"
-        ]
-        for j, count in enumerate(row):
-            share = count / total
-            # Blue on the diagonal (right), red off it (wrong), deeper for a larger share of the row.
-            hue = "33,102,172" if j < len(labels) and labels[j] == label else "178,24,43"
-            colour = "#fff" if share > 0.55 else "#222"
-            tip = f"true {label}, predicted {columns[j]}: {count} ({share:.0%} of {label})"
-            text = str(count) if show_counts and count else ""
-            cells.append(
-                f"<td title='{html.escape(tip, quote=True)}' style='{base}font-size:{font}px;"
-                f"background:rgba({hue},{share:.3f});color:{colour};border:1px solid #eee'>{text}</td>"
-            )
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        "<div class='headstart-confusion' style='max-height:620px;max-width:100%;overflow:auto'>"
-        "<table style='border-collapse:collapse;table-layout:fixed'>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
-    )
 
 
 def _bar(value: float | None, colour: str) -> str:
@@ -168,7 +104,7 @@ class Evaluate(w.VBox):
         self.thumbnails = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap"))
         self.summary = w.HTML()
         self.per_class = w.HTML()
-        self.confusion = w.HTML()
+        self.confusion = ConfusionMatrix()
         self.predictions: list[dict[str, Any]] = []
         self.evaluation: EvaluationPublic | None = None
 
@@ -276,6 +212,6 @@ class Evaluate(w.VBox):
             + (f"<br><i>{html.escape(note)}</i>" if note else "")
         )
         self.per_class.value = per_class_html([(self.model.label or "", result.get("per_class", []))])
-        self.confusion.value = confusion_html(result.get("confusion", []), labels)
+        self.confusion.show(result.get("confusion", []), labels)
         self.status.ok(f"scored version {evaluation.model_version} on {self.split.value}")
         return evaluation

@@ -1,7 +1,7 @@
-"""Pickers for the catalog: searchable model and dataset lists with the chosen item's details beside them.
+"""Pickers for the catalog: model and dataset grids with the chosen row's details beside them.
 
 Each picker loads its list once per `refresh()` and filters it in the kernel, so typing in the search
-box or flipping a filter answers at once, without a round trip to the service.
+box, flipping a filter or sorting a column answers at once, without a round trip to the service.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import DatasetPublic, ModelPublic
 from headstart.widgets.base import Status, replace_options, resolve_client
+from headstart.widgets.grid import Column, Table, count_text
 
 SCOPES = ("all", "mine", "public")
 KINDS: list[tuple[str, str | None]] = [
@@ -23,25 +24,37 @@ KINDS: list[tuple[str, str | None]] = [
     ("feature vectors", "feature_vector"),
 ]
 ANY_LABELS = "any labels"
+MODEL_COLUMNS = (
+    Column("name"),
+    Column("owner"),
+    Column("kind"),
+    Column("labels", "labels"),
+    Column("params", "count"),
+    Column("size", "megabytes"),
+    Column("visibility"),
+    Column("best score", "percent"),
+    Column("updated", "date"),
+)
+DATASET_COLUMNS = (
+    Column("name"),
+    Column("labels", "labels"),
+    Column("classes", "integer"),
+    Column("images", "integer"),
+    Column("added by"),
+    Column("added", "date"),
+)
+
+
+def beside(grid: w.Widget, details: w.Widget) -> w.Box:
+    """A grid with its details pane to the right, or below it where the notebook is too narrow."""
+    grid.layout = w.Layout(flex="1 1 560px", min_width="0", max_width="100%")
+    details.layout = w.Layout(flex="1 1 300px", min_width="0", padding="0 0 0 1em")
+    return w.Box([grid, details], layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
 
 
 def size_text(params: int, size_bytes: int) -> str:
     """A model's size as people compare them: parameters and megabytes."""
-    if params >= 1_000_000:
-        count = f"{params / 1_000_000:.1f}M"
-    elif params >= 1_000:
-        count = f"{params / 1_000:.1f}k"
-    else:
-        count = str(params)
-    return f"{count} params, {size_bytes / 1_000_000:.2f} MB"
-
-
-def labels_text(labels: list[str] | None, most: int = 4) -> str:
-    """Labels for a one-line summary: the first few and how many in all."""
-    if not labels:
-        return "no labels"
-    shown = ", ".join(labels[:most])
-    return shown if len(labels) <= most else f"{shown}, ... ({len(labels)} labels)"
+    return f"{count_text(params)} params, {size_bytes / 1_000_000:.2f} MB"
 
 
 def details_table(rows: list[tuple[str, str]]) -> str:
@@ -117,8 +130,8 @@ class ModelPicker(w.VBox):
             description="same type as",
             style={"description_width": "auto"},
         )
-        self.list = w.Select(options=[], rows=10, layout=w.Layout(width="60%"))
-        self.details = w.HTML(layout=w.Layout(width="40%", padding="0 0 0 1em"))
+        self.grid = Table(MODEL_COLUMNS, empty="no models match", max_height="300px")
+        self.details = w.HTML()
         self.status = Status()
         self.models: list[ModelPublic] = []
         self._all: list[ModelPublic] = []
@@ -127,26 +140,26 @@ class ModelPicker(w.VBox):
         self._me: str | None = None
         super().__init__(
             [
-                w.HBox([self.search, self.scope]),
-                w.HBox([self.kind, self.same_type]),
-                w.HBox([self.list, self.details]),
+                w.HBox([self.search, self.scope], layout=w.Layout(flex_flow="row wrap")),
+                w.HBox([self.kind, self.same_type], layout=w.Layout(flex_flow="row wrap")),
+                beside(self.grid, self.details),
                 self.status,
             ]
         )
         for control in (self.search, self.scope, self.kind, self.same_type):
             control.observe(lambda _: self._apply(), names="value")
-        self.list.observe(lambda _: self._show_details(), names="value")
+        self.grid.observe(lambda _: self._show_details(), names="selected")
         self.refresh()
         if same_type_as is not None:
             self.same_type.value = same_type_as
 
     @property
     def value(self) -> int | None:
-        return self.list.value
+        return self.grid.value  # type: ignore[return-value]
 
     @value.setter
     def value(self, model_id: int | None) -> None:
-        self.list.value = model_id
+        self.grid.value = model_id
 
     @property
     def selected(self) -> ModelPublic | None:
@@ -197,21 +210,22 @@ class ModelPicker(w.VBox):
 
     def _apply(self) -> None:
         self.models = [m for m in self._all if self._keeps(m)]
-        replace_options(self.list, [(self._label(m), m.id) for m in self.models])
+        self.grid.show([(m.id, self._row(m)) for m in self.models])
         self._show_details()
 
-    def _label(self, model: ModelPublic) -> str:
+    def _row(self, model: ModelPublic) -> list:
         score = self._scores.get(model.id)
-        parts = [
+        return [
             model.name,
             model.owner,
             model.kind.replace("_", " "),
-            labels_text(model.labels),
-            size_text(model.params, model.size_bytes),
+            model.labels or [],
+            model.params,
+            model.size_bytes,
             "public" if model.public else "private",
-            f"best {score}" if score else "unranked",
+            score.accuracy if score else None,
+            model.updated_at,
         ]
-        return " · ".join(parts)
 
     def _show_details(self) -> None:
         model = self.selected
@@ -242,23 +256,23 @@ class DatasetPicker(w.VBox):
     def __init__(self, client: HeadstartClient | None = None) -> None:
         self.client = resolve_client(client)
         self.search = w.Text(placeholder="search name, labels", description="search")
-        self.list = w.Select(options=[], rows=8, layout=w.Layout(width="60%"))
-        self.details = w.HTML(layout=w.Layout(width="40%", padding="0 0 0 1em"))
+        self.grid = Table(DATASET_COLUMNS, empty="no datasets match", max_height="240px")
+        self.details = w.HTML()
         self.status = Status()
         self.datasets: list[DatasetPublic] = []
         self._all: list[DatasetPublic] = []
-        super().__init__([self.search, w.HBox([self.list, self.details]), self.status])
+        super().__init__([self.search, beside(self.grid, self.details), self.status])
         self.search.observe(lambda _: self._apply(), names="value")
-        self.list.observe(lambda _: self._show_details(), names="value")
+        self.grid.observe(lambda _: self._show_details(), names="selected")
         self.refresh()
 
     @property
     def value(self) -> str | None:
-        return self.list.value
+        return self.grid.value  # type: ignore[return-value]
 
     @value.setter
     def value(self, name: str | None) -> None:
-        self.list.value = name
+        self.grid.value = name
 
     @property
     def selected(self) -> DatasetPublic | None:
@@ -280,13 +294,20 @@ class DatasetPicker(w.VBox):
         self.datasets = [
             d for d in self._all if matches(query, d.name, d.description, d.created_by, *d.labels)
         ]
-        replace_options(self.list, [(self._label(d), d.name) for d in self.datasets])
+        self.grid.show([(d.name, self._row(d)) for d in self.datasets])
         self._show_details()
 
     @staticmethod
-    def _label(dataset: DatasetPublic) -> str:
+    def _row(dataset: DatasetPublic) -> list:
         images = sum(dataset.counts.values()) if dataset.counts else 0
-        return f"{dataset.name} · {labels_text(dataset.labels)} · {images} images · by {dataset.created_by}"
+        return [
+            dataset.name,
+            dataset.labels,
+            len(dataset.labels),
+            images,
+            dataset.created_by,
+            dataset.created_at,
+        ]
 
     def _show_details(self) -> None:
         dataset = self.selected

@@ -19,6 +19,7 @@ from headstart.kernels.errors import HeadstartError, Invalid, NotFound
 from headstart.kernels.schemas import OPTIMIZERS, SweepGrid, SweepPublic, TrainingPublic
 from headstart.widgets.base import Status, resolve_client, start_polling
 from headstart.widgets.curves import EpochCurves
+from headstart.widgets.grid import Column, Table
 from headstart.widgets.pickers import DatasetPicker, ModelPicker
 
 AXES = {  # each field of the grid: its label, how one value reads, and where a new setup starts
@@ -28,7 +29,14 @@ AXES = {  # each field of the grid: its label, how one value reads, and where a 
     "batch_size": ("batch sizes", int, ""),
     "label_smoothing": ("label smoothing", float, "0, 0.1"),
 }
-COLUMNS = ("#", "training", "settings", "epochs", "val acc", "status", "")
+COLUMNS = (
+    Column("#", "integer"),
+    Column("training", "integer"),
+    Column("settings"),
+    Column("epochs", "integer"),
+    Column("val acc", "decimal"),
+    Column("status"),
+)
 SHOWN_CURVES = 8  # the best runs' val curves are drawn; more would be a tangle
 
 
@@ -148,14 +156,32 @@ class SweepBoard(w.VBox):
         self.title = w.HTML(f"<b>sweep {self.sweep_id}</b>")
         self.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
         self.phase = w.Label("loading")
-        self.curves = EpochCurves("the best runs", metrics=("accuracy", "loss"), height="300px")
-        self.table = w.GridBox(
-            layout=w.Layout(grid_template_columns=f"repeat({len(COLUMNS) - 1}, max-content) auto")
+        self.curves = EpochCurves(
+            "the best runs", metrics=("accuracy", "loss"), height="300px", empty="waiting for the first epoch"
+        )
+        self.table = Table(COLUMNS, empty="no runs yet", max_height="300px")
+        self.table.sort_by("#")
+        # Keep and Discard act on the selected run, and are there only while it awaits a decision.
+        self.keep_button = w.Button(description="Keep", button_style="success", icon="check")
+        self.discard_button = w.Button(description="Discard", button_style="danger", icon="trash")
+        self.chosen = w.HTML()
+        self.decision = w.HBox(
+            [self.chosen, self.keep_button, self.discard_button], layout=w.Layout(display="none")
         )
         self.status = Status()
         super().__init__(
-            [self.title, w.HBox([self.progress, self.phase]), self.table, self.curves, self.status]
+            [
+                self.title,
+                w.HBox([self.progress, self.phase]),
+                self.table,
+                self.decision,
+                self.status,
+                self.curves,
+            ]
         )
+        self.table.observe(lambda _: self._show_decision(), names="selected")
+        self.keep_button.on_click(lambda _: self._decide_selected("keep_both"))
+        self.discard_button.on_click(lambda _: self._decide_selected("discard"))
         running = self.refresh()
         if follow and running:
             self.task = start_polling(self._step, poll)
@@ -206,32 +232,36 @@ class SweepBoard(w.VBox):
         self._show_table(sweep)
 
     def _show_table(self, sweep: SweepPublic) -> None:
-        cells: list[w.Widget] = [
-            w.HTML(f"<b>{name}</b>")
-            for name in ("#", "training", "settings", "epochs", "val acc", "status", "")
-        ]
-        for rank, run in enumerate(sweep.runs, start=1):
-            score = "-" if run.val_accuracy is None else f"{run.val_accuracy:.3f}"
-            cells += [
-                w.Label(f"#{rank}"),
-                w.Label(str(run.id)),
-                w.Label(run_label(run, sweep.grid)),
-                w.Label(str(len(run.epochs))),
-                w.Label(score),
-                w.Label(run.status),
-                self._decision(run, rank),
+        self.table.show(
+            [
+                (
+                    run.id,
+                    [rank, run.id, run_label(run, sweep.grid), len(run.epochs), run.val_accuracy, run.status],
+                )
+                for rank, run in enumerate(sweep.runs, start=1)
             ]
-        self.table.children = cells
+        )
+        self._show_decision()
 
-    def _decision(self, run: TrainingPublic, rank: int) -> w.Widget:
-        """Keep (as a new model of yours) and Discard, only while the run awaits a decision."""
-        if run.status != "candidate":
-            return w.HTML("")
-        keep = w.Button(description="Keep", button_style="success", layout=w.Layout(width="80px"))
-        discard = w.Button(description="Discard", button_style="danger", layout=w.Layout(width="80px"))
-        keep.on_click(lambda _: self._decide_clicked(run.id, "keep_both", rank))
-        discard.on_click(lambda _: self._decide_clicked(run.id, "discard", rank))
-        return w.HBox([keep, discard])
+    def _selected_run(self) -> tuple[int, TrainingPublic] | None:
+        runs = self.sweep.runs if self.sweep else []
+        return next(
+            ((rank, run) for rank, run in enumerate(runs, start=1) if run.id == self.table.value), None
+        )
+
+    def _show_decision(self) -> None:
+        picked = self._selected_run()
+        if picked is None or picked[1].status != "candidate":
+            self.decision.layout.display = "none"
+            return
+        rank, run = picked
+        self.chosen.value = f"run #{rank} (training {run.id}):&nbsp;"
+        self.decision.layout.display = "flex"
+
+    def _decide_selected(self, decision: str) -> None:
+        picked = self._selected_run()
+        if picked is not None:
+            self._decide_clicked(picked[1].id, decision, picked[0])
 
     def decide(self, training_id: int, decision: str, rank: int | None = None) -> None:
         """Keep a run as a new model (named for its sweep and rank) or discard it, then refresh."""

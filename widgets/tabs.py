@@ -29,7 +29,7 @@ def _models_tab(client: HeadstartClient) -> w.Widget:
         chosen = picker.value
         slot.children = (ModelCard(chosen, client),) if chosen is not None else ()
 
-    picker.list.observe(show, names="value")
+    picker.grid.observe(show, names="selected")
     show()
     return w.VBox([picker, slot])
 

@@ -132,18 +132,22 @@ class TrainingSetup(w.VBox):
         self.dashboard: TrainingDashboard | None = None
         self.output = w.VBox()
         self._cache_answers: dict[tuple[int, int, int], str] = {}
+        fields = (
+            self.optimizer,
+            self.learning_rate,
+            self.loss,
+            self.epochs,
+            self.batch_size,
+            self.fine_tune_layers,
+            self.early_stopping,
+        )
+        for control in fields:
+            # Each description as wide as its words, each value as wide as its half of the grid.
+            control.style = {"description_width": "initial"}
+            control.layout = w.Layout(width="auto", margin="2px 12px 2px 0")
         settings = w.GridBox(
-            [
-                self.optimizer,
-                self.learning_rate,
-                self.loss,
-                self.epochs,
-                self.batch_size,
-                self.fine_tune_layers,
-                self.early_stopping,
-                self.device,
-            ],
-            layout=w.Layout(grid_template_columns="repeat(2, 50%)"),
+            [*fields, self.device],
+            layout=w.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))"),
         )
         super().__init__(
             [
@@ -158,9 +162,9 @@ class TrainingSetup(w.VBox):
                 self.output,
             ]
         )
+        for grid in (self.models.grid, self.datasets.grid):
+            grid.observe(lambda _: self.update_plan(), names="selected")
         for control in (
-            self.models.list,
-            self.datasets.list,
             self.fine_tune_layers,
             self.epochs,
             self.device,
@@ -277,17 +281,19 @@ class TrainingDashboard(w.VBox):
         self.task: asyncio.Task[Any] | None = None
         # Loss and accuracy side by side, each with its train and val line.
         self.curves = {
-            metric: EpochCurves(metric, metrics=(metric,), width="50%", height="300px")
+            metric: EpochCurves(
+                metric, metrics=(metric,), width="50%", height="300px", empty="waiting for the first epoch"
+            )
             for metric in ("loss", "accuracy")
         }
         for curves in self.curves.values():
             curves.show([("", [])])
         self.title = w.HTML(f"<b>training {self.training_id}</b>")
         self.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
-        self.phase = w.Label("loading")
-        self.state = w.Label("")
+        self.phase = w.Label("loading", layout=w.Layout(overflow="visible"))
+        self.state = w.Label("", layout=w.Layout(overflow="visible"))
         self.cancel_button = w.Button(
-            description="Cancel", icon="stop", button_style="warning", disabled=True
+            description="Cancel", icon="stop", button_style="warning", layout=w.Layout(display="none")
         )
         self.update_button = w.Button(description="Update the model", button_style="success")
         self.keep_name = w.Text(placeholder="name of the new model", description="new name")
@@ -392,7 +398,8 @@ class TrainingDashboard(w.VBox):
             self.progress.bar_style = {"failed": "danger", "cancelled": "warning", "running": "info"}.get(
                 training.status, "success"
             )
-        self.cancel_button.disabled = training.status != "running"
+        # Cancel is there only while it can act; after a click it waits, greyed, for the stop.
+        self.cancel_button.layout.display = None if training.status == "running" else "none"
 
     def _show_decision(self, training: TrainingPublic) -> None:
         waiting = training.status == "candidate"

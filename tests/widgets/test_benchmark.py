@@ -58,5 +58,7 @@ def test_a_click_opens_the_cells_per_class_figures(service: Service, client: Hea
     assert f"accuracy {cell.cell.accuracy:.3f}" in board.details.value
     for label in ("circle", "square", "triangle"):
         assert f"<td>{label}</td>" in board.details.value
-    assert board.details.value.count("<tr>") == 1 + 3 + 1 + 3  # two headers, three labels each
+    assert board.details.value.count("<tr>") == 1 + 3  # a header, three labels
+    assert list(board.confusion.heatmap.row) == ["circle", "square", "triangle"]
+    assert int(board.confusion.counts.sum()) == cell.cell.count
     assert board.select(5, 5) is None  # outside the table: nothing

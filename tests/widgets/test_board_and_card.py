@@ -3,7 +3,6 @@ real catalog service of conftest.py (alice signed in), with their state read bac
 
 from __future__ import annotations
 
-import re
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import ipywidgets as w
+import numpy as np
 import pytest
 
 from headstart.kernels.client import HeadstartClient
@@ -20,14 +20,8 @@ from headstart.kernels.schemas import TrainingConfig
 from headstart.widgets import studio
 from headstart.widgets.benchmark import BenchmarkBoard
 from headstart.widgets.card import ModelCard
-from headstart.widgets.evaluate import (
-    CELL_MAX_PX,
-    CELL_MIN_PX,
-    FONT_MAX_PX,
-    FONT_MIN_PX,
-    Evaluate,
-    confusion_html,
-)
+from headstart.widgets.evaluate import Evaluate
+from headstart.widgets.heatmap import CELL_MIN_PX, ConfusionMatrix, normalised
 from headstart.widgets.leaderboard import Leaderboard
 from headstart.widgets.pickers import ModelPicker
 from headstart.widgets.sweep import SweepSetup
@@ -93,27 +87,39 @@ def test_confusion_matrix_of_50_classes_stays_readable() -> None:
     labels = [f"class-{n:02d}-with-a-rather-long-name" for n in range(50)]
     matrix = [[(7 if i == j else (1 if (i + j) % 7 == 0 else 0)) for j in range(51)] for i in range(50)]
 
-    page = confusion_html(matrix, labels)
+    confusion = ConfusionMatrix()
+    confusion.show(matrix, labels)
 
-    fonts = [int(px) for px in re.findall(r"font-size:(\d+)px", page)]
-    cells = [int(px) for px in re.findall(r"<td[^>]*width:(\d+)px", page)]
-    assert len(cells) == 50 * 51
-    assert fonts and all(FONT_MIN_PX <= f <= FONT_MAX_PX for f in fonts)
-    assert all(CELL_MIN_PX <= c <= CELL_MAX_PX for c in cells)
-    # It scrolls rather than shrinking, keeps its label headers in view, and names every label in full.
-    assert "overflow:auto" in page and "position:sticky" in page
-    for label in labels:
-        assert f"title='{label}'" in page
-    assert "(other)" in page
-    assert "true class-03-with-a-rather-long-name, predicted class-03-with-a-rather-long-name: 7" in page
+    # Rows are the true labels, columns the predictions and the "(other)" column, in full.
+    assert list(confusion.heatmap.row) == labels
+    assert list(confusion.heatmap.column) == [*labels, "(other)"]
+    assert np.asarray(confusion.heatmap.color).tolist() == matrix
+    # Each cell stays big enough to hover and the figure grows instead; the numbers are on hover.
+    cell = (
+        int(confusion.figure.layout.width[:-2])
+        - sum(confusion.figure.fig_margin[k] for k in ("left", "right"))
+    ) / 51
+    assert cell >= CELL_MIN_PX
+    assert confusion.heatmap.display_format is None
+    assert confusion.heatmap.tooltip.fields == ["row", "column", "color"]
+    assert confusion.heatmap.tooltip.labels == ["true", "predicted", "images"]
+    assert confusion.column_axis.tick_rotate != 0  # long names slant rather than overlap
+    assert "50 classes" in confusion.title.value
+
+    confusion.mode.value = "share of true label"
+    shares = np.asarray(confusion.heatmap.color)
+    assert shares.sum(axis=1) == pytest.approx(np.ones(50))
+    assert confusion.heatmap.tooltip.labels[-1] == "share" and confusion.color_scale.max == 1.0
 
 
-def test_confusion_matrix_of_few_classes_shows_its_counts() -> None:
-    page = confusion_html([[5, 1, 0], [0, 4, 2], [0, 0, 6]], LABELS)
-
-    assert ">5</td>" in page and ">6</td>" in page
-    assert all(f"title='{label}'" in page for label in LABELS)
-    assert "(other)" not in page
+def test_confusion_matrix_of_few_classes_shows_its_counts_and_an_empty_one_says_so() -> None:
+    confusion = ConfusionMatrix()
+    assert confusion.figure.layout.display == "none" and "no confusion matrix" in confusion.title.value
+    confusion.show([[5, 1, 0], [0, 4, 2], [0, 0, 6]], LABELS)
+    assert confusion.figure.layout.display is None
+    assert confusion.heatmap.display_format == ".0f"  # few classes: the counts are in the cells
+    assert list(confusion.heatmap.column) == LABELS and confusion.color_scale.max == 6.0
+    assert normalised(np.array([[0, 0], [1, 3]])).tolist() == [[0.0, 0.0], [0.25, 0.75]]
 
 
 # --- the leaderboard -------------------------------------------------------------------------------
@@ -126,8 +132,11 @@ def test_leaderboard_ranks_sorts_and_compares_selected_models(
 
     names = {row.model_name for row in board.rows}
     assert {"bob-public", "alice-vector", family.child_name, family.parent_name} <= names
-    assert "bob-private" not in names and "bob-private" not in board.table.value
-    assert family.child_name in board.table.value
+    shown = [row["cells"][1]["text"] for row in board.table.rows]
+    assert "bob-private" not in names and "bob-private" not in shown
+    assert family.child_name in shown
+    # Before a row is selected the chart draws nothing and says what would fill it.
+    assert not board.curves.drawn and "select models to compare" in board.curves.empty.value
     vector = next(row for row in board.rows if row.model_id == service.models["alice-vector"])
     assert vector.rank is None and not vector.comparable
 
@@ -135,17 +144,18 @@ def test_leaderboard_ranks_sorts_and_compares_selected_models(
     scores = [row.accuracy for row in by_accuracy if row.accuracy is not None]
     assert len(scores) >= 3 and scores == sorted(scores, reverse=True)
     assert by_accuracy[-1].accuracy is None  # unranked rows go last either way
-    assert board.sort.value == "accuracy" and "accuracy ▼" in board.table.value
+    assert board.table.sort == {"column": board.table.titles.index("accuracy"), "descending": True}
     by_name = board.sort_by("model")
     ranked_names = [row.model_name for row in by_name if row.model_name]
-    assert ranked_names == sorted(ranked_names)
+    assert ranked_names == sorted(ranked_names, key=str.lower)
     with pytest.raises(ValueError, match="unknown column"):
         board.sort_by("colour")
 
     board.select([family.child, service.models["bob-public"]])
 
     assert set(board.compared) == {family.child, service.models["bob-public"]}
-    assert set(board.selection.value) == set(board.compared)
+    assert set(board.table.selected) == set(board.compared)
+    assert board.curves.drawn
     assert f"{family.child_name} v1" in board.per_class.value
     assert "bob-public v1" in board.per_class.value
     assert all(label in board.per_class.value for label in LABELS)
@@ -157,7 +167,7 @@ def test_leaderboard_ranks_sorts_and_compares_selected_models(
     assert board.curves.y_axis.label == "loss"
 
     board.select([])
-    assert board.compared == [] and board.curves.figure.marks == []
+    assert board.compared == [] and board.curves.figure.marks == [] and not board.curves.drawn
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -178,10 +188,9 @@ def test_evaluate_on_a_split_shows_accuracy_and_a_confusion_matrix(
     assert evaluation.model_id == service.models["bob-public"] and evaluation.split == "test"
     assert f"{evaluation.accuracy:.3f}" in evaluate.summary.value
     for label in LABELS:
-        assert f"title='{label}'" in evaluate.confusion.value
         assert label in evaluate.per_class.value
-    counts = [int(n) for n in re.findall(r"predicted [a-z()]+: (\d+)", evaluate.confusion.value)]
-    assert sum(counts) == evaluation.count > 0
+    assert list(evaluate.confusion.heatmap.row) == LABELS
+    assert int(evaluate.confusion.counts.sum()) == evaluation.count > 0
 
 
 def test_evaluate_on_uploaded_images_shows_thumbnails_with_top_k(
@@ -244,7 +253,8 @@ def test_model_card_shows_facts_lineage_trainings_and_places(
     assert card.lineage.value.index(family.parent_name) < card.lineage.value.index(family.child_name)
     assert f"<b>{family.child_name}</b> (this model)" in card.lineage.value
     assert [t.id for t in card.history] == [family.training]
-    assert f"#{family.training}" in card.training_table.value
+    assert family.training in card.training_table.order
+    card.training_table.value = family.training  # a selected training's curves alone
     assert card.curves.labels == [f"{family.child_name} train", f"{family.child_name} val"]
 
     parent_card = ModelCard(family.parent, client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from headstart.kernels.client import HeadstartClient
+from headstart.widgets.grid import MISSING
 from headstart.widgets.pickers import DatasetPicker, ModelPicker
 from tests.widgets.conftest import Service
 
@@ -17,21 +18,53 @@ def test_lists_what_alice_may_see_and_never_bobs_private_model(
     picker = ModelPicker(client)
     assert {"bob-public", "alice-vector"} <= names(picker)
     assert "bob-private" not in names(picker)
-    assert service.models["bob-private"] not in [value for _, value in picker.list.options]
+    assert service.models["bob-private"] not in picker.grid.order
     assert picker.value is None  # nothing is chosen for the user
 
 
-def test_option_labels_show_owner_kind_labels_size_visibility_and_score(
+def texts(picker: ModelPicker | DatasetPicker, key: object) -> dict[str, str]:
+    """A row of the picker's grid as drawn: each column's title and the cell's text."""
+    row = next(r for r in picker.grid.rows if r["key"] == key)
+    return {title: c["text"] for title, c in zip(picker.grid.titles, row["cells"], strict=True)}
+
+
+def test_the_grid_shows_owner_kind_labels_size_visibility_score_and_update(
     service: Service, client: HeadstartClient
 ) -> None:
     picker = ModelPicker(client)
-    labels = dict((value, label) for label, value in picker.list.options)
-    bob = labels[service.models["bob-public"]]
-    for part in ("bob-public", "bob", "classifier", "circle, square, triangle", "params", "MB", "public"):
-        assert part in bob
+    assert picker.grid.titles == [
+        "name", "owner", "kind", "labels", "params", "size", "visibility", "best score", "updated"
+    ]  # fmt: skip
+    bob = texts(picker, service.models["bob-public"])
+    assert bob["name"] == "bob-public" and bob["owner"] == "bob" and bob["kind"] == "classifier"
+    assert bob["labels"] == "circle, square, triangle" and bob["visibility"] == "public"
+    assert bob["size"].endswith(" MB") and bob["params"][0].isdigit()
     # The platform scores every visible model on the shapes test split: bob's classifier is ranked.
-    assert "on shapes" in bob
-    assert "feature vector" in labels[service.models["alice-vector"]]
+    assert bob["best score"].endswith("%")
+    vector = texts(picker, service.models["alice-vector"])
+    assert vector["kind"] == "feature vector" and vector["labels"] == "none"
+    assert vector["best score"] == MISSING  # a feature vector is never ranked
+    # Numbers are right-aligned, text left.
+    align = {c["title"]: c["align"] for c in picker.grid.columns}
+    assert align["params"] == align["size"] == align["best score"] == "right" and align["name"] == "left"
+
+
+def test_sorting_a_column_orders_the_models_and_keeps_the_choice(
+    service: Service, client: HeadstartClient
+) -> None:
+    picker = ModelPicker(client)
+    picker.value = service.models["bob-public"]
+    by_size = picker.grid.sort_by("size")
+    sizes = [m.size_bytes for m in sorted(picker.models, key=lambda m: by_size.index(m.id))]
+    assert sizes == sorted(sizes)
+    assert picker.grid.sort_by("name", descending=True) == [
+        m.id for m in sorted(picker.models, key=lambda m: m.name.lower(), reverse=True)
+    ]
+    assert picker.value == service.models["bob-public"]
+    # A column's filter box narrows the grid further; the picker's own filters still apply.
+    alices = {m.id for m in picker.models if m.owner == "alice"}
+    assert alices and set(picker.grid.filter("owner", "alice")) == alices
+    assert picker.value is None  # bob's model is filtered out of sight: no longer chosen
 
 
 def test_scope_kind_and_search_filter_the_list(service: Service, client: HeadstartClient) -> None:
@@ -81,7 +114,7 @@ def test_selection_shows_details_and_survives_filters_that_keep_it(
     picker = ModelPicker(client)
     assert "pick a model" in picker.details.value
     picker.value = service.models["bob-public"]
-    assert picker.list.value == service.models["bob-public"]
+    assert picker.grid.selected == [service.models["bob-public"]]
     assert "bob-public" in picker.details.value and "circle, square, triangle" in picker.details.value
     assert "public" in picker.details.value
 

@@ -53,26 +53,32 @@ def test_the_board_ranks_the_runs_and_decides_each(service: Service, client: Hea
     until_done(board)
     assert board.sweep is not None and [r.status for r in board.sweep.runs] == ["candidate"] * 3
     assert board.progress.value == board.progress.max == 9 and board.progress.bar_style == "success"
-    # A header row and one row of 7 cells per run; ranks follow the val accuracy.
-    rows = [board.table.children[i : i + 7] for i in range(7, len(board.table.children), 7)]
-    assert [row[0].value for row in rows] == ["#1", "#2", "#3"]
+    # One row per run, ranked by val accuracy, with its settings and scores.
+    assert board.table.titles == ["#", "training", "settings", "epochs", "val acc", "status"]
+    rows = [[c["text"] for c in row["cells"]] for row in board.table.rows]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
     scores = [run.val_accuracy for run in board.sweep.runs]
     assert scores == sorted(scores, reverse=True)
-    assert [row[4].value for row in rows] == [f"{s:.3f}" for s in scores]
-    assert rows[0][2].value.startswith("learning_rate ")
+    assert [row[4] for row in rows] == [f"{s:.3f}" for s in scores]
+    assert rows[0][2].startswith("learning_rate ")
     # The best runs' curves, a train and a val line each.
     assert board.curves.labels == [f"#{n} {kind}" for n in (1, 2, 3) for kind in ("train", "val")]
     best, second = board.sweep.runs[0].id, board.sweep.runs[1].id
-    rows[0][6].children[0].click()
+    # Keep and Discard appear for a selected candidate only.
+    assert board.decision.layout.display == "none"
+    board.table.value = best
+    assert board.decision.layout.display == "flex" and "run #1" in board.chosen.value
+    board.keep_button.click()
     assert "kept run" in board.status.value
-    rows = [board.table.children[i : i + 7] for i in range(7, len(board.table.children), 7)]
-    rows[1][6].children[1].click()
+    assert board.table.value == best and board.decision.layout.display == "none"  # decided: no buttons
+    board.table.value = second
+    board.discard_button.click()
     statuses = {run.id: run.status for run in client.sweeps.get(begun.id).runs}
     assert statuses[best] == "kept_both" and statuses[second] == "discarded"
     assert [m.name for m in client.models.list() if m.name == f"sweep {begun.id} #1"]
-    # Decided runs no longer offer buttons.
-    rows = [board.table.children[i : i + 7] for i in range(7, len(board.table.children), 7)]
-    assert [len(getattr(row[6], "children", ())) for row in rows] == [0, 0, 2]
+    assert [row["cells"][5]["text"] for row in board.table.rows] == ["kept_both", "discarded", "candidate"]
+    board.table.value = board.sweep.runs[2].id
+    assert board.decision.layout.display == "flex"
 
 
 def test_starting_from_the_setup_shows_its_board(service: Service, client: HeadstartClient) -> None:

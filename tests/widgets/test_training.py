@@ -233,7 +233,9 @@ def test_phase_and_progress_follow_the_job(watched: Watched) -> None:
     assert dashboard.phase.value == "candidate"
     assert dashboard.progress.value == dashboard.progress.max == 5
     assert "succeeded" in dashboard.state.value
-    assert dashboard.cancel_button.disabled
+    # A finished training has nothing to cancel: the button is gone, the decision buttons are up.
+    assert dashboard.cancel_button.layout.display == "none"
+    assert dashboard.decision.layout.display == "flex"
 
 
 def test_the_candidate_shows_the_decision_buttons_and_keep_both_makes_a_model(
@@ -318,11 +320,13 @@ def test_cancel_ends_cancelled_and_keeps_the_epochs(service: Service, client: He
     )
     dashboard = TrainingDashboard(training.id, client, follow=False)
     poll_until(dashboard, lambda d: len(d.epochs) >= 1)
-    assert not dashboard.cancel_button.disabled
+    assert dashboard.cancel_button.layout.display is None and not dashboard.cancel_button.disabled
     dashboard.cancel_button.click()
     assert "asked the training to stop" in dashboard.status.value
+    assert dashboard.cancel_button.disabled  # waiting for the stop, it cannot be pressed twice
     poll_until(dashboard, ended)
     assert dashboard.phase.value == "cancelled"
+    assert dashboard.cancel_button.layout.display == "none"
     assert 1 <= len(dashboard.epochs) < 40
     assert len(dashboard.lines["loss"].x) == len(dashboard.epochs)
     assert dashboard.progress.bar_style == "warning"
