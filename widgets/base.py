@@ -18,6 +18,10 @@ def resolve_client(client: HeadstartClient | None) -> HeadstartClient:
     return client if client is not None else HeadstartClient()
 
 
+# Secondary text in the lab's own colour, which the dark theme turns light.
+MUTED = "color:var(--jp-ui-font-color2)"
+
+
 class Status(w.HTML):
     """One line saying what happened: quiet when all is well, red with the reason when not."""
 
@@ -31,7 +35,9 @@ class Status(w.HTML):
             # An exception's message can quote names users chose: it is shown as text, not HTML.
             known = isinstance(error, HeadstartError)
             message = html.escape(str(error) if known else f"{type(error).__name__}: {error}")
-        self.value = f"<span class='headstart-error' style='color:#b00020'>{message}</span>"
+        self.value = (
+            f"<span class='headstart-error' style='color:var(--jp-error-color1, #b00020)'>{message}</span>"
+        )
 
 
 def start_polling(step: Callable[[], Awaitable[bool]], interval: float) -> asyncio.Task[Any] | None:

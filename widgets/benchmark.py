@@ -105,12 +105,13 @@ class BenchmarkBoard(w.VBox):
         self.figure = bq.Figure(
             marks=[self.heatmap],
             axes=[
-                bq.Axis(scale=self.row_scale, side="left", label="body"),
+                # The row labels name the bodies: an axis label there would sit on top of them.
+                bq.Axis(scale=self.row_scale, side="left"),
                 bq.Axis(scale=self.column_scale, side="bottom", label="dataset"),
-                bq.ColorAxis(scale=self.color_scale, side="right", label="accuracy"),
+                bq.ColorAxis(scale=self.color_scale, side="right", label="accuracy", num_ticks=5),
             ],
             fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 90},
-            layout=w.Layout(width="100%", min_width="0", display="none"),
+            layout=w.Layout(width="100%", min_width="0", margin="0", overflow="hidden", display="none"),
         )
         self.empty = w.HTML("")
         self.details = w.HTML("<i>click a cell for its per-class figures</i>")
@@ -171,7 +172,7 @@ class BenchmarkBoard(w.VBox):
             return
         self.empty.value = ""
         self.figure.layout.display = None
-        self.figure.layout.height = f"{max(220, 90 + ROW_HEIGHT * len(table.rows))}px"
+        self.figure.layout.height = f"{max(280, 90 + ROW_HEIGHT * len(table.rows))}px"
         with self.heatmap.hold_sync():
             # The colour first: the row and column labels are checked against its shape.
             self.heatmap.color = accuracies(table)

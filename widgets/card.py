@@ -18,7 +18,7 @@ import ipywidgets as w
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import LeaderboardRow, ModelPublic, TrainingPublic
-from headstart.widgets.base import Status, resolve_client
+from headstart.widgets.base import MUTED, Status, resolve_client
 from headstart.widgets.curves import EpochCurves
 from headstart.widgets.grid import Column, Table
 from headstart.widgets.leaderboard import training_series
@@ -92,7 +92,9 @@ class ModelCard(w.VBox):
         )
         self.trainings = w.VBox([self.training_table, self.curves])
         self.places = w.HTML("<i>not looked up yet: each leaderboard may score every model you see</i>")
-        self.places_button = w.Button(description="Find leaderboard places", icon="trophy")
+        self.places_button = w.Button(
+            description="Find leaderboard places", icon="trophy", layout=w.Layout(width="auto")
+        )
         self.places_button.on_click(lambda _: self.load_places())
 
         self.model: ModelPublic | None = None
@@ -122,7 +124,9 @@ class ModelCard(w.VBox):
         self.download_button.on_click(lambda _: self.download(Path(self.download_path.value or ".")))
         self.confirm_delete.observe(self._confirming, names="value")
         self.delete_button.on_click(lambda _: self.delete())
-        self.actions = w.VBox(layout=w.Layout(border="1px solid #ddd", padding="4px"))
+        self.actions = w.VBox(
+            layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="4px")
+        )
 
         section = "<h4 style='margin:10px 0 2px'>{}</h4>".format
         super().__init__(
@@ -173,7 +177,7 @@ class ModelCard(w.VBox):
         model = self.model
         badge = "public" if model.public else "private"
         self.title.value = (
-            f"<h3 style='margin:4px 0'>{html.escape(model.name)} <small style='color:#666'>"
+            f"<h3 style='margin:4px 0'>{html.escape(model.name)} <small style='{MUTED}'>"
             f"#{model.id} · v{model.version} · {badge}</small></h3>"
         )
         self.facts.value = _facts_html(model)
@@ -208,7 +212,7 @@ class ModelCard(w.VBox):
             name = html.escape(model.name)
             text = f"<b>{name}</b> (this model)" if current else name
             facts = f"#{model.id} v{model.version} · {html.escape(model.owner)}"
-            return f"{text} <span style='color:#666'>{facts}</span>"
+            return f"{text} <span style='{MUTED}'>{facts}</span>"
 
         def descendants(model: ModelPublic, depth: int) -> str:
             kids = children_of.get(model.id, [])
@@ -217,7 +221,7 @@ class ModelCard(w.VBox):
             return (
                 "<ul>"
                 + "".join(
-                    f"<li>{item(kid)} <span style='color:#888'>from v{kid.parent_version}</span>"
+                    f"<li>{item(kid)} <span style='{MUTED}'>from v{kid.parent_version}</span>"
                     f"{descendants(kid, depth + 1)}</li>"
                     for kid in kids
                     if kid.id not in seen
@@ -288,7 +292,7 @@ class ModelCard(w.VBox):
                 f"<li><b>{html.escape(name)}</b>: "
                 + (f"#{row.rank} of {ranked[name]}" if row.rank is not None else "not ranked")
                 + (f", accuracy {row.accuracy:.3f}" if row.accuracy is not None else "")
-                + f" (v{row.version}) <span style='color:#666'>{html.escape(row.note)}</span></li>"
+                + f" (v{row.version}) <span style='{MUTED}'>{html.escape(row.note)}</span></li>"
                 for name, row in places.items()
             )
             self.places.value = f"<ul style='font-size:13px'>{items}</ul>"

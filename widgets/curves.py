@@ -53,7 +53,9 @@ class EpochCurves(w.VBox):
             title=title,
             legend_location="top-right",
             fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
-            layout=w.Layout(width="100%", height=height),
+            # min_width 0: a flex item may then shrink below its drawing, which bqplot redraws to fit.
+            # overflow hidden: bqplot leaves its (empty) WebGL canvas at the first width drawn.
+            layout=w.Layout(width="100%", min_width="0", height=height, margin="0", overflow="hidden"),
         )
         self.empty = w.HTML(
             f"<div class='headstart-empty-chart'>{html.escape(empty)}</div>",

@@ -29,7 +29,7 @@ def _figure(value: float | None, digits: int = 3) -> str:
 
 def _bar(value: float | None, colour: str) -> str:
     if value is None:
-        return "<td style='padding:1px 6px;color:#888'>&ndash;</td>"
+        return "<td style='padding:1px 6px;color:var(--jp-ui-font-color2)'>&ndash;</td>"
     return (
         f"<td style='padding:1px 6px;min-width:90px'><div style='display:flex;align-items:center;gap:4px'>"
         f"<div style='background:{colour};height:9px;width:{value * 60:.0f}px'></div>{value:.2f}</div></td>"
@@ -52,7 +52,8 @@ def per_class_html(columns: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> s
     if not labels:
         return "<i>no per-class figures: the models were not scored against labels</i>"
     heads = "".join(
-        f"<th colspan='2' style='padding:2px 6px;border-bottom:1px solid #ccc'>{html.escape(name)}</th>"
+        "<th colspan='2' style='padding:2px 6px;border-bottom:1px solid var(--jp-border-color1)'>"
+        f"{html.escape(name)}</th>"
         for name, _ in columns
     )
     sub = "<th style='padding:1px 6px'>precision</th><th style='padding:1px 6px'>recall</th>" * len(columns)
@@ -64,7 +65,8 @@ def per_class_html(columns: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> s
             cells += _bar(entry.get("precision"), "#2166ac") + _bar(entry.get("recall"), "#67a9cf")
         body.append(f"<tr><th style='text-align:right;padding:1px 6px'>{html.escape(label)}</th>{cells}</tr>")
     return (
-        "<div class='headstart-per-class' style='max-height:420px;overflow:auto;font-size:12px'>"
+        "<div class='headstart-per-class headstart-scroll'"
+        " style='max-height:420px;overflow:auto;font-size:12px'>"
         f"<table><thead><tr><th></th>{heads}</tr><tr><th>label</th>{sub}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
@@ -73,13 +75,16 @@ def per_class_html(columns: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> s
 def _top_html(top: Sequence[dict[str, Any]]) -> str:
     if not top:
         return "<i>a feature vector: no labels to predict</i>"
+    # The share first and never broken from its label's start; a long label wraps between its words.
+    # The bar beneath spans the tile at 100%.
     lines = "".join(
-        f"<div style='display:flex;gap:4px;align-items:center'>"
-        f"<div style='background:#2166ac;height:8px;width:{p['probability'] * 50:.0f}px'></div>"
-        f"<span>{html.escape(str(p['label']))} {p['probability']:.0%}</span></div>"
+        f"<div style='margin-bottom:2px'><div><b style='white-space:nowrap'>{p['probability']:.0%}</b> "
+        f"{html.escape(str(p['label']))}</div>"
+        f"<div style='background:var(--jp-brand-color1, #2166ac);height:4px;"
+        f"width:{p['probability'] * 100:.0f}%'></div></div>"
         for p in top
     )
-    return f"<div style='font-size:11px;width:{THUMBNAIL_PX}px'>{lines}</div>"
+    return f"<div style='font-size:11px;width:{THUMBNAIL_PX}px;line-height:1.25'>{lines}</div>"
 
 
 class Evaluate(w.VBox):
@@ -92,7 +97,9 @@ class Evaluate(w.VBox):
         self.top_k = w.BoundedIntText(
             value=3, min=1, max=20, description="top k", layout=w.Layout(width="140px")
         )
-        self.upload = w.FileUpload(accept="image/*", multiple=True, description="Upload images")
+        self.upload = w.FileUpload(
+            accept="image/*", multiple=True, description="Upload images", layout=w.Layout(width="auto")
+        )
         self.dataset = w.Dropdown(description="dataset", layout=w.Layout(width="300px"))
         self.split = w.Dropdown(
             options=tuple(reversed(get_args(Split))),

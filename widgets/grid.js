@@ -21,7 +21,11 @@ function heading(model, column, index) {
   const filter = document.createElement("input");
   filter.className = "hs-grid-filter";
   filter.type = "search";
-  filter.placeholder = column.align === "right" ? "> < =" : "filter";
+  filter.placeholder = "filter";
+  filter.title =
+    column.align === "right"
+      ? `filter ${column.title}: a number, or a comparison such as >0.9, <=20k, >=85%`
+      : `filter ${column.title}: rows holding every word typed`;
   filter.setAttribute("aria-label", `filter ${column.title}`);
   filter.value = (model.get("filters") || [])[index] || "";
   let timer = null;
@@ -82,10 +86,11 @@ function body(model, tbody, status) {
     tbody.append(tr);
   }
   const total = model.get("total");
+  const plural = (n) => `${n} row${n === 1 ? "" : "s"}`;
   status.textContent = rows.length
     ? rows.length === total
-      ? `${total} rows`
-      : `${rows.length} of ${total} rows`
+      ? plural(total)
+      : `${rows.length} of ${plural(total)}`
     : total
       ? `no rows match the filters (${total} in all)`
       : model.get("empty");

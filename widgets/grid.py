@@ -26,7 +26,7 @@ import traitlets as t
 Kind = Literal["text", "integer", "count", "megabytes", "percent", "decimal", "labels", "date"]
 NUMERIC: frozenset[str] = frozenset({"integer", "count", "megabytes", "percent", "decimal"})
 MISSING = "\u2013"  # an en dash
-LABELS_SHOWN = 3  # a labels cell names the first few and how many in all
+LABELS_SHOWN = 2  # a labels cell names the first few and how many in all (three fit whole)
 TIP_LABELS = 200  # a hover names at most this many; ImageNet's 1000 would fill the screen
 HERE = Path(__file__).parent
 
@@ -53,11 +53,12 @@ def count_text(n: int) -> str:
 
 
 def labels_summary(labels: Sequence[str], most: int = LABELS_SHOWN) -> str:
-    """The first few labels and how many in all: `tench, goldfish, great white shark, … (1000)`."""
+    """The first few labels and how many in all: `tench, goldfish, … (1000)`."""
     if not labels:
         return "none"
-    shown = ", ".join(labels[:most])
-    return shown if len(labels) <= most else f"{shown}, … ({len(labels)})"
+    if len(labels) <= most + 1:  # "a, b, c" is no longer than "a, b, … (3)"
+        return ", ".join(labels)
+    return f"{', '.join(labels[:most])}, … ({len(labels)})"
 
 
 def labels_tip(labels: Sequence[str]) -> str:

@@ -80,7 +80,8 @@ class ConfusionMatrix(w.VBox):
     def __init__(self) -> None:
         self.mode = w.ToggleButtons(options=MODES, value=MODES[0], style={"button_width": "150px"})
         self.title = w.HTML()
-        self.color_scale = bq.ColorScale(min=0.0, max=1.0, scheme="Blues")
+        # White to a middle blue, so that the counts written in the cells stay dark on light.
+        self.color_scale = bq.ColorScale(min=0.0, max=1.0, colors=["#f7fbff", "#4a98c9"])
         self.row_scale = bq.OrdinalScale(reverse=True)
         self.column_scale = bq.OrdinalScale()
         self.heatmap = Grid(
@@ -103,6 +104,7 @@ class ConfusionMatrix(w.VBox):
         self.mode.observe(lambda _: self._draw(), names="value")
         # Past FIT_PX the figure grows rather than its cells shrinking: it scrolls in its own box.
         self.scroller = w.Box([self.figure], layout=w.Layout(overflow_x="auto", max_width="100%"))
+        self.scroller.add_class("headstart-scroll")
         super().__init__([self.title, self.mode, self.scroller], layout=w.Layout(max_width="100%"))
         self.show([], [])
 

@@ -138,4 +138,5 @@ class Leaderboard(w.VBox):
         self.curves.show(series)
         self.per_class.value = per_class_html(columns) if chosen else ""
         note = f"; not trained here (zoo or uploaded): {', '.join(untrained)}" if untrained else ""
-        self.status.ok(f"comparing {len(chosen)} models{note}" if chosen else f"{len(self._by_id)} models")
+        noun = "model" if len(chosen) == 1 else "models"
+        self.status.ok(f"comparing {len(chosen)} {noun}{note}" if chosen else f"{len(self._by_id)} models")

@@ -45,11 +45,11 @@ DATASET_COLUMNS = (
 )
 
 
-def beside(grid: w.Widget, details: w.Widget) -> w.Box:
-    """A grid with its details pane to the right, or below it where the notebook is too narrow."""
-    grid.layout = w.Layout(flex="1 1 560px", min_width="0", max_width="100%")
-    details.layout = w.Layout(flex="1 1 300px", min_width="0", padding="0 0 0 1em")
-    return w.Box([grid, details], layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
+def stacked(grid: w.Widget, details: w.Widget) -> w.VBox:
+    """A grid across the notebook's width, with the chosen row's details below it."""
+    grid.layout = w.Layout(width="100%", min_width="0")
+    details.layout = w.Layout(min_width="0", margin="6px 0 0 0")
+    return w.VBox([grid, details], layout=w.Layout(width="100%"))
 
 
 def size_text(params: int, size_bytes: int) -> str:
@@ -58,13 +58,19 @@ def size_text(params: int, size_bytes: int) -> str:
 
 
 def details_table(rows: list[tuple[str, str]]) -> str:
-    """Facts as a two-column HTML table; values are escaped, since names and labels are user text."""
+    """Facts as a compact table of name and value, two facts to a line where the notebook is wide.
+
+    Values are escaped, since names and labels are user text."""
     cells = "".join(
-        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(key)}</th>"
-        f"<td>{html.escape(value)}</td></tr>"
+        "<div class='headstart-fact' style='display:grid;grid-template-columns:8.5em 1fr;gap:8px'>"
+        f"<b style='white-space:nowrap'>{html.escape(key)}</b>"
+        f"<span>{html.escape(value)}</span></div>"
         for key, value in rows
     )
-    return f"<table class='headstart-details'>{cells}</table>"
+    return (
+        "<div class='headstart-details' style='display:grid;gap:2px 24px;font-size:12px;line-height:1.4;"
+        f"grid-template-columns:repeat(auto-fill, minmax(320px, 1fr))'>{cells}</div>"
+    )
 
 
 def matches(query: str, *fields: str | None) -> bool:
@@ -123,10 +129,14 @@ class ModelPicker(w.VBox):
         self.client = resolve_client(client)
         self.search = w.Text(placeholder="search name, owner, labels", description="search")
         self.scope = w.ToggleButtons(options=list(SCOPES), value=scope)
-        self.kind = w.Dropdown(options=KINDS, value=kind, description="kind")
+        # By index: a Dropdown given the value None shows a blank, not its "any" option.
+        kinds = [value for _, value in KINDS]
+        if kind not in kinds:
+            raise ValueError(f"unknown kind {kind!r}; choose classifier or feature_vector")
+        self.kind = w.Dropdown(options=KINDS, index=kinds.index(kind), description="kind")
         self.same_type = w.Dropdown(
             options=[(ANY_LABELS, None)],
-            value=None,
+            index=0,
             description="same type as",
             style={"description_width": "auto"},
         )
@@ -142,7 +152,7 @@ class ModelPicker(w.VBox):
             [
                 w.HBox([self.search, self.scope], layout=w.Layout(flex_flow="row wrap")),
                 w.HBox([self.kind, self.same_type], layout=w.Layout(flex_flow="row wrap")),
-                beside(self.grid, self.details),
+                stacked(self.grid, self.details),
                 self.status,
             ]
         )
@@ -261,7 +271,7 @@ class DatasetPicker(w.VBox):
         self.status = Status()
         self.datasets: list[DatasetPublic] = []
         self._all: list[DatasetPublic] = []
-        super().__init__([self.search, beside(self.grid, self.details), self.status])
+        super().__init__([self.search, stacked(self.grid, self.details), self.status])
         self.search.observe(lambda _: self._apply(), names="value")
         self.grid.observe(lambda _: self._show_details(), names="selected")
         self.refresh()

@@ -295,13 +295,19 @@ class TrainingDashboard(w.VBox):
         self.cancel_button = w.Button(
             description="Cancel", icon="stop", button_style="warning", layout=w.Layout(display="none")
         )
-        self.update_button = w.Button(description="Update the model", button_style="success")
-        self.keep_name = w.Text(placeholder="name of the new model", description="new name")
-        self.keep_both_button = w.Button(description="Keep both", button_style="info")
-        self.discard_button = w.Button(description="Discard", button_style="danger")
+        fit = w.Layout(width="auto", min_width="fit-content")  # a button as wide as its words
+        self.update_button = w.Button(description="Update the model", button_style="success", layout=fit)
+        self.keep_name = w.Text(
+            placeholder="name of the new model",
+            description="new name",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="320px", max_width="100%"),
+        )
+        self.keep_both_button = w.Button(description="Keep both", button_style="info", layout=fit)
+        self.discard_button = w.Button(description="Discard", button_style="danger", layout=fit)
         self.decision = w.HBox(
             [self.update_button, self.keep_both_button, self.keep_name, self.discard_button],
-            layout=w.Layout(display="none"),
+            layout=w.Layout(display="none", flex_flow="row wrap"),
         )
         self.status = Status()
         super().__init__(
@@ -423,6 +429,8 @@ class TrainingDashboard(w.VBox):
             f"on {html.escape(dataset.name)}, by {html.escape(training.owner)}"
         )
         self.keep_name.value = f"{model.name} on {dataset.name}"
+        # Wide enough for the name it suggests: about 8 px a character and the description's room.
+        self.keep_name.layout.width = f"{max(320, 8 * len(self.keep_name.value) + 100)}px"
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -238,7 +238,9 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
         kept = alice.output(swept).inner_text()
         assert "8 heads; the best" in kept, kept
         runs = alice.output(sweep).inner_text()
-        assert all(f"#{rank}" in runs for rank in range(1, 9)), runs
+        # The sweep's grid: a row per head, ranked 1 to 8.
+        ranks = alice.output(sweep).locator("tr.hs-grid-row td:first-child").all_inner_texts()
+        assert ranks == [str(rank) for rank in range(1, 9)], ranks
         assert "kept run" in runs or "discarded run" in runs, runs
         alice.shot("sweep", alice.cell(sweep))
 

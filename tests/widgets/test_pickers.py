@@ -151,7 +151,7 @@ def test_dataset_picker_lists_searches_and_shows_details(client: HeadstartClient
     for part in ("circle, square, triangle", "train images", "val images", "test images", "resize policy"):
         assert part in details
     shapes = next(d for d in picker.datasets if d.name == "shapes")
-    assert f"<td>{shapes.counts['train']}</td>" in details
+    assert f"<b style='white-space:nowrap'>train images</b><span>{shapes.counts['train']}</span>" in details
 
     picker.search.value = "no such dataset anywhere"
     assert picker.datasets == [] and picker.value is None
