@@ -12,6 +12,8 @@ from typing import Any
 
 # Each name is imported from its module on first use, so `import headstart.widgets` stays cheap.
 _WHERE = {
+    "AddDataset": "adding",
+    "NewModel": "adding",
     "ModelPicker": "pickers",
     "DatasetPicker": "pickers",
     "TrainingSetup": "training",

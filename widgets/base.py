@@ -40,6 +40,54 @@ class Status(w.HTML):
         )
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 dataset`, `3 datasets`, `2 bodies`."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def quantity(done: int, total: int, unit: str) -> str:
+    """`3.1 of 12.0 MB` for bytes, `40 of 600 images` for counts."""
+    if unit == "bytes":
+        return f"{done / 1e6:.1f} of {total / 1e6:.1f} MB"
+    return f"{done} of {total} {unit}"
+
+
+class JobBar(w.HBox):
+    """A long action's progress bar and its phase in words; out of sight until the action starts.
+
+    The client's callbacks feed it (`step`), so it follows an upload byte by byte and then the job
+    the service runs with it, phase by phase.
+    """
+
+    def __init__(self) -> None:
+        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
+        self.phase = w.HTML()
+        super().__init__([self.bar, self.phase], layout=w.Layout(display="none", align_items="center"))
+
+    def begin(self, phase: str) -> None:
+        self.layout.display = "flex"
+        with self.bar.hold_sync():
+            self.bar.max, self.bar.value, self.bar.bar_style = 1, 0, "info"
+        self.phase.value = html.escape(phase)
+
+    def step(self, phase: str | None, done: int, total: int, unit: str = "") -> None:
+        """Show `done` of `total` in the named phase; a total of 0 means not known yet."""
+        self.layout.display = "flex"
+        with self.bar.hold_sync():
+            self.bar.max = max(total, 1)
+            self.bar.value = min(done, self.bar.max)
+        words = phase or "working"
+        if total:
+            words = f"{words}: {quantity(done, total, unit)}" if unit else f"{words} {done}/{total}"
+        self.phase.value = html.escape(words)
+
+    def end(self, text: str, *, ok: bool = True) -> None:
+        with self.bar.hold_sync():
+            self.bar.value = self.bar.max if ok else self.bar.value
+            self.bar.bar_style = "success" if ok else "danger"
+        self.phase.value = html.escape(text)
+
+
 def start_polling(step: Callable[[], Awaitable[bool]], interval: float) -> asyncio.Task[Any] | None:
     """Call `step()` every `interval` seconds on the running event loop until it answers False.
 

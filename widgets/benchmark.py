@@ -21,9 +21,18 @@ import numpy as np
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
-from headstart.widgets.base import Status, resolve_client, start_polling
+from headstart.widgets.base import Status, plural, resolve_client, start_polling
+from headstart.widgets.grid import Column, Table
 from headstart.widgets.heatmap import ConfusionMatrix, Grid
 
+RANKING_COLUMNS = (
+    Column("body"),
+    Column("sha"),
+    Column("architecture"),
+    Column("weights"),
+    Column("models", "integer"),
+    Column("mean rank", "decimal"),
+)
 PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
 ROW_HEIGHT = 34  # pixels per body in the heatmap
 
@@ -108,9 +117,9 @@ class BenchmarkBoard(w.VBox):
                 # The row labels name the bodies: an axis label there would sit on top of them.
                 bq.Axis(scale=self.row_scale, side="left"),
                 bq.Axis(scale=self.column_scale, side="bottom", label="dataset"),
-                bq.ColorAxis(scale=self.color_scale, side="right", label="accuracy", num_ticks=5),
+                # No colour bar: every cell writes its accuracy, and pending ones are grey.
             ],
-            fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 90},
+            fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 20},
             layout=w.Layout(width="100%", min_width="0", margin="0", overflow="hidden", display="none"),
         )
         self.empty = w.HTML("")
@@ -119,11 +128,15 @@ class BenchmarkBoard(w.VBox):
         self.confusion.layout.display = "none"
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.status = Status()
+        # The same table as rows to sort and filter: each body's facts, mean rank and accuracies.
+        self.ranking = Table(RANKING_COLUMNS, empty="no bodies yet", max_height="280px")
+        self.ranking.layout.display = "none"
         super().__init__(
             [
                 self.title,
                 self.empty,
                 self.figure,
+                self.ranking,
                 self.details,
                 self.confusion,
                 self.refresh_button,
@@ -162,10 +175,12 @@ class BenchmarkBoard(w.VBox):
         cells = len(table.rows) * len(table.datasets)
         pending = f"; {table.pending} cells pending, being probed" if table.pending else ""
         self.title.value = (
-            f"<b>transfer benchmark</b>: {len(table.rows)} bodies by {len(table.datasets)} datasets, "
+            f"<b>transfer benchmark</b>: {plural(len(table.rows), 'body', 'bodies')} by "
+            f"{plural(len(table.datasets), 'dataset')}, "
             f"{cells - table.pending} cells scored{pending}. Each cell is the test accuracy of a "
             "linear probe on the body's cached features; rows come best mean rank first."
         )
+        self._rank(table)
         if not cells:
             self.figure.layout.display = "none"
             self.empty.value = "<i>no bodies or no datasets yet: create a model and add a dataset</i>"
@@ -178,6 +193,30 @@ class BenchmarkBoard(w.VBox):
             self.heatmap.color = accuracies(table)
             self.heatmap.row = [row_label(row) for row in table.rows]
             self.heatmap.column = list(table.datasets)
+
+    def _rank(self, table: BenchmarkPublic) -> None:
+        columns = [*RANKING_COLUMNS, *(Column(name, "percent") for name in table.datasets)]
+        if [c.title for c in columns] != self.ranking.titles:
+            self.ranking.set_columns(columns)
+            self.ranking.sort_by("mean rank")
+        self.ranking.show(
+            [
+                (
+                    row.body,
+                    [
+                        row.name,
+                        row.body[:12],
+                        row.architecture,
+                        row.weights_source,
+                        len(row.models),
+                        row.mean_rank,
+                        *(cell.accuracy for cell in row.cells),
+                    ],
+                )
+                for row in table.rows
+            ]
+        )
+        self.ranking.layout.display = None if table.rows else "none"
 
     # --- one cell ---------------------------------------------------------------------------
 

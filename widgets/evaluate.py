@@ -17,7 +17,7 @@ import ipywidgets as w
 
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import EvaluationPublic, Split
-from headstart.widgets.base import Status, replace_options, resolve_client
+from headstart.widgets.base import JobBar, Status, replace_options, resolve_client
 from headstart.widgets.heatmap import ConfusionMatrix
 
 THUMBNAIL_PX = 112
@@ -108,6 +108,7 @@ class Evaluate(w.VBox):
             layout=w.Layout(width="200px"),
         )
         self.run_button = w.Button(description="Score split", icon="play")
+        self.progress = JobBar()
         self.thumbnails = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap"))
         self.summary = w.HTML()
         self.per_class = w.HTML()
@@ -127,7 +128,8 @@ class Evaluate(w.VBox):
                 self.upload,
                 self.thumbnails,
                 w.HTML("<b>A dataset split</b>"),
-                w.HBox([self.dataset, self.split, self.run_button]),
+                w.HBox([self.dataset, self.split, self.run_button], layout=w.Layout(flex_flow="row wrap")),
+                self.progress,
                 self.summary,
                 self.per_class,
                 self.confusion,
@@ -201,15 +203,22 @@ class Evaluate(w.VBox):
         if self.model.value is None or self.dataset.value is None:
             self.status.error("pick a model and a dataset first")
             return None
-        self.status.ok("scoring…")
+        self.status.value = ""
+        self.progress.begin("scoring")
         try:
             evaluation = self.client.evaluations.on_split(
-                self.model.value, self.dataset.value, self.split.value, top_k=int(self.top_k.value)
+                self.model.value,
+                self.dataset.value,
+                self.split.value,
+                top_k=int(self.top_k.value),
+                progress=lambda phase, done, total: self.progress.step(phase or "scoring", done, total),
             )
             labels = self.client.datasets.get(self.dataset.value).labels
         except Exception as error:
+            self.progress.end("failed", ok=False)
             self.status.error(error)
             return None
+        self.progress.end(f"scored {evaluation.count} images")
         self.evaluation = evaluation
         result = evaluation.result or {}
         note = result.get("note") or ""

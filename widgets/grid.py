@@ -181,9 +181,7 @@ class Table(anywidget.AnyWidget):
         self.kinds = list(columns)
         self.data: list[tuple[Hashable, list[Any]]] = []
         super().__init__(
-            columns=[
-                {"title": c.title, "align": "right" if c.numeric else "left", "kind": c.kind} for c in columns
-            ],
+            columns=self._drawn(columns),
             filters=[""] * len(columns),
             multiple=multiple,
             empty=empty,
@@ -192,6 +190,22 @@ class Table(anywidget.AnyWidget):
         )
         self.observe(lambda _: self._draw(), names=["sort", "filters"])
         self.observe(self._selection_changed, names="selected")
+
+    @staticmethod
+    def _drawn(columns: Sequence[Column]) -> list[dict[str, str]]:
+        return [
+            {"title": c.title, "align": "right" if c.numeric else "left", "kind": c.kind} for c in columns
+        ]
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Other columns (a table whose columns follow its data); rows, sorting and filters start over."""
+        with self.hold_sync():
+            self.kinds = list(columns)
+            self.data = []
+            self.sort = {}
+            self.filters = [""] * len(columns)
+            self.columns = self._drawn(columns)
+            self._draw()
 
     @property
     def titles(self) -> list[str]:

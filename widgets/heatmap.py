@@ -7,7 +7,9 @@ figure grows past it, and every cell says its labels and its count on hover.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import bqplot as bq
 import ipywidgets as w
@@ -24,6 +26,14 @@ LABEL_PX = 7  # about one character of an axis label
 MARGIN_MIN_PX, MARGIN_MAX_PX = 60, 180
 OTHER = "(other)"
 MODES = ("counts", "share of true label")
+
+
+def _colors_to_json(value: Any, widget: Any) -> Any:
+    """The colours as nested lists with null for NaN: bqplot's front end gives `null_color` to a
+    null cell only (a NaN in a binary array it colours black), and reads plain lists as well."""
+    if value is None:
+        return None
+    return [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(value, dtype=float)]
 
 
 class Grid(bq.GridHeatMap):
@@ -50,7 +60,14 @@ class Grid(bq.GridHeatMap):
     )
     color = (
         Array(None, allow_none=True)
-        .tag(sync=True, scaled=True, rtype="Color", atype="bqplot.ColorAxis", **array_serialization)
+        .tag(
+            sync=True,
+            scaled=True,
+            rtype="Color",
+            atype="bqplot.ColorAxis",
+            to_json=_colors_to_json,
+            from_json=array_serialization["from_json"],
+        )
         .valid(array_dimension_bounds(2, 2))
     )
 
@@ -96,7 +113,11 @@ class ConfusionMatrix(w.VBox):
         self.column_axis = bq.Axis(scale=self.column_scale, side="bottom", label="predicted")
         self.figure = bq.Figure(
             marks=[self.heatmap],
-            axes=[self.row_axis, self.column_axis, bq.ColorAxis(scale=self.color_scale, side="right")],
+            axes=[
+                self.row_axis,
+                self.column_axis,
+                bq.ColorAxis(scale=self.color_scale, side="right", orientation="vertical"),
+            ],
             layout=w.Layout(display="none", flex="0 0 auto"),
         )
         self.counts = np.zeros((0, 0), dtype=np.int64)

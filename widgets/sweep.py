@@ -98,6 +98,8 @@ class SweepSetup(w.VBox):
         )
         for field in [*self.fields.values(), self.draws]:
             field.observe(lambda _: self.update_count(), names="value")
+        for grid in (self.models.grid, self.datasets.grid):
+            grid.observe(lambda _: self.update_count(), names="selected")
         self.start_button.on_click(lambda _: self._start_clicked())
         self.update_count()
 
@@ -118,8 +120,11 @@ class SweepSetup(w.VBox):
             self.count.value = f"<i>{html.escape(str(error))}</i>"
             self.start_button.disabled = True
             return
-        self.count.value = f"<b>{heads}</b> head{'s' if heads != 1 else ''}, trained side by side"
-        self.start_button.disabled = False
+        chosen = self.models.value is not None and self.datasets.value is not None
+        self.count.value = f"<b>{heads}</b> head{'s' if heads != 1 else ''}, trained side by side" + (
+            "" if chosen else "; pick a model and a dataset to start"
+        )
+        self.start_button.disabled = not chosen
 
     def start(self) -> SweepBoard:
         """Start the sweep and show its board below the setup."""

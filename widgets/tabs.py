@@ -19,6 +19,7 @@ TITLES = ("Models", "Datasets", "Train", "Sweep", "Leaderboard", "Benchmark", "E
 
 def _models_tab(client: HeadstartClient) -> w.Widget:
     """The model picker, and the card of whichever model is picked."""
+    from headstart.widgets.adding import NewModel
     from headstart.widgets.card import ModelCard
     from headstart.widgets.pickers import ModelPicker
 
@@ -31,13 +32,24 @@ def _models_tab(client: HeadstartClient) -> w.Widget:
 
     picker.grid.observe(show, names="selected")
     show()
-    return w.VBox([picker, slot])
+    new = NewModel(client)
+    new.added = lambda _: picker.refresh()
+    return w.VBox([picker, slot, folded("New model", new)])
 
 
 def _datasets_tab(client: HeadstartClient) -> w.Widget:
+    from headstart.widgets.adding import AddDataset
     from headstart.widgets.pickers import DatasetPicker
 
-    return DatasetPicker(client)
+    picker = DatasetPicker(client)
+    add = AddDataset(client)
+    add.added = lambda _: picker.refresh()
+    return w.VBox([picker, folded("Add a dataset", add)])
+
+
+def folded(title: str, content: w.Widget) -> w.Accordion:
+    """A form out of the way until opened."""
+    return w.Accordion(children=[content], titles=(title,), selected_index=None)
 
 
 def _train_tab(client: HeadstartClient) -> w.Widget:

@@ -193,6 +193,7 @@ class TrainingSetup(w.VBox):
     def update_plan(self) -> None:
         """Say what the run will do with the current choices, before it starts."""
         model, dataset = self.models.selected, self.datasets.selected
+        self.start_button.disabled = model is None or dataset is None  # it can act once both are chosen
         if model is None or dataset is None:
             missing = " and ".join(n for n, v in (("a model", model), ("a dataset", dataset)) if v is None)
             self.plan.value = f"<i>pick {missing} to see the plan</i>"

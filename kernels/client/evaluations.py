@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from headstart.kernels.client.connection import Connection, parse, parse_list, query
-from headstart.kernels.client.jobs import RemoteJobs, answered_job
+from headstart.kernels.client.jobs import JobProgress, RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
 from headstart.kernels.schemas import EvaluationPublic, EvaluationRequest, LeaderboardRow, build
 
@@ -30,18 +30,20 @@ class RemoteEvaluations:
         *,
         version: int | None = None,
         top_k: int = 3,
+        progress: JobProgress | None = None,
     ) -> EvaluationPublic:
         """Score a model version on a dataset split; the catalog returns a cached score as it is.
 
         An uncached score is computed as a job (queued once, however many ask), which this waits
-        for; asked again, the catalog then answers the score it cached.
+        for, `progress(phase, done, total)` following it; asked again, the catalog then answers the
+        score it cached.
         """
         body = build(
             EvaluationRequest, model_id=model_id, dataset=dataset, split=split, version=version, top_k=top_k
         ).model_dump(mode="json")
         response = self._connection.request("POST", "headstart/evaluations", json=body)
         if response.status_code == 202:
-            self._jobs.follow(answered_job(response))
+            self._jobs.follow(answered_job(response), progress=progress)
             response = self._connection.request("POST", "headstart/evaluations", json=body)
         return parse(response, EvaluationPublic)
 

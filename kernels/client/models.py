@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import zipfile
+from collections.abc import Callable
 from email.message import Message
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -19,7 +20,7 @@ from headstart.kernels.client.connection import (
     query,
     upload_headers,
 )
-from headstart.kernels.client.jobs import RemoteJobs, answered_job
+from headstart.kernels.client.jobs import JobProgress, RemoteJobs, answered_job
 from headstart.kernels.errors import HeadstartError, Invalid
 from headstart.kernels.schemas import (
     JobPublic,
@@ -59,6 +60,7 @@ class RemoteModels:
         description: str = "",
         public: bool = False,
         imagenet_head: bool = False,
+        progress: JobProgress | None = None,
     ) -> ModelPublic:
         """Build a zoo architecture in the catalog: a classifier with labels, a feature vector without.
 
@@ -66,6 +68,7 @@ class RemoteModels:
 
         `imagenet_head` keeps the pretrained ImageNet classifier (1000 labels) of an architecture
         whose weights carry one. `seed` seeds the starting weights; the same seed builds the same model.
+        `progress(phase, done, total)` follows the job.
         """
         body = build(
             ModelCreate,
@@ -80,7 +83,7 @@ class RemoteModels:
             public=public,
         )
         response = self._connection.request("POST", "headstart/models", json=body.model_dump(mode="json"))
-        return self._made(answered_job(response))
+        return self._made(answered_job(response), progress)
 
     def upload(
         self,
@@ -90,8 +93,14 @@ class RemoteModels:
         labels: builtins.list[str] | None = None,
         description: str = "",
         public: bool = False,
+        sent: Callable[[int, int], None] | None = None,
+        progress: JobProgress | None = None,
     ) -> ModelPublic:
-        """Send a `.keras` file to the catalog, which checks it before storing it."""
+        """Send a `.keras` file to the catalog, which checks it before storing it.
+
+        `sent(bytes sent, total bytes)` follows the upload, `progress(phase, done, total)` the job
+        that checks it.
+        """
         path = Path(path)
         if not path.is_file():
             raise Invalid(f"no such file: {path}")
@@ -101,15 +110,15 @@ class RemoteModels:
             "POST",
             "headstart/models/upload",
             params=query(name=name, labels=labels, description=description, public=public),
-            content=file_chunks(path),
+            content=file_chunks(path, sent),
             headers=upload_headers(path, "application/octet-stream"),
             slow=True,
         )
-        return self._made(answered_job(response))
+        return self._made(answered_job(response), progress)
 
-    def _made(self, job: JobPublic) -> ModelPublic:
+    def _made(self, job: JobPublic, progress: JobProgress | None) -> ModelPublic:
         """The model a create or an upload's validation made, once its job ended."""
-        ended = self._jobs.follow(job)
+        ended = self._jobs.follow(job, progress=progress)
         return self.get((ended.result or {})["model_id"])
 
     # --- reading ----------------------------------------------------------------------------

@@ -34,9 +34,11 @@ SETUP = f"""
 import time
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import SweepGrid, TrainingConfig
+from pathlib import Path
+from headstart.kernels.engine.demo_data import write_shapes
 from headstart.widgets import (
-    BenchmarkBoard, DatasetPicker, Evaluate, Leaderboard, ModelCard, ModelPicker, SweepBoard,
-    TrainingDashboard, TrainingSetup,
+    AddDataset, BenchmarkBoard, DatasetPicker, Evaluate, Leaderboard, ModelCard, ModelPicker,
+    NewModel, SweepBoard, TrainingDashboard, TrainingSetup,
 )
 client = HeadstartClient()
 model = next(m for m in client.models.list() if m.name == {DEMO_MODEL!r})
@@ -71,6 +73,13 @@ WIDGETS = [
     ),
     ("model-card", "ModelCard(model.id)"),
     ("benchmark", "BenchmarkBoard()"),
+    (
+        "add-dataset",
+        "add = AddDataset()\n"
+        "add.path.value = str(write_shapes(Path.home() / 'look-shapes', per_class=6, seed=1))\n"
+        "add.name.value = f'dana-shapes-{time.time_ns()}'\nadd.run()\nadd",
+    ),
+    ("new-model", "NewModel()"),
 ]
 
 # What a person checks by eye, as the DOM says it. An element "sticks out" when its box passes the
@@ -286,6 +295,17 @@ def check_contents(look: Look, public: list[dict[str, Any]]) -> None:
     sweep = look.output(names.index("sweep-board") + 1)
     assert sweep.locator("tr.hs-grid-row").count() == 2
     assert sweep.locator("button", has_text=re.compile(r"^\W*Keep$")).is_visible()
+
+    added = look.output(names.index("add-dataset") + 1)
+    assert "added dataset dana-shapes-" in added.inner_text() and "done" in added.inner_text()
+    assert added.locator(".progress-bar-success, .widget-progress .progress-bar").count() >= 1
+
+    # A cell not probed yet is grey, as the legend says: never black, bqplot's colour for a NaN.
+    benchmark = look.output(names.index("benchmark") + 1)
+    fills = benchmark.locator(".heatmapcell").evaluate_all(
+        "cells => cells.map(c => getComputedStyle(c).fill)"
+    )
+    assert fills and "rgb(0, 0, 0)" not in fills, fills
 
     evaluate = look.output(names.index("evaluate") + 1)
     assert evaluate.locator(".heatmapcell").count() >= 100  # Fashion-MNIST's 10 by 10, or more

@@ -23,7 +23,7 @@ def until_scored(board: BenchmarkBoard, timeout: float = 120.0) -> None:
 
 
 def test_the_heatmap_draws_the_table_and_its_mean_ranks(service: Service, client: HeadstartClient) -> None:
-    board = BenchmarkBoard(client, follow=False)
+    board = BenchmarkBoard(client, ["shapes"], follow=False)
     first = board.table
     assert first is not None and first.datasets == ["shapes"]
     # Whatever is pending is drawn grey (NaN under the null colour), whatever is scored in colour.
@@ -38,6 +38,11 @@ def test_the_heatmap_draws_the_table_and_its_mean_ranks(service: Service, client
     assert [str(label) for label in board.heatmap.row] == [
         f"{row.name} · {row.body[:8]} · mean rank {row.mean_rank:.2f}" for row in table.rows
     ]
+    # Beside the heatmap, the same table as sortable rows: a body's facts, mean rank and accuracies.
+    assert board.ranking.titles == ["body", "sha", "architecture", "weights", "models", "mean rank", "shapes"]
+    assert board.ranking.order == [row.body for row in table.rows]  # best mean rank first
+    first_cells = [c["text"] for c in board.ranking.rows[0]["cells"]]
+    assert first_cells[-1] == f"{table.rows[0].cells[0].accuracy:.1%}"
     expected = [[cell.accuracy for cell in row.cells] for row in table.rows]
     assert np.asarray(board.heatmap.color, dtype=float).tolist() == expected
     # alice sees her vector and bob's public classifier; their bodies' rows are named for them.
@@ -47,7 +52,7 @@ def test_the_heatmap_draws_the_table_and_its_mean_ranks(service: Service, client
 
 
 def test_a_click_opens_the_cells_per_class_figures(service: Service, client: HeadstartClient) -> None:
-    board = BenchmarkBoard(client, follow=False)
+    board = BenchmarkBoard(client, ["shapes"], follow=False)
     until_scored(board)
     assert "click a cell" in board.details.value
     # What a click on the first cell sends from the browser: a JSON list of [row, column] pairs.

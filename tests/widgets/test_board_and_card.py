@@ -18,6 +18,7 @@ from headstart.kernels.client import HeadstartClient
 from headstart.kernels.errors import NotFound
 from headstart.kernels.schemas import TrainingConfig
 from headstart.widgets import studio
+from headstart.widgets.adding import AddDataset, NewModel
 from headstart.widgets.benchmark import BenchmarkBoard
 from headstart.widgets.card import ModelCard
 from headstart.widgets.evaluate import Evaluate
@@ -333,7 +334,10 @@ def test_studio_puts_the_widgets_in_seven_tabs_built_when_opened(
     picker.value = service.models["bob-public"]
     cards = [x for x in _walk(tab.children[0]) if isinstance(x, ModelCard)]
     assert [c.catalog_id for c in cards] == [service.models["bob-public"]]
+    assert any(isinstance(x, NewModel) for x in _walk(tab.children[0]))  # folded below the picker
 
+    tab.selected_index = 1
+    assert any(isinstance(x, AddDataset) for x in _walk(tab.children[1]))
     tab.selected_index = 3
     assert any(isinstance(x, SweepSetup) for x in _walk(tab.children[3]))
     tab.selected_index = 4

@@ -26,7 +26,10 @@ def until_done(board: SweepBoard, timeout: float = 90.0) -> None:
 
 def test_the_setup_counts_heads_and_refuses_a_bad_field(service: Service, client: HeadstartClient) -> None:
     setup = SweepSetup(client)
-    assert "<b>6</b> heads" in setup.count.value and not setup.start_button.disabled  # 3 rates x 2
+    assert "<b>6</b> heads" in setup.count.value  # 3 rates x 2
+    assert setup.start_button.disabled and "pick a model and a dataset" in setup.count.value
+    setup.models.value, setup.datasets.value = service.models["alice-vector"], "shapes"
+    assert not setup.start_button.disabled
     setup.fields["optimizer"].value = "adam, sgd"
     assert "<b>12</b> heads" in setup.count.value
     setup.draws.value = 5

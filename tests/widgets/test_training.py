@@ -152,10 +152,14 @@ def test_start_without_a_choice_says_what_is_missing(service: Service, client: H
     with pytest.raises(Invalid, match="pick a model and a dataset"):
         setup.start()
     assert "pick a model and a dataset" in setup.status.value
+    assert setup.start_button.disabled  # nothing to start yet
     setup.models.value = service.models["bob-public"]
-    setup.start_button.click()  # the button shows the error and raises nothing
+    assert setup.start_button.disabled
+    setup.start_button.click()  # even so, a click shows the error and raises nothing
     assert "pick a dataset before starting" in setup.status.value
     assert setup.output.children == ()
+    setup.datasets.value = "shapes"
+    assert not setup.start_button.disabled
 
 
 def test_the_gpu_toggle_on_a_cluster_without_a_gpu_worker_says_why(
