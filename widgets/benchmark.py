@@ -35,6 +35,7 @@ RANKING_COLUMNS = (
 )
 PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
 ROW_HEIGHT = 34  # pixels per body in the heatmap
+LABEL_HALF_PX = 4  # about half a character of an axis label
 
 
 def row_label(row: BenchmarkRow) -> str:
@@ -188,6 +189,9 @@ class BenchmarkBoard(w.VBox):
         self.empty.value = ""
         self.figure.layout.display = None
         self.figure.layout.height = f"{max(280, 90 + ROW_HEIGHT * len(table.rows))}px"
+        # The last dataset's name is centred under its column: room for its half past the plot.
+        half = LABEL_HALF_PX * len(table.datasets[-1])
+        self.figure.fig_margin = {"top": 20, "bottom": 50, "left": 330, "right": max(20, half)}
         with self.heatmap.hold_sync():
             # The colour first: the row and column labels are checked against its shape.
             self.heatmap.color = accuracies(table)

@@ -239,7 +239,9 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
         assert "8 heads; the best" in kept, kept
         runs = alice.output(sweep).inner_text()
         # The sweep's grid: a row per head, ranked 1 to 8.
-        ranks = alice.output(sweep).locator("tr.hs-grid-row td:first-child").all_inner_texts()
+        # The board is below the setup, whose model and dataset grids come first.
+        board_grid = alice.output(sweep).locator(".hs-grid").last
+        ranks = board_grid.locator("tr.hs-grid-row td:first-child").all_inner_texts()
         assert ranks == [str(rank) for rank in range(1, 9)], ranks
         assert "kept run" in runs or "discarded run" in runs, runs
         alice.shot("sweep", alice.cell(sweep))
@@ -249,7 +251,8 @@ def test_alice_runs_the_quickstart_and_bob_cannot_see_her_model(
         table = catalog(demo_hub, "alice", "headstart/benchmark")
         printed = alice.output(ranked).inner_text()
         assert printed.count("mean rank") == len(table["rows"]) >= 2, printed
-        cells = alice.output(heatmap).locator(".heatmapcell")
+        # The benchmark's own heatmap, the output's first figure; a cell's confusion matrix comes later.
+        cells = alice.output(heatmap).locator(".bqplot.figure").first.locator(".heatmapcell")
         assert cells.count() == len(table["rows"]) * len(table["datasets"])
         # A click on the best body's first cell opens that cell's per-class figures.
         first = table["datasets"][0]
