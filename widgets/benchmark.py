@@ -23,7 +23,7 @@ from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
 from headstart.widgets.base import Status, plural, resolve_client, start_polling
 from headstart.widgets.grid import Column, Table
-from headstart.widgets.heatmap import ConfusionMatrix, Grid
+from headstart.widgets.heatmap import LABEL_PX, ConfusionMatrix, Grid
 
 RANKING_COLUMNS = (
     Column("body"),
@@ -35,7 +35,6 @@ RANKING_COLUMNS = (
 )
 PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
 ROW_HEIGHT = 34  # pixels per body in the heatmap
-LABEL_HALF_PX = 4  # about half a character of an axis label
 
 
 def row_label(row: BenchmarkRow) -> str:
@@ -190,7 +189,7 @@ class BenchmarkBoard(w.VBox):
         self.figure.layout.display = None
         self.figure.layout.height = f"{max(280, 90 + ROW_HEIGHT * len(table.rows))}px"
         # The last dataset's name is centred under its column: room for its half past the plot.
-        half = LABEL_HALF_PX * len(table.datasets[-1])
+        half = math.ceil(LABEL_PX / 2) * len(table.datasets[-1])
         self.figure.fig_margin = {"top": 20, "bottom": 50, "left": 330, "right": max(20, half)}
         with self.heatmap.hold_sync():
             # The colour first: the row and column labels are checked against its shape.

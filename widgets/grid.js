@@ -135,13 +135,15 @@ export default {
     head();
     height();
     redraw();
+    const sorted = () => marks(model, thead);
     model.on("change:columns", head);
-    model.on("change:sort", () => marks(model, thead));
+    model.on("change:sort", sorted);
     model.on("change:max_height", height);
     model.on("change:rows", redraw);
     model.on("change:selected", redraw);
     return () => {
       model.off("change:columns", head);
+      model.off("change:sort", sorted);
       model.off("change:max_height", height);
       model.off("change:rows", redraw);
       model.off("change:selected", redraw);

@@ -43,6 +43,11 @@ class Column:
         return self.kind in NUMERIC
 
 
+def missing(value: Any) -> bool:
+    """No value: None, or a NaN where a figure was not computed."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def count_text(n: int) -> str:
     """A count as people compare them: 950, 15.8k, 3.4M."""
     if n >= 1_000_000:
@@ -70,7 +75,7 @@ def labels_tip(labels: Sequence[str]) -> str:
 
 def cell(column: Column, value: Any) -> dict[str, Any]:
     """One cell as the browser draws it: its text, and its full text on hover when that says more."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if missing(value):
         return {"text": MISSING}
     kind = column.kind
     if kind == "labels":
@@ -97,16 +102,14 @@ def cell(column: Column, value: Any) -> dict[str, Any]:
 
 
 def sort_key(column: Column, value: Any) -> tuple:
-    """Missing values last whichever way a column is read; numbers as numbers, text without case."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return (1, 0)
+    """A present value's place in its column: numbers as numbers, text without case."""
     if column.numeric:
-        return (0, float(value))
+        return (float(value),)
     if column.kind == "labels":
-        return (0, len(value), ", ".join(value).lower())
+        return (len(value), ", ".join(value).lower())
     if column.kind == "date":
-        return (0, value.timestamp() if isinstance(value, datetime) else str(value))
-    return (0, str(value).lower())
+        return (value.timestamp() if isinstance(value, datetime) else str(value),)
+    return (str(value).lower(),)
 
 
 _COMPARISON = re.compile(r"^\s*(<=|>=|<|>|=)?\s*(-?[\d.,]+)\s*(%|k|m|mb)?\s*$", re.IGNORECASE)
@@ -132,7 +135,7 @@ def keeps(column: Column, value: Any, query: str) -> bool:
     if column.numeric:
         match = _COMPARISON.match(query)
         if match and match.group(1):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if missing(value):
                 return False
             try:
                 bound = float(match.group(2).replace(",", "")) * _SCALE.get((match.group(3) or "").lower(), 1)
@@ -235,22 +238,20 @@ class Table(anywidget.AnyWidget):
 
     def sort_by(self, title: str | None, *, descending: bool = False) -> list[Hashable]:
         """Sort by a column, as a click on its heading would (None: the order given); returns the keys."""
-        if title is None:
-            self.sort = {}
-            return self.order
-        if title not in self.titles:
-            raise ValueError(f"unknown column {title!r}; choose one of {', '.join(self.titles)}")
-        self.sort = {"column": self.titles.index(title), "descending": descending}
+        self.sort = {} if title is None else {"column": self._index(title), "descending": descending}
         return self.order
 
     def filter(self, title: str, query: str) -> list[Hashable]:
         """Type `query` into a column's filter box; returns the keys of the rows that stay."""
-        if title not in self.titles:
-            raise ValueError(f"unknown column {title!r}; choose one of {', '.join(self.titles)}")
         filters = list(self.filters)
-        filters[self.titles.index(title)] = query
+        filters[self._index(title)] = query
         self.filters = filters
         return self.order
+
+    def _index(self, title: str) -> int:
+        if title not in self.titles:
+            raise ValueError(f"unknown column {title!r}; choose one of {', '.join(self.titles)}")
+        return self.titles.index(title)
 
     def _draw(self) -> None:
         filters = list(self.filters) + [""] * (len(self.kinds) - len(self.filters))
@@ -261,12 +262,12 @@ class Table(anywidget.AnyWidget):
         ]
         index = self.sort.get("column")
         if index is not None and 0 <= int(index) < len(self.kinds):
-            column = self.kinds[int(index)]
-            descending = bool(self.sort.get("descending"))
-            present = [r for r in shown if sort_key(column, r[1][int(index)])[0] == 0]
-            missing = [r for r in shown if sort_key(column, r[1][int(index)])[0] == 1]
-            present.sort(key=lambda r: sort_key(column, r[1][int(index)]), reverse=descending)
-            shown = present + missing
+            at, column = int(index), self.kinds[int(index)]
+            # Missing values last whichever way the column is read.
+            present = [r for r in shown if not missing(r[1][at])]
+            absent = [r for r in shown if missing(r[1][at])]
+            present.sort(key=lambda r: sort_key(column, r[1][at]), reverse=bool(self.sort.get("descending")))
+            shown = present + absent
         with self.hold_sync():
             self.total = len(self.data)
             self.rows = [

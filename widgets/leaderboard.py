@@ -14,7 +14,7 @@ import ipywidgets as w
 
 from headstart.kernels.client import HeadstartClient
 from headstart.kernels.schemas import EpochPublic, LeaderboardRow, TrainingPublic
-from headstart.widgets.base import Status, resolve_client
+from headstart.widgets.base import Status, plural, resolve_client
 from headstart.widgets.curves import EpochCurves
 from headstart.widgets.evaluate import per_class_html
 from headstart.widgets.grid import Column, Table
@@ -138,5 +138,6 @@ class Leaderboard(w.VBox):
         self.curves.show(series)
         self.per_class.value = per_class_html(columns) if chosen else ""
         note = f"; not trained here (zoo or uploaded): {', '.join(untrained)}" if untrained else ""
-        noun = "model" if len(chosen) == 1 else "models"
-        self.status.ok(f"comparing {len(chosen)} {noun}{note}" if chosen else f"{len(self._by_id)} models")
+        self.status.ok(
+            f"comparing {plural(len(chosen), 'model')}{note}" if chosen else f"{len(self._by_id)} models"
+        )

@@ -1,4 +1,4 @@
-"""Pickers for the catalog: model and dataset grids with the chosen row's details beside them.
+"""Pickers for the catalog: model and dataset grids with the chosen row's details below them.
 
 Each picker loads its list once per `refresh()` and filters it in the kernel, so typing in the search
 box, flipping a filter or sorting a column answers at once, without a round trip to the service.
