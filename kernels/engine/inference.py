@@ -46,6 +46,11 @@ def predict_batches(
     def run(chunk: np.ndarray, rows: int) -> None:
         nonlocal done
         # uint8 goes in unconverted: the model casts on the device, and the transfer is 4x smaller.
+        # float16 features are widened here instead: the heads compute in float32 anyway, and on a CPU
+        # without AVX-512 FP16 oneDNN cannot run the half-precision cast and prints an error line
+        # ("oneDNN supports DT_HALF only on platforms with AVX-512") before it falls back to Eigen.
+        if chunk.dtype == np.float16:
+            chunk = chunk.astype(np.float32)
         result = model.predict_on_batch(chunk)
         if isinstance(result, list | tuple | dict):
             raise Invalid("predict_batches needs a model with a single output")
