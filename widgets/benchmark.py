@@ -23,7 +23,7 @@ from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
 from headstart.widgets.base import Status, plural, resolve_client, start_polling
 from headstart.widgets.grid import Column, Table
-from headstart.widgets.heatmap import LABEL_PX, ConfusionMatrix, Grid
+from headstart.widgets.heatmap import ConfusionMatrix, Grid, fit_column_ticks
 
 RANKING_COLUMNS = (
     Column("body"),
@@ -34,7 +34,13 @@ RANKING_COLUMNS = (
     Column("mean rank", "decimal"),
 )
 PENDING_COLOR = "#c8c8c8"  # a cell not scored yet: grey, not a colour of the accuracy scale
+# Pale yellow to a middle green: the accuracy written in each cell stays dark on light at both ends
+# (viridis, which starts at a deep purple, hid a 0.00 written in black).
+ACCURACY_COLORS = ["#ffffcc", "#41ab5d"]
 ROW_HEIGHT = 34  # pixels per body in the heatmap
+COLUMN_PX = 96  # pixels per dataset: room for an accuracy, and a click
+LEFT_PX = 330  # the bodies' names, short shas and mean ranks
+RIGHT_PX = 20
 
 
 def row_label(row: BenchmarkRow) -> str:
@@ -97,9 +103,10 @@ class BenchmarkBoard(w.VBox):
         self.table: BenchmarkPublic | None = None
         self.task: asyncio.Task[Any] | None = None
         self.title = w.HTML("<b>transfer benchmark</b>")
-        self.color_scale = bq.ColorScale(min=0.0, max=1.0, scheme="viridis")
+        self.color_scale = bq.ColorScale(min=0.0, max=1.0, colors=ACCURACY_COLORS)
         self.row_scale = bq.OrdinalScale(reverse=True)
         self.column_scale = bq.OrdinalScale()
+        self.column_axis = bq.Axis(scale=self.column_scale, side="bottom", label="dataset")
         self.heatmap = Grid(
             color=np.full((1, 1), math.nan),
             row=["-"],
@@ -116,12 +123,15 @@ class BenchmarkBoard(w.VBox):
             axes=[
                 # The row labels name the bodies: an axis label there would sit on top of them.
                 bq.Axis(scale=self.row_scale, side="left"),
-                bq.Axis(scale=self.column_scale, side="bottom", label="dataset"),
+                self.column_axis,
                 # No colour bar: every cell writes its accuracy, and pending ones are grey.
             ],
-            fig_margin={"top": 20, "bottom": 50, "left": 330, "right": 20},
-            layout=w.Layout(width="100%", min_width="0", margin="0", overflow="hidden", display="none"),
+            fig_margin={"top": 20, "bottom": 50, "left": LEFT_PX, "right": RIGHT_PX},
+            layout=w.Layout(min_width="0", margin="0", overflow="hidden", display="none"),
         )
+        # Columns keep their width as datasets are added: past the notebook's width, it scrolls.
+        self.scroller = w.Box([self.figure], layout=w.Layout(overflow_x="auto", max_width="100%"))
+        self.scroller.add_class("headstart-scroll")
         self.empty = w.HTML("")
         self.details = w.HTML("<i>click a cell for its per-class figures</i>")
         self.confusion = ConfusionMatrix()
@@ -135,7 +145,7 @@ class BenchmarkBoard(w.VBox):
             [
                 self.title,
                 self.empty,
-                self.figure,
+                self.scroller,
                 self.ranking,
                 self.details,
                 self.confusion,
@@ -187,10 +197,11 @@ class BenchmarkBoard(w.VBox):
             return
         self.empty.value = ""
         self.figure.layout.display = None
-        self.figure.layout.height = f"{max(280, 90 + ROW_HEIGHT * len(table.rows))}px"
-        # The last dataset's name is centred under its column: room for its half past the plot.
-        half = math.ceil(LABEL_PX / 2) * len(table.datasets[-1])
-        self.figure.fig_margin = {"top": 20, "bottom": 50, "left": 330, "right": max(20, half)}
+        # A name wider than its column slants down to the left, so none passes the plot's right edge.
+        below = fit_column_ticks(self.column_axis, table.datasets, COLUMN_PX)
+        self.figure.fig_margin = {"top": 20, "bottom": below, "left": LEFT_PX, "right": RIGHT_PX}
+        self.figure.layout.width = f"{LEFT_PX + COLUMN_PX * len(table.datasets) + RIGHT_PX}px"
+        self.figure.layout.height = f"{max(280, 20 + ROW_HEIGHT * len(table.rows) + below)}px"
         with self.heatmap.hold_sync():
             # The colour first: the row and column labels are checked against its shape.
             self.heatmap.color = accuracies(table)

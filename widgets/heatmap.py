@@ -26,6 +26,7 @@ LABEL_PX = 7  # about one character of an axis label
 MARGIN_MIN_PX, MARGIN_MAX_PX = 60, 180
 OTHER = "(other)"
 MODES = ("counts", "share of true label")
+SLANT_DEGREES = 45  # column labels too long for their column
 
 
 def _colors_to_json(value: Any, widget: Any) -> Any:
@@ -87,6 +88,23 @@ def margin_px(labels: Sequence[str]) -> int:
     return max(MARGIN_MIN_PX, min(MARGIN_MAX_PX, LABEL_PX * longest + 16))
 
 
+def fit_column_ticks(axis: bq.Axis, labels: Sequence[str], column_px: float) -> int:
+    """Slant a bottom axis's labels when the longest is wider than its column, so that neighbours
+    never overlap; returns the pixels the labels take below the plot, its axis label included.
+
+    A slanted label ends at its tick (`text-anchor: end`) and runs down to the left, away from the
+    cells: bqplot rotates each label about its tick, and a centred one would cross into the plot.
+    """
+    longest = LABEL_PX * max((len(label) for label in labels), default=0)
+    slant = longest > column_px
+    axis.tick_rotate = -SLANT_DEGREES if slant else 0
+    axis.tick_style = {**(axis.tick_style or {}), "text-anchor": "end" if slant else "middle"}
+    below = math.ceil(longest * math.sin(math.radians(SLANT_DEGREES))) + 12 if slant else 18
+    below = min(MARGIN_MAX_PX, below)
+    axis.label_offset = f"{below + 4}px"
+    return below + 20  # the axis's own label under them
+
+
 class ConfusionMatrix(w.VBox):
     """A confusion matrix (rows: true labels, columns: predicted) with a counts / shares toggle.
 
@@ -111,13 +129,10 @@ class ConfusionMatrix(w.VBox):
         )
         self.row_axis = bq.Axis(scale=self.row_scale, side="left", label="true")
         self.column_axis = bq.Axis(scale=self.column_scale, side="bottom", label="predicted")
+        self.color_axis = bq.ColorAxis(scale=self.color_scale, side="right", orientation="vertical")
         self.figure = bq.Figure(
             marks=[self.heatmap],
-            axes=[
-                self.row_axis,
-                self.column_axis,
-                bq.ColorAxis(scale=self.color_scale, side="right", orientation="vertical"),
-            ],
+            axes=[self.row_axis, self.column_axis, self.color_axis],
             layout=w.Layout(display="none", flex="0 0 auto"),
         )
         self.counts = np.zeros((0, 0), dtype=np.int64)
@@ -162,7 +177,6 @@ class ConfusionMatrix(w.VBox):
         columns = self.columns
         cell = cell_px(len(columns))
         left = margin_px(self.labels)
-        bottom = margin_px(columns)
         values = self.shown
         counting = self.mode.value == MODES[0]
         with self.heatmap.hold_sync():
@@ -174,10 +188,15 @@ class ConfusionMatrix(w.VBox):
             )
         self.heatmap.tooltip.labels = ["true", "predicted", "images" if counting else "share"]
         self.heatmap.tooltip.formats = ["", "", ".0f" if counting else ".1%"]
-        self.color_scale.max = float(values.max()) if counting and values.max() > 0 else 1.0
-        self.column_axis.tick_rotate = -60 if len(columns) > COUNTS_IN_CELLS else 0
-        self.column_axis.tick_style = {"font-size": "10px" if cell < 18 else "12px"}
-        self.row_axis.tick_style = self.column_axis.tick_style
-        self.figure.fig_margin = {"top": 10, "bottom": bottom + 20, "left": left + 20, "right": 80}
+        most = float(values.max())
+        self.color_scale.max = most if counting and most > 0 else 1.0
+        # Counts tick at whole numbers (a bar up to 3 ticked 0.2, 0.4, ... said images come in parts).
+        self.color_axis.tick_format = "d" if counting else ".0%"
+        self.color_axis.num_ticks = min(10, int(most) + 1) if counting else 5
+        font = {"font-size": "10px" if cell < 18 else "12px"}
+        self.row_axis.tick_style = font
+        self.column_axis.tick_style = font
+        bottom = fit_column_ticks(self.column_axis, columns, cell)
+        self.figure.fig_margin = {"top": 10, "bottom": bottom, "left": left + 20, "right": 80}
         self.figure.layout.width = f"{left + 20 + cell * len(columns) + 80}px"
-        self.figure.layout.height = f"{10 + cell * len(self.labels) + bottom + 20}px"
+        self.figure.layout.height = f"{10 + cell * len(self.labels) + bottom}px"

@@ -137,13 +137,94 @@ PROBLEMS = """
       // The arrow and the padding take about 24 px of a drop-down.
       if (textWidth(el, shown) + 24 > el.clientWidth) problems.push(`cut: ${name(el)} shows "${shown}"`);
     }
-    if (el.tagName === 'INPUT' && ['text', 'search', 'number'].includes(el.type) && el.value) {
-      if (textWidth(el, el.value) + 8 > el.clientWidth) problems.push(`cut: ${name(el)}`);
+    if (el.tagName === 'INPUT' && ['text', 'search', 'number'].includes(el.type)) {
+      const shown = el.value || el.placeholder;
+      // Chrome keeps about 1em at the end of a search box for its clear button, shown or not.
+      const button = el.type === 'search' ? parseFloat(style.fontSize) : 0;
+      const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - button;
+      if (shown && textWidth(el, shown) > room - 1) {
+        problems.push(`cut: ${name(el)} shows "${shown}"`);
+      }
+    }
+  }
+  return problems.concat(chartProblems(root));
+}
+"""
+
+# A chart's words, as a person reads them: an axis's labels do not run into each other or into the
+# cells, stay inside their drawing, and a number written in a heatmap cell contrasts with the cell.
+# A slanted label is compared in its own frame (the inverse of one label's matrix times the other's),
+# so two neighbours slanted alike overlap only when their words do.
+CHART_PROBLEMS = r"""
+function chartProblems(root) {
+  const problems = [];
+  const frameBox = (el) => el.getBBox();
+  const corners = (b) => [
+    [b.x, b.y], [b.x + b.width, b.y], [b.x, b.y + b.height], [b.x + b.width, b.y + b.height],
+  ];
+  const overlap = (a, b) => {
+    const m = a.getScreenCTM().inverse().multiply(b.getScreenCTM());
+    const points = corners(frameBox(b)).map(([x, y]) => new DOMPoint(x, y).matrixTransform(m));
+    const xs = points.map((p) => p.x), ys = points.map((p) => p.y), box = frameBox(a);
+    return Math.min(...xs) < box.x + box.width - 1 && Math.max(...xs) > box.x + 1 &&
+      Math.min(...ys) < box.y + box.height - 1 && Math.max(...ys) > box.y + 1;
+  };
+  const midline = (el) => {
+    const b = frameBox(el), m = el.getScreenCTM();
+    const y = b.y + b.height / 2;
+    const along = [...Array(11).keys()].map((i) => new DOMPoint(b.x + (b.width * i) / 10, y));
+    return along.map((p) => p.matrixTransform(m));
+  };
+  const inside = (p, r) => p.x > r.left + 1 && p.x < r.right - 1 && p.y > r.top + 1 && p.y < r.bottom - 1;
+  const luminance = (color) => {
+    const [r, g, b] = (color.match(/[\d.]+/g) || ['0', '0', '0']).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  for (const svg of root.querySelectorAll('.bqplot svg')) {
+    const frame = svg.getBoundingClientRect();
+    if (frame.width === 0 || frame.height === 0) continue;
+    const cells = [...svg.querySelectorAll('.heatmapcell')].map((c) => [c, c.getBoundingClientRect()]);
+    const axes = new Map();
+    for (const text of svg.querySelectorAll('.tick text')) {
+      if (!text.textContent.trim() || text.getBoundingClientRect().width === 0) continue;
+      const axis = text.closest('.tick').parentElement;
+      axes.set(axis, [...(axes.get(axis) || []), text]);
+      const box = text.getBoundingClientRect();
+      if (box.left < frame.left - 1 || box.right > frame.right + 1 || box.bottom > frame.bottom + 1) {
+        problems.push(`chart label past its drawing: "${text.textContent}"`);
+      }
+      if (cells.some(([, r]) => midline(text).some((p) => inside(p, r)))) {
+        problems.push(`chart label over the cells: "${text.textContent}"`);
+      }
+    }
+    for (const texts of axes.values()) {
+      for (let i = 1; i < texts.length; i++) {
+        if (overlap(texts[i - 1], texts[i])) {
+          problems.push(`chart labels overlap: "${texts[i - 1].textContent}" and "${texts[i].textContent}"`);
+        }
+      }
+    }
+    for (const label of svg.querySelectorAll('.heatmapcell_label')) {
+      if (!label.textContent.trim()) continue;
+      const box = label.getBoundingClientRect();
+      const centre = { x: (box.left + box.right) / 2, y: (box.top + box.bottom) / 2 };
+      const under = cells.find(([, r]) => inside(centre, r));
+      if (!under) continue;
+      const fills = [getComputedStyle(label).fill, getComputedStyle(under[0]).fill];
+      const [light, dark] = fills.map(luminance).sort((a, b) => b - a);
+      // WCAG's contrast ratio; 3 is its floor for large text and for a chart's graphics.
+      if ((light + 0.05) / (dark + 0.05) < 3) {
+        problems.push(`a cell's number hardly shows: "${label.textContent}" (${fills.join(' on ')})`);
+      }
     }
   }
   return problems;
 }
 """
+CHECKS = PROBLEMS.replace("(root) => {", "(root) => {" + CHART_PROBLEMS, 1)
 
 VISIBLE_CHARTS = """
 (root) => [...root.querySelectorAll('.bqplot')].filter(f => f.getBoundingClientRect().height > 0).length
@@ -258,7 +339,7 @@ def test_every_widget_reads_in_both_themes_at_both_widths(demo_hub: Hub, browser
                     output.scroll_into_view_if_needed()
                     time.sleep(0.6)  # bqplot redraws a chart to its new width once it is in view
                     output.screenshot(path=str(LOOK / f"{index:02d}-{name}-{theme}-{width}.png"))
-                    problems += [f"{name}, {theme}, {width} px: {p}" for p in output.evaluate(PROBLEMS)]
+                    problems += [f"{name}, {theme}, {width} px: {p}" for p in output.evaluate(CHECKS)]
                 check_contents(look, public)
         assert problems == []
     finally:
