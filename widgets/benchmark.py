@@ -23,7 +23,7 @@ from headstart.kernels.errors import HeadstartError
 from headstart.kernels.schemas import BenchmarkCellPublic, BenchmarkPublic, BenchmarkRow
 from headstart.widgets.base import Status, plural, resolve_client, start_polling
 from headstart.widgets.grid import Column, Table
-from headstart.widgets.heatmap import ConfusionMatrix, Grid, fit_column_ticks
+from headstart.widgets.heatmap import ConfusionMatrix, Grid, fit_column_ticks, scrolling
 
 RANKING_COLUMNS = (
     Column("body"),
@@ -130,8 +130,7 @@ class BenchmarkBoard(w.VBox):
             layout=w.Layout(min_width="0", margin="0", overflow="hidden", display="none"),
         )
         # Columns keep their width as datasets are added: past the notebook's width, it scrolls.
-        self.scroller = w.Box([self.figure], layout=w.Layout(overflow_x="auto", max_width="100%"))
-        self.scroller.add_class("headstart-scroll")
+        self.scroller = scrolling(self.figure)
         self.empty = w.HTML("")
         self.details = w.HTML("<i>click a cell for its per-class figures</i>")
         self.confusion = ConfusionMatrix()

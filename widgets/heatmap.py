@@ -105,6 +105,14 @@ def fit_column_ticks(axis: bq.Axis, labels: Sequence[str], column_px: float) -> 
     return below + 20  # the axis's own label under them
 
 
+def scrolling(figure: bq.Figure) -> w.Box:
+    """A box that holds a figure wider than the notebook and scrolls it sideways (the class marks it
+    as meant to scroll, for the browser test's look)."""
+    box = w.Box([figure], layout=w.Layout(overflow_x="auto", max_width="100%"))
+    box.add_class("headstart-scroll")
+    return box
+
+
 class ConfusionMatrix(w.VBox):
     """A confusion matrix (rows: true labels, columns: predicted) with a counts / shares toggle.
 
@@ -139,8 +147,7 @@ class ConfusionMatrix(w.VBox):
         self.labels: list[str] = []
         self.mode.observe(lambda _: self._draw(), names="value")
         # Past FIT_PX the figure grows rather than its cells shrinking: it scrolls in its own box.
-        self.scroller = w.Box([self.figure], layout=w.Layout(overflow_x="auto", max_width="100%"))
-        self.scroller.add_class("headstart-scroll")
+        self.scroller = scrolling(self.figure)
         super().__init__([self.title, self.mode, self.scroller], layout=w.Layout(max_width="100%"))
         self.show([], [])
 

@@ -189,14 +189,16 @@ function chartProblems(root) {
     const cells = [...svg.querySelectorAll('.heatmapcell')].map((c) => [c, c.getBoundingClientRect()]);
     const axes = new Map();
     for (const text of svg.querySelectorAll('.tick text')) {
-      if (!text.textContent.trim() || text.getBoundingClientRect().width === 0) continue;
-      const axis = text.closest('.tick').parentElement;
-      axes.set(axis, [...(axes.get(axis) || []), text]);
       const box = text.getBoundingClientRect();
+      if (!text.textContent.trim() || box.width === 0) continue;
+      const axis = text.closest('.tick').parentElement;
+      if (!axes.has(axis)) axes.set(axis, []);
+      axes.get(axis).push(text);
       if (box.left < frame.left - 1 || box.right > frame.right + 1 || box.bottom > frame.bottom + 1) {
         problems.push(`chart label past its drawing: "${text.textContent}"`);
       }
-      if (cells.some(([, r]) => midline(text).some((p) => inside(p, r)))) {
+      const line = midline(text);
+      if (cells.some(([, r]) => line.some((p) => inside(p, r)))) {
         problems.push(`chart label over the cells: "${text.textContent}"`);
       }
     }
